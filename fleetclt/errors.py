@@ -1,0 +1,145 @@
+"""The one exception tree of fleetclt.
+
+Layer: foundation; imports nothing from fleetclt.
+
+Low-level errors (OSError, ssl.SSLError, wsproto errors) are converted into
+these at the transport boundary only, so callers catch one family::
+
+    FleetError
+    ├── ConfigError                 bad inventory, bad option, bad secret reference
+    │   └── InventoryError          .path, .line, .key: "inventory.yaml:14: hosts.nas07.port: ..."
+    └── SessionError                every instance carries .host
+        ├── UnreachableError        no websocket could be opened
+        │   ├── ConnectError        DNS failure, refused, reset during connect
+        │   ├── ConnectTimeout      connect or handshake took too long
+        │   ├── HandshakeError      HTTP answered without 101 (.status, .location)
+        │   └── TLSError            certificate rejected
+        │       └── PinMismatch     certificate does not match the pinned SHA-256
+        ├── AuthError               credentials refused (never retried automatically)
+        ├── ThrottledError          server said EBUSY, or our own auth budget is spent
+        ├── InsecureCredentialError a plain API key would go over ws:// to a remote host
+        ├── CallTimeout             no reply in time
+        ├── ConnectionLost          the socket dropped while a call was in flight
+        ├── RemoteCallError         the server answered with a JSON-RPC error
+        │   └── ValidationError     -32602, or a job failed with exc_info.type VALIDATION
+        ├── JobFailed               a job ended FAILED or ABORTED
+        ├── JobUnknown              the job cannot be found any more (server restarted)
+        └── ProtocolError           a message that breaks JSON-RPC or the TrueNAS dialect
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class FleetError(Exception):
+    """Base of every error fleetclt raises on purpose."""
+
+
+class ConfigError(FleetError):
+    """Configuration that cannot be used as given."""
+
+
+class InventoryError(ConfigError):
+    """A broken inventory; the message names file, line and key."""
+
+    def __init__(self, message: str, path: str = "", line: int | None = None, key: str = "") -> None:
+        self.path, self.line, self.key = path, line, key
+        where = path if line is None else f"{path}:{line}"
+        parts = [p for p in (where, key) if p]
+        super().__init__(": ".join(parts + [message]))
+
+
+class SessionError(FleetError):
+    """An error that belongs to one host."""
+
+    def __init__(self, message: str, host: str = "") -> None:
+        self.host = host
+        super().__init__(f"{host}: {message}" if host else message)
+
+
+class UnreachableError(SessionError):
+    """No websocket session could be opened."""
+
+
+class ConnectError(UnreachableError):
+    """DNS failure, connection refused or reset while connecting."""
+
+
+class ConnectTimeout(UnreachableError):
+    """Connecting or the websocket handshake took longer than allowed."""
+
+
+class HandshakeError(UnreachableError):
+    """The server answered the upgrade with an HTTP status other than 101."""
+
+    def __init__(self, message: str, host: str = "", status: int = 0, location: str = "") -> None:
+        self.status, self.location = status, location
+        super().__init__(message, host)
+
+
+class TLSError(UnreachableError):
+    """The server's certificate was rejected."""
+
+
+class PinMismatch(TLSError):
+    """The certificate's SHA-256 fingerprint differs from the pinned one."""
+
+
+class AuthError(SessionError):
+    """The server refused the credentials."""
+
+
+class ThrottledError(SessionError):
+    """The auth budget is spent, locally or on the server (EBUSY)."""
+
+
+class InsecureCredentialError(SessionError):
+    """Refused to send a credential where the server would revoke it."""
+
+
+class CallTimeout(SessionError):
+    """No reply arrived in time."""
+
+
+class ConnectionLost(SessionError):
+    """The connection dropped while a call was waiting for its reply."""
+
+
+class ProtocolError(SessionError):
+    """A message that breaks JSON-RPC framing or the TrueNAS dialect."""
+
+
+class RemoteCallError(SessionError):
+    """The server answered a call with a JSON-RPC error; keeps every field it sent."""
+
+    def __init__(
+        self,
+        message: str,
+        host: str = "",
+        *,
+        code: int = -32001,
+        errno: int | None = None,
+        errname: str | None = None,
+        reason: str | None = None,
+        trace: Any = None,
+        extra: Any = None,
+    ) -> None:
+        self.code, self.errno, self.errname = code, errno, errname
+        self.reason, self.trace, self.extra = reason, trace, extra
+        super().__init__(message, host)
+
+
+class ValidationError(RemoteCallError):
+    """Invalid arguments: .extra holds [attribute, message, errno] triples."""
+
+
+class JobFailed(SessionError):
+    """A job ended FAILED or ABORTED; .job holds the last job dict seen."""
+
+    def __init__(self, message: str, host: str = "", job: dict[str, Any] | None = None) -> None:
+        self.job = job or {}
+        super().__init__(message, host)
+
+
+class JobUnknown(SessionError):
+    """A job the session was waiting for cannot be found any more."""
