@@ -1,0 +1,14 @@
+"""A TrueNAS-like middleware simulator: real websocket servers on loopback.
+
+Layer: simulator; may import fleetclt.ejson and fleetclt.errors, never the client.
+
+    fleet = SimFleet.create(count=3)      # three hosts on 127.1.0.1..3
+    fleet.start()
+    fleet.hosts[0].faults.latency = 0.2   # flip a fault on a live host
+"""
+from . import api_core, api_domain  # noqa: F401  (registers the methods)
+from .clock import SimClock
+from .config import Counters, Faults, HostConfig
+from .host import SimHost
+
+__all__ = ["Counters", "Faults", "HostConfig", "SimClock", "SimHost"]

@@ -1,0 +1,292 @@
+"""core.*, auth.* and system.* methods of the simulator.
+
+Layer: simulator; imports registry, failures, query, jobs (types) and config.
+
+Every method takes the calling Connection first; job methods then take the Job.
+Behaviour and result shapes follow truenas-protocol.md sections 4, 5, 7 and 11.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import random
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from .failures import CallError, ValidationErrors
+from .jobs import Job
+from .query import filter_list
+from .registry import REGISTRY, Param, api
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+NO_AUTH = {"auth_required": False}
+MECHANISMS = ["API_KEY_PLAIN", "PASSWORD_PLAIN"]
+
+
+# -- core -----------------------------------------------------------------
+@api("core.set_options", Param("options", (dict,), {}), auth_required=False, rate_limit=False)
+def set_options(conn: "Connection", options: dict[str, Any]) -> dict[str, Any] | None:
+    allowed = ("legacy_jobs", "private_methods", "py_exceptions")
+    errors = [(f"options.{k}", "Input should be a valid boolean", errno.EINVAL)
+              for k in allowed if k in options and not isinstance(options[k], bool)]
+    if errors:
+        raise ValidationErrors(errors)
+    if not conn.host.config.new_style_jobs:
+        return None  # 25.04: no legacy_jobs option and a null result
+    if "legacy_jobs" in options:
+        conn.legacy_jobs = options["legacy_jobs"]
+    return {"legacy_jobs": conn.legacy_jobs, "private_methods": bool(options.get("private_methods")),
+            "py_exceptions": bool(options.get("py_exceptions"))}
+
+
+@api("core.ping", **NO_AUTH)
+def ping(conn: "Connection") -> str:
+    return "pong"
+
+
+@api("core.subscribe", Param("event", (str,)))
+def subscribe(conn: "Connection", event: str) -> str:
+    if not conn.host.is_event(event):
+        raise CallError("Not authorized", errno.EACCES)
+    sub_id = str(uuid.uuid4())
+    conn.subscriptions[sub_id] = event
+    return sub_id
+
+
+@api("core.unsubscribe", Param("id", (str,)))
+def unsubscribe(conn: "Connection", sub_id: str) -> None:
+    conn.subscriptions.pop(sub_id, None)
+
+
+def _job_dicts(conn: "Connection") -> list[dict[str, Any]]:
+    with_ids = conn.host.config.new_style_jobs
+    return [job.encode(with_ids) for job in conn.host.engine.jobs.values()]
+
+
+@api("core.get_jobs", Param("filters", (list,), []), Param("options", (dict,), {}))
+def get_jobs(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+    return filter_list(_job_dicts(conn), filters, options)
+
+
+def _job(conn: "Connection", job_id: int) -> Job:
+    job = conn.host.engine.jobs.get(job_id)
+    if job is None:
+        raise ValidationErrors.single(None, f"Job with id {job_id} does not exist", errno.ENOENT)
+    return job
+
+
+@api("core.job_abort", Param("id", (int,)))
+def job_abort(conn: "Connection", job_id: int) -> None:
+    conn.host.engine.abort(_job(conn, job_id))
+
+
+def _mirror(target: Job, job: Job) -> Any:
+    """Follow another job's progress until it ends, then take over its outcome."""
+    while not target.finished.wait(timeout=0.05):
+        job.set_progress(target.progress["percent"], target.progress["description"])
+    if target.failure is not None:
+        raise target.failure
+    if target.state == "ABORTED":
+        raise CallError("Job was aborted", errno.ECANCELED)
+    return target.result
+
+
+@api("core.job_wait", Param("id", (int,)), job=True)
+def job_wait(conn: "Connection", job: Job, job_id: int) -> Any:
+    return _mirror(_job(conn, job_id), job)
+
+
+def _bulk_item(conn: "Connection", method: str, params: Any) -> dict[str, Any]:
+    try:
+        target = REGISTRY[method]
+        args = target.bind(params)
+        if not target.job:
+            return {"job_id": None, "result": target.func(conn, *args), "error": None}
+        sub = conn.host.engine.submit(method, args, lambda j: target.func(conn, j, *args),
+                                      credentials=conn.job_credentials())
+        sub.finished.wait()
+        error = sub.error or ("Job was aborted" if sub.state == "ABORTED" else None)
+        return {"job_id": sub.id, "result": sub.result, "error": error}
+    except (CallError, ValidationErrors) as exc:
+        return {"job_id": None, "result": None, "error": str(exc)}
+
+
+@api("core.bulk", Param("method", (str,)), Param("params", (list,)), Param("description", (str, type(None)), None),
+     job=True, lock=lambda method, *_: f"bulk:{method}")
+def bulk(conn: "Connection", job: Job, method: str, params: list[Any], description: str | None) -> list[Any]:
+    if method not in REGISTRY:
+        raise CallError(f"Method {method!r} not found", 201)
+    results = []
+    for index, item in enumerate(params):
+        job.set_progress(100 * index // max(1, len(params)), description or f"{method} {index + 1}/{len(params)}")
+        results.append(_bulk_item(conn, method, item if isinstance(item, list) else [item]))
+    return results
+
+
+# -- auth -------------------------------------------------------------------
+def user_info(conn: "Connection", username: str) -> dict[str, Any]:
+    """The auth.me / user_info object of a logged-in user."""
+    user = next((u for u in conn.host.data.users if u["username"] == username), None) or {}
+    return {
+        "pw_name": username, "pw_gecos": user.get("full_name", ""), "pw_dir": user.get("home", "/var/empty"),
+        "pw_shell": user.get("shell", "/usr/bin/zsh"), "pw_uid": user.get("uid", 950),
+        "pw_gid": user.get("uid", 950), "grouplist": [544], "sid": None, "source": "LOCAL", "local": True,
+        "attributes": {}, "two_factor_config": {"secret_configured": False},
+        "privilege": {"roles": {"$set": ["FULL_ADMIN"]}, "web_shell": True},
+        "account_attributes": ["LOCAL", "PASSWORD"],
+    }
+
+
+def _fail_delay(conn: "Connection") -> None:
+    conn.host.counters.logins_failed += 1
+    conn.host.clock.sleep(random.uniform(1.0, 2.0))
+
+
+def _success(conn: "Connection", username: str, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    conn.login(username, kind)
+    conn.host.counters.logins_ok += 1
+    info = user_info(conn, username) if options.get("user_info", True) else None
+    return {"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1", "reconnect_token": None}
+
+
+def _login_password(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+    users = conn.host.config.users
+    if users.get(data["username"]) != data["password"]:
+        _fail_delay(conn)
+        return {"response_type": "AUTH_ERR"}
+    return _success(conn, data["username"], "LOGIN_PASSWORD", data.get("login_options") or {})
+
+
+def _login_api_key(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+    host, key = conn.host, data["api_key"]
+    owner = host.config.api_keys.get(key)
+    if owner is None or owner != data["username"] or key in host.revoked_keys:
+        _fail_delay(conn)
+        return {"response_type": "AUTH_ERR"}
+    if not conn.secure:
+        host.revoked_keys.add(key)  # 'Attempt to use over an insecure transport'
+        _fail_delay(conn)
+        return {"response_type": "EXPIRED"}
+    return _success(conn, owner, "API_KEY", data.get("login_options") or {})
+
+
+_LOGIN_FIELDS = {"PASSWORD_PLAIN": ("username", "password"), "API_KEY_PLAIN": ("username", "api_key")}
+
+
+def _check_login_data(data: dict[str, Any]) -> None:
+    mechanism = data.get("mechanism")
+    if mechanism is None:
+        raise ValidationErrors.single("login_data.mechanism", "Field required")
+    if mechanism not in _LOGIN_FIELDS:
+        tags = ", ".join(f"'{m}'" for m in _LOGIN_FIELDS)
+        raise ValidationErrors.single(
+            "login_data", f"Input tag '{mechanism}' found using 'mechanism' does not match any of the expected tags: {tags}")
+    errors = [(f"login_data.{mechanism}.{name}", "Field required", errno.EINVAL)
+              for name in _LOGIN_FIELDS[mechanism] if name not in data]
+    errors += [(f"login_data.{mechanism}.{name}", "Input should be a valid string", errno.EINVAL)
+               for name in _LOGIN_FIELDS[mechanism] if name in data and not isinstance(data[name], str)]
+    if errors:
+        raise ValidationErrors(errors)
+
+
+@api("auth.login_ex", Param("login_data", (dict,)), **NO_AUTH)
+def login_ex(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+    _check_login_data(data)
+    if data["mechanism"] == "PASSWORD_PLAIN":
+        return _login_password(conn, data)
+    return _login_api_key(conn, data)
+
+
+@api("auth.mechanism_choices", **NO_AUTH)
+def mechanism_choices(conn: "Connection") -> list[str]:
+    return list(MECHANISMS)
+
+
+@api("auth.login", Param("username", (str,)), Param("password", (str,)), Param("otp_token", (str, type(None)), None),
+     **NO_AUTH)
+def login(conn: "Connection", username: str, password: str, otp_token: str | None) -> bool:
+    data = {"username": username, "password": password, "login_options": {"user_info": False}}
+    return _login_password(conn, data)["response_type"] == "SUCCESS"
+
+
+@api("auth.login_with_api_key", Param("api_key", (str,)), **NO_AUTH)
+def login_with_api_key(conn: "Connection", api_key: str) -> bool:
+    owner = conn.host.config.api_keys.get(api_key, "")
+    data = {"username": owner, "api_key": api_key, "login_options": {"user_info": False}}
+    return _login_api_key(conn, data)["response_type"] == "SUCCESS"
+
+
+@api("auth.me")
+def me(conn: "Connection") -> dict[str, Any]:
+    assert conn.user is not None  # the auth gate ran
+    return user_info(conn, conn.user["username"])
+
+
+@api("auth.logout")
+def logout(conn: "Connection") -> bool:
+    conn.user = None
+    conn.subscriptions.clear()
+    return True
+
+
+# -- system -------------------------------------------------------------------
+@api("system.info")
+def system_info(conn: "Connection") -> dict[str, Any]:
+    host = conn.host
+    uptime = max(0.0, host.clock.wall() - host.booted_at)
+    return {
+        "version": host.config.version, "buildtime": _dt(1_760_000_000.0),
+        "hostname": host.name, "physmem": 68_719_476_736, "model": "Intel(R) Xeon(R) Silver 4314 CPU @ 2.40GHz",
+        "cores": 16, "physical_cores": 8, "loadavg": [0.12, 0.2, 0.18],
+        "uptime": _uptime_text(uptime), "uptime_seconds": uptime,
+        "system_serial": hashlib.sha256(host.name.encode()).hexdigest()[:10].upper(),
+        "system_product": "TRUENAS-M50", "system_product_version": "1.0", "license": None,
+        "boottime": _dt(host.booted_at), "datetime": host.utcnow(), "timezone": "UTC",
+        "system_manufacturer": "iXsystems", "ecc_memory": True,
+    }
+
+
+def _dt(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def _uptime_text(seconds: float) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    prefix = f"{int(days)} days, " if days else ""
+    return f"{prefix}{int(hours)}:{int(minutes):02d}:{secs:09.6f}"
+
+
+@api("system.version")
+def system_version(conn: "Connection") -> str:
+    return f"TrueNAS-{conn.host.config.version}"
+
+
+@api("system.version_short")
+def system_version_short(conn: "Connection") -> str:
+    return conn.host.config.version
+
+
+@api("system.ready")
+def system_ready(conn: "Connection") -> bool:
+    return True
+
+
+@api("system.state")
+def system_state(conn: "Connection") -> str:
+    return "READY"
+
+
+@api("system.boot_id", **NO_AUTH)
+def system_boot_id(conn: "Connection") -> str:
+    return conn.host.boot_id
+
+
+@api("system.host_id")
+def system_host_id(conn: "Connection") -> str:
+    return hashlib.sha256(conn.host.name.encode()).hexdigest()
+

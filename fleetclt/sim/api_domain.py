@@ -1,0 +1,144 @@
+"""Domain methods: pools, datasets, users, services and updates.
+
+Layer: simulator; imports registry, failures, query, data, jobs (types).
+
+Enough of the real API that demos and rollouts mean something. Job methods
+spend `faults.job_duration` simulated seconds in evenly spaced progress steps
+and fail at `faults.fail_at_percent` when `faults.job_failure` says so.
+"""
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .data import SERVICES, make_user
+from .failures import CallError, ValidationErrors
+from .jobs import Job
+from .query import MatchNotFound, filter_list
+from .registry import Param, api
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+QUERY = (Param("filters", (list,), []), Param("options", (dict,), {}))
+UPDATE_STEPS = ("Checking for updates", "Downloading update", "Verifying update signature",
+                "Extracting update", "Creating boot environment", "Installing packages",
+                "Updating boot loader", "Migrating configuration", "Running post-install tasks",
+                "Finalizing update")
+
+
+def work(conn: "Connection", job: Job, steps: Sequence[str]) -> None:
+    """Spend the job's duration in progress steps; fail midway if the host is set to."""
+    faults = conn.host.faults
+    pause = faults.job_duration / max(1, len(steps))
+    for index, description in enumerate(steps):
+        percent = 100 * index // len(steps)
+        if faults.job_failure and percent >= faults.fail_at_percent:
+            _fail(faults.job_failure, job.method)
+        job.set_progress(percent, description)
+        conn.host.clock.sleep(pause)
+    if faults.job_failure:
+        _fail(faults.job_failure, job.method)
+
+
+def _fail(kind: str, method: str) -> None:
+    if kind == "validation":
+        raise ValidationErrors.single(f"{method}.options", "Simulated validation failure")
+    raise CallError(f"Simulated failure of {method}", errno.EIO)
+
+
+# -- pools and datasets ---------------------------------------------------
+@api("pool.query", *QUERY)
+def pool_query(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+    return filter_list(conn.host.data.pools, filters, options)
+
+
+@api("pool.dataset.query", *QUERY)
+def dataset_query(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+    return filter_list(conn.host.data.datasets, filters, options)
+
+
+def _encrypted_dataset(conn: "Connection", name: str) -> dict[str, Any]:
+    dataset = conn.host.data.dataset(name)
+    if dataset is None:
+        raise ValidationErrors.single("id", f"{name} dataset does not exist", errno.ENOENT)
+    if not dataset["encrypted"]:
+        raise ValidationErrors.single("id", "Only datasets which are encrypted with passphrase can be locked")
+    return dataset
+
+
+@api("pool.dataset.lock", Param("id", (str,)), Param("options", (dict,), {"force_umount": False}),
+     job=True, lock=lambda name, *_: f"dataset_lock_{name}", description=lambda name, *_: f"Locking {name}")
+def dataset_lock(conn: "Connection", job: Job, name: str, options: dict[str, Any]) -> bool:
+    dataset = _encrypted_dataset(conn, name)
+    work(conn, job, ("Unmounting dataset", "Unloading encryption key", "Updating attachments"))
+    dataset["locked"] = True
+    conn.host.publish("pool.dataset.query", "changed", name, {"locked": True})
+    return True
+
+
+@api("pool.dataset.unlock", Param("id", (str,)), Param("options", (dict,), {}),
+     job=True, lock=lambda name, *_: f"dataset_lock_{name}", description=lambda name, *_: f"Unlocking {name}")
+def dataset_unlock(conn: "Connection", job: Job, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    dataset = _encrypted_dataset(conn, name)
+    work(conn, job, ("Loading encryption key", "Mounting dataset", "Restarting services"))
+    dataset["locked"] = False
+    conn.host.publish("pool.dataset.query", "changed", name, {"locked": False})
+    return {"unlocked": [name], "failed": {}}
+
+
+# -- users ------------------------------------------------------------------
+@api("user.query", *QUERY)
+def user_query(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+    return filter_list(conn.host.data.users, filters, options)
+
+
+@api("user.get_instance", Param("id", (int,)), Param("options", (dict,), {}))
+def user_get_instance(conn: "Connection", user_id: int, options: dict[str, Any]) -> Any:
+    try:
+        return filter_list(conn.host.data.users, [["id", "=", user_id]], {**options, "get": True})
+    except MatchNotFound:
+        raise ValidationErrors.single(None, f"User {user_id} does not exist", errno.ENOENT) from None
+
+
+def _check_new_user(conn: "Connection", data: dict[str, Any]) -> None:
+    errors = [(f"user_create.{name}", "Field required", errno.EINVAL)
+              for name in ("username", "full_name") if name not in data]
+    if not data.get("password") and not data.get("password_disabled"):
+        errors.append(("user_create.password", "Password is required if `password_disabled` is false",
+                       errno.EINVAL))
+    if any(u["username"] == data.get("username") for u in conn.host.data.users):
+        errors.append(("user_create.username", f'The username "{data["username"]}" already exists.',
+                       errno.EEXIST))
+    if errors:
+        raise ValidationErrors(errors)
+
+
+@api("user.create", Param("user_create", (dict,)))
+def user_create(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+    _check_new_user(conn, data)
+    user_id, uid = conn.host.data.next_ids()
+    user = make_user(user_id, uid, data["username"], data["full_name"], False)
+    user.update({k: v for k, v in data.items() if k in user and k not in ("id", "uid", "builtin")})
+    conn.host.data.users.append(user)
+    conn.host.publish("user.query", "added", user_id, user)
+    return user
+
+
+# -- services and updates -----------------------------------------------------
+@api("service.restart", Param("service", (str,)), Param("options", (dict,), {}),
+     job=True, lock=lambda name, *_: f"service_{name}")
+def service_restart(conn: "Connection", job: Job, service: str, options: dict[str, Any]) -> bool:
+    if service not in SERVICES:
+        raise ValidationErrors.single("service", f"The service {service!r} does not exist", errno.ENOENT)
+    work(conn, job, (f"Stopping {service}", f"Starting {service}"))
+    conn.host.data.services[service] = "RUNNING"
+    return True
+
+
+@api("update.update", Param("options", (dict,), {}), job=True, lock=lambda *_: "update")
+def update_update(conn: "Connection", job: Job, options: dict[str, Any]) -> bool:
+    work(conn, job, UPDATE_STEPS)
+    if options.get("reboot"):
+        conn.host.spawn_later(1.0, conn.host.restart)
+    return True

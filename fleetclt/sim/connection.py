@@ -1,0 +1,190 @@
+"""One client connection to a simulated host, whatever its dialect.
+
+Layer: simulator; imports registry, failures, config, jobs and gevent.
+
+The dialects (rpc.py for /api/current, ddp.py for the legacy /websocket) only
+frame messages; everything a call goes through on the real server lives here:
+method lookup, the auth gate (207), the rate limiter for unauthenticated calls,
+argument checks, injected latency or stalls, and job start / new-style wait.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import random
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.lock import Semaphore
+
+from .failures import ENOTAUTHENTICATED, CallError
+from .registry import REGISTRY, Method
+
+if TYPE_CHECKING:
+    from .host import SimHost
+
+log = logging.getLogger(__name__)
+
+ANON_LIMIT, AUTH_LIMIT = 8192, 65536
+
+
+class MethodMissing(Exception):
+    """No such method: -32601 on JSON-RPC."""
+
+
+class Connection:
+    """State the server keeps per websocket: login, options, subscriptions."""
+
+    dialect = "base"
+
+    def __init__(self, host: "SimHost", ws: Any, environ: dict[str, Any]) -> None:
+        self.host, self.ws = host, ws
+        self.ip: str = environ.get("REMOTE_ADDR") or ""
+        self.unix = not self.ip
+        self.tls = environ.get("wsgi.url_scheme") == "https"
+        self.user: dict[str, Any] | None = None
+        self.legacy_jobs = True
+        self.subscriptions: dict[str, str] = {}
+        self.closed = False
+        self._send_lock = Semaphore()
+        self._calls: set[gevent.Greenlet] = set()
+
+    # -- transport ---------------------------------------------------------
+    def serve(self) -> None:
+        """Read frames until the socket closes or a limit closes it (limits.py)."""
+        while not self.closed:
+            frame = self.ws.receive()
+            if frame is None:
+                return
+            if not isinstance(frame, str):
+                return self.close(1003, "Invalid websocket message type: BINARY")
+            if self.user is None and len(frame) > ANON_LIMIT:
+                return self.close(1007, "Anonymous connection max message length is 8 kB")
+            if len(frame) > AUTH_LIMIT:
+                return self.close(1009, "Max message length is 64 kB")
+            self.handle_text(frame)
+
+    def handle_text(self, frame: str) -> None:
+        raise NotImplementedError
+
+    @property
+    def secure(self) -> bool:
+        """TLS, a Unix socket, or loopback (unless the host plays remote)."""
+        loopback = self.ip.startswith("127.") or self.ip == "::1"
+        return self.tls or self.unix or (loopback and self.host.config.loopback_secure)
+
+    def send(self, text: str) -> None:
+        """Send one text frame; a dead socket just ends the connection."""
+        if self.closed:
+            return
+        with self._send_lock:
+            try:
+                self.ws.send(text)
+            except Exception:  # geventwebsocket raises WebSocketError or socket errors
+                self.closed = True
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close with a close frame carrying `code`."""
+        if not self.closed:
+            self.closed = True
+            with self._send_lock:
+                try:
+                    self.ws.close(code, reason)
+                except Exception:
+                    pass
+        self._kill_socket()
+
+    def drop(self) -> None:
+        """Vanish without a close frame, as a crashed host or a cut cable does."""
+        self.closed = True
+        self.ws.closed = True
+        self._kill_socket()
+
+    def _kill_socket(self) -> None:
+        sock = getattr(self.ws.handler, "socket", None)
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def spawn_call(self, func: Any, *args: Any) -> None:
+        """Run one call in its own greenlet; they die with the connection."""
+        greenlet = gevent.spawn(func, *args)
+        self._calls.add(greenlet)
+        greenlet.link(self._calls.discard)
+
+    def finish(self) -> None:
+        """The socket is gone: cancel pending calls (26.0 behaviour), forget the login."""
+        self.closed = True
+        gevent.killall(list(self._calls), block=False)
+        self.user = None
+        self.subscriptions.clear()
+
+    # -- calls ---------------------------------------------------------------
+    def invoke(self, name: str, params: list[Any], message_id: Any) -> Any:
+        """Run a method as the real server would; raises CallError / ValidationErrors."""
+        method = REGISTRY.get(name)
+        if method is None or not self.host.has_method(name):
+            raise MethodMissing(name)
+        self.host.counters.calls += 1
+        if self.host.needs_auth(method) and self.user is None:
+            raise CallError("Not authenticated", ENOTAUTHENTICATED)
+        if self._counts_against_limiter(method):
+            self._rate_limit(name)
+        args = method.bind(params)
+        self.host.delay_call()
+        if method.job:
+            return self._start_job(method, args, message_id)
+        return method.func(self, *args)
+
+    def _counts_against_limiter(self, method: Method) -> bool:
+        if method.auth_required or not method.rate_limit or self.unix:
+            return False
+        return self.user is None or self.host.config.legacy_only
+
+    def _rate_limit(self, name: str) -> None:
+        if self.host.limiter.allow(name, self.ip):
+            return
+        self.host.counters.rate_limited += 1
+        self.host.clock.sleep(round(random.uniform(1.0, 10.0), 2))
+        raise CallError("Rate Limit Exceeded", errno.EBUSY)
+
+    def _start_job(self, method: Method, args: list[Any], message_id: Any) -> Any:
+        job = self.host.engine.submit(
+            method.name, args, lambda job: method.func(self, job, *args),
+            message_id=message_id, credentials=self.job_credentials(),
+            transient=method.transient or self.host.faults.transient_jobs,
+            lock=method.lock(*args) if method.lock else None,
+            description=method.description(*args) if method.description else None)
+        if self.legacy_jobs:
+            return job.id
+        job.finished.wait()
+        if job.failure is not None:
+            raise job.failure
+        return job.result
+
+    def job_credentials(self) -> dict[str, Any] | None:
+        if self.user is None:
+            return None
+        data = {k: self.user[k] for k in ("username", "login_id", "login_at")}
+        return {"type": self.user["type"], "data": data}
+
+    def login(self, username: str, kind: str) -> None:
+        """Bind this connection to a user session."""
+        self.user = {"username": username, "type": kind, "login_id": str(uuid.uuid4()),
+                     "login_at": self.host.utcnow()}
+
+    # -- events --------------------------------------------------------------
+    def wants(self, collection: str) -> bool:
+        """One message per connection however many subscriptions match."""
+        if self.user is None or self.closed:
+            return False
+        names = self.subscriptions.values()
+        return collection in names or "*" in names
+
+    def send_event(self, msg: str, collection: str, ident: Any, fields: Any) -> None:
+        raise NotImplementedError

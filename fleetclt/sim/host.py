@@ -1,0 +1,180 @@
+"""One simulated TrueNAS host: its state, its listener, and the fault switches.
+
+Layer: simulator; imports every other sim module (it is their composer).
+
+A SimHost owns what middlewared owns: users and API keys, a job engine, a rate
+limiter, a boot id, the open connections and their subscriptions. Tests reach
+in through `faults`, `counters` and the fault actions (`drop_connections`,
+`close_connections`, `restart`, `expire_sessions`, `inject`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+import gevent
+from gevent.event import Event
+
+from .clock import SimClock
+from .config import Counters, Faults, HostConfig
+from .connection import Connection
+from .data import HostData
+from .jobs import Job, JobEngine
+from .ratelimit import RateLimiter
+from .registry import Method
+from .server import SimServer
+
+log = logging.getLogger(__name__)
+
+EVENTS = frozenset({"core.get_jobs", "user.query", "pool.query", "pool.dataset.query", "*"})
+_MIDDLEWARE_ONLY_25_10 = frozenset({"core.set_options"})
+
+
+class SimHost:
+    """A TrueNAS-like middleware on one address; cheap enough to run 1,000 per process."""
+
+    def __init__(self, config: HostConfig, clock: SimClock | None = None,
+                 faults: Faults | None = None) -> None:
+        self.config = config
+        self.clock = clock or SimClock()
+        self.faults = faults or Faults()
+        self.counters = Counters()
+        self.connections: set[Connection] = set()
+        self.unstalled = Event()
+        self.unstalled.set()
+        self._running_calls = 0
+        self.revoked_keys: set[str] = set()
+        self._server = SimServer(self)
+        self._boot()
+
+    def _boot(self) -> None:
+        """Everything a middlewared restart resets."""
+        self.boot_id = str(uuid.uuid4())
+        self.booted_at = self.clock.wall()
+        self.limiter = RateLimiter(self.clock)
+        self.engine = JobEngine(self.clock, self._publish_job, self.config.new_style_jobs)
+        if not hasattr(self, "data"):
+            self.data = HostData.seed(self.config)
+
+    def __repr__(self) -> str:
+        return f"<SimHost {self.name} {self.address}:{self.port} v{self.config.version}>"
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def uri(self) -> str:
+        """Where a client should connect: /api/current, or /websocket on 24.10."""
+        scheme = "wss" if self.config.certfile else "ws"
+        path = "/websocket" if self.config.legacy_only else "/api/current"
+        if self.config.unix_path:
+            return f"ws+unix://{self.config.unix_path}"
+        return f"{scheme}://{self.address}:{self.port}{path}"
+
+    def utcnow(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc)
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> "SimHost":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every connection (with close code 1001)."""
+        self._server.stop()
+        self.close_connections(1001, "Server shutting down")
+        self.engine.kill_all()
+
+    def restart(self) -> None:
+        """A middlewared restart: connections drop, jobs vanish, ids and boot id reset."""
+        self.drop_connections()
+        self.engine.kill_all()
+        self._boot()
+        self.counters.restarts += 1
+
+    # -- faults --------------------------------------------------------------
+    def drop_connections(self) -> None:
+        """Cut every connection with no close frame."""
+        for conn in list(self.connections):
+            conn.drop()
+
+    def close_connections(self, code: int, reason: str = "") -> None:
+        for conn in list(self.connections):
+            conn.close(code, reason)
+
+    def expire_sessions(self) -> None:
+        """Sessions end silently: the next call on each connection gets 207."""
+        for conn in self.connections:
+            conn.user = None
+
+    def inject(self, text: str) -> None:
+        """Send a raw frame (e.g. an id:null error) to every open connection."""
+        for conn in list(self.connections):
+            conn.send(text)
+
+    def set_stall(self, stalled: bool) -> None:
+        """Stalled hosts accept calls and answer none until un-stalled."""
+        self.faults.stall = stalled
+        (self.unstalled.clear if stalled else self.unstalled.set)()
+
+    def delay_call(self) -> None:
+        if self.faults.stall:
+            self.unstalled.wait()
+        if self.faults.latency:
+            self.clock.sleep(self.faults.latency)
+
+    # -- what connections ask ------------------------------------------------
+    def has_method(self, name: str) -> bool:
+        if name in _MIDDLEWARE_ONLY_25_10 and self.config.legacy_only:
+            return False
+        return not (name == "auth.login_ex" and self.config.legacy_only)
+
+    def needs_auth(self, method: Method) -> bool:
+        """core.ping needed a login on 25.04 only."""
+        if method.name == "core.ping" and (25, 4) <= self.config.version_info < (25, 10):
+            return True
+        return method.auth_required
+
+    def is_event(self, name: str) -> bool:
+        return name in EVENTS
+
+    def note_inflight(self, count: int) -> None:
+        self.counters.peak_inflight = max(self.counters.peak_inflight, count)
+
+    def note_running_call(self, delta: int) -> None:
+        self._running_calls += delta
+        self.counters.peak_running_calls = max(self.counters.peak_running_calls, self._running_calls)
+
+    # -- events --------------------------------------------------------------
+    def publish(self, collection: str, msg: str, ident: Any, fields: Any = None) -> None:
+        for conn in list(self.connections):
+            if conn.wants(collection):
+                conn.send_event(msg, collection, ident, fields)
+
+    def _publish_job(self, msg: str, job: Job) -> None:
+        self.publish("core.get_jobs", msg, job.id, job.encode(self.config.new_style_jobs))
+
+    # -- connection registry (used by the server) ----------------------------
+    def attach(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.counters.connections += 1
+
+    def detach(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        conn.finish()
+
+    def spawn_later(self, seconds: float, func: Any, *args: Any) -> None:
+        """Run `func` after simulated `seconds` (e.g. a reboot after an update)."""
+        gevent.spawn(lambda: (self.clock.sleep(seconds), func(*args)))

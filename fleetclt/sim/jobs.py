@@ -1,0 +1,184 @@
+"""The simulated job engine: ids, states, progress events, locks, abort.
+
+Layer: simulator; imports the sim clock, failures and gevent.
+
+Follows middlewared's job.py (truenas-protocol.md section 9): integer ids from a
+counter that restarts with the host, WAITING -> RUNNING -> SUCCESS / FAILED /
+ABORTED, an `added` event, a `changed` event per state or progress change, a
+SUCCESS event at 100 % and a final `changed` with `time_finished`; transient
+jobs emit nothing; about 1000 jobs are kept.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from collections import OrderedDict
+from typing import Any, Callable
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+from .clock import SimClock
+from .failures import JobAborted, job_exc_info
+
+MAX_JOBS = 1000
+TERMINAL = frozenset({"SUCCESS", "FAILED", "ABORTED"})
+Publisher = Callable[[str, "Job"], None]
+
+
+class Job:
+    """One job; `encode()` gives the wire dict of core.get_jobs and events."""
+
+    def __init__(self, job_id: int, method: str, arguments: list[Any], *, message_id: Any,
+                 credentials: dict[str, Any] | None, transient: bool, started: dt.datetime) -> None:
+        self.id, self.method, self.arguments = job_id, method, arguments
+        self.message_ids = [] if message_id is None else [message_id]
+        self.credentials, self.transient = credentials, transient
+        self.time_started, self.time_finished = started, None
+        self.description: str | None = None
+        self.progress: dict[str, Any] = {"percent": 0, "description": "", "extra": None}
+        self.state, self.result = "WAITING", None
+        self.error: str | None = None
+        self.exception: str | None = None
+        self.exc_info: dict[str, Any] | None = None
+        self.failure: Exception | None = None
+        self.finished = Event()
+        self.aborted = False
+        self.was_running = False
+        self.greenlet: gevent.Greenlet | None = None
+        self._publish: Publisher = lambda msg, job: None
+
+    def encode(self, with_message_ids: bool = True) -> dict[str, Any]:
+        data = {
+            "id": self.id, "method": self.method, "arguments": self.arguments,
+            "transient": self.transient, "description": self.description, "abortable": True,
+            "logs_path": None, "logs_excerpt": None, "progress": dict(self.progress),
+            "result": self.result, "result_encoding_error": None, "error": self.error,
+            "exception": self.exception, "exc_info": self.exc_info, "state": self.state,
+            "time_started": self.time_started, "time_finished": self.time_finished,
+            "credentials": self.credentials,
+        }
+        if with_message_ids:
+            data["message_ids"] = list(self.message_ids)
+        return data
+
+    def set_progress(self, percent: float | None = None, description: str | None = None,
+                     extra: Any = None) -> None:
+        """Update progress; an event goes out only when something changed."""
+        new = dict(self.progress)
+        if percent is not None:
+            new["percent"] = int(percent)
+        if description:
+            new["description"] = description
+        if extra is not None:
+            new["extra"] = extra
+        if new != self.progress:
+            self.progress = new
+            self._publish("changed", self)
+
+
+class JobEngine:
+    """Runs a host's jobs; forgets everything on restart."""
+
+    def __init__(self, clock: SimClock, publish: Publisher, with_message_ids: bool = True) -> None:
+        self.clock, self.publish = clock, publish
+        self.with_message_ids = with_message_ids
+        self.jobs: OrderedDict[int, Job] = OrderedDict()
+        self._next_id = 1
+        self._locks: dict[str, Semaphore] = {}
+        self.running = 0
+        self.peak_running = 0
+        self.started = 0
+
+    def submit(self, method: str, arguments: list[Any], body: Callable[[Job], Any], *,
+               message_id: Any = None, credentials: dict[str, Any] | None = None,
+               transient: bool = False, lock: str | None = None,
+               description: str | None = None) -> Job:
+        """Queue a job, send its `added` event, and start it."""
+        job = Job(self._next_id, method, arguments, message_id=message_id,
+                  credentials=credentials, transient=transient, started=self._now())
+        self._next_id += 1
+        job.description = description
+        job._publish = self._emit
+        self._remember(job)
+        self.started += 1
+        self._emit("added", job)
+        job.greenlet = gevent.spawn(self._run, job, body, lock)
+        return job
+
+    def abort(self, job: Job) -> None:
+        """Abort a waiting or running job (no-op once it has ended)."""
+        if job.state in TERMINAL:
+            return
+        job.aborted = True
+        if job.state == "RUNNING" and job.greenlet is not None:
+            job.greenlet.kill(JobAborted(), block=False)
+
+    def kill_all(self) -> None:
+        """Stop every greenlet: the middleware is going away."""
+        gevent.killall([j.greenlet for j in self.jobs.values() if j.greenlet], block=False)
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc)
+
+    def _remember(self, job: Job) -> None:
+        self.jobs[job.id] = job
+        while len(self.jobs) > MAX_JOBS:
+            oldest = next((j for j in self.jobs.values() if j.state in TERMINAL), None)
+            if oldest is None:
+                break
+            del self.jobs[oldest.id]
+
+    def _emit(self, msg: str, job: Job) -> None:
+        if not job.transient:
+            self.publish(msg, job)
+
+    def _run(self, job: Job, body: Callable[[Job], Any], lock: str | None) -> None:
+        guard = self._locks.setdefault(lock, Semaphore()) if lock else None
+        try:
+            if guard is not None:
+                guard.acquire()
+            self._execute(job, body)
+        except JobAborted:
+            job.state = "ABORTED"
+        finally:
+            if guard is not None and guard.locked():
+                guard.release()
+            self._finish(job)
+
+    def _execute(self, job: Job, body: Callable[[Job], Any]) -> None:
+        if job.aborted:
+            raise JobAborted()
+        self._set_running(job)
+        try:
+            result = body(job)
+        except JobAborted:
+            raise
+        except Exception as exc:  # the job's own failure, reported in its dict
+            self._fail(job, exc)
+            return
+        job.state, job.result = "SUCCESS", result
+        job.set_progress(100, "")
+
+    def _set_running(self, job: Job) -> None:
+        job.state, job.was_running = "RUNNING", True
+        self.running += 1
+        self.peak_running = max(self.peak_running, self.running)
+        self._emit("changed", job)
+
+    def _fail(self, job: Job, exc: Exception) -> None:
+        job.state, job.error, job.failure = "FAILED", str(exc), exc
+        job.exception = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        job.exc_info = job_exc_info(exc)
+
+    def _finish(self, job: Job) -> None:
+        if job.was_running:
+            self.running -= 1
+        if job.state not in TERMINAL:
+            job.state = "ABORTED"
+        job.time_finished = self._now()
+        self._emit("changed", job)
+        job.finished.set()
+        if job.transient:
+            self.jobs.pop(job.id, None)

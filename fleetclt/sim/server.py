@@ -1,0 +1,195 @@
+"""The HTTP/websocket front of a simulated host, on gevent-websocket.
+
+Layer: simulator; imports fleetclt.ejson and gevent / geventwebsocket.
+
+Routes: GET /api/current and /api/vX.Y.Z (JSON-RPC), GET /websocket (legacy
+DDP), GET /api/versions and /api/boot_id (plain JSON). A 24.10 host answers an
+upgrade to /api/current with a redirect to /ui/, as old hosts do. The known
+gevent-websocket defects are fixed here: byte-by-byte unmasking (replaced by a
+big-int XOR), `str` bodies on error paths (encoded), an uncaught
+binascii.Error on a bad key (400), and the reverse DNS lookup per listener
+(SERVER_NAME is given).
+"""
+from __future__ import annotations
+
+import binascii
+import logging
+import socket
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from gevent.pywsgi import WSGIHandler
+from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.server import WebSocketServer
+from geventwebsocket.websocket import Header
+
+from .. import ejson
+from .config import version_tuple
+from .ddp import DdpConnection
+from .rpc import RpcConnection
+
+if TYPE_CHECKING:
+    from .host import SimHost
+
+log = logging.getLogger(__name__)
+
+API_VERSIONS = ("v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1", "v25.10.2",
+                "v26.0.0", "v27.0.0")
+LISTEN_BACKLOG = 1024
+StartResponse = Callable[..., Any]
+
+
+def _xor_unmask(self: Header, payload: bytes) -> bytes:
+    """Unmask a client frame in one big-int XOR instead of a Python loop per byte."""
+    length = len(payload)
+    if not length:
+        return b""
+    mask = (bytes(self.mask) * (length // 4 + 1))[:length]
+    value = int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")
+    return value.to_bytes(length, "big")
+
+
+Header.mask_payload = Header.unmask_payload = _xor_unmask  # type: ignore[method-assign]
+
+
+class SimHandler(WebSocketHandler):
+    """Refuses upgrades the way a given host version or fault says, then upgrades."""
+
+    def run_application(self) -> None:
+        host: SimHost = self.server.sim_host
+        if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket" and host_refuses(host, self.environ):
+            WSGIHandler.run_application(self)
+            return
+        super().run_application()
+
+    def upgrade_websocket(self) -> Any:
+        try:
+            result = super().upgrade_websocket()
+        except binascii.Error:
+            self.start_response("400 Bad Request", [])
+            return [b"Invalid Sec-WebSocket-Key"]
+        return [r.encode() if isinstance(r, str) else r for r in result] if result else result
+
+    def run_websocket(self) -> None:
+        """Hand the socket to the app; no shared client table (it breaks on Unix sockets)."""
+        try:
+            list(self.application(self.environ, lambda *args: []))
+        finally:
+            if not self.websocket.closed:
+                self.websocket.close()
+            self.environ["wsgi.websocket"] = None
+            self.websocket = None
+
+    def log_request(self) -> None:
+        log.debug("%s", self.format_request())
+
+
+def host_refuses(host: "SimHost", environ: dict[str, Any]) -> bool:
+    """True when this upgrade must get a plain HTTP answer instead of 101."""
+    path = environ.get("PATH_INFO", "")
+    if host.faults.handshake_status:
+        return True
+    if path == "/websocket":
+        return False
+    return host.config.legacy_only or not _is_api_path(path)
+
+
+def _is_api_path(path: str) -> bool:
+    return path == "/api/current" or path.removeprefix("/api/") in API_VERSIONS
+
+
+class SimServer:
+    """The listener of one host (TCP, optional TLS, or a Unix socket)."""
+
+    def __init__(self, host: "SimHost") -> None:
+        self.host = host
+        self._server: WebSocketServer | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None or self.host.config.unix_path:
+            return self.host.config.port
+        return self._server.server_port
+
+    def start(self) -> None:
+        config = self.host.config
+        ssl_args = {"certfile": config.certfile, "keyfile": config.keyfile} if config.certfile else {}
+        server = WebSocketServer(self._listener(), self._app, handler_class=SimHandler,
+                                 environ={"SERVER_NAME": config.address}, log=None,
+                                 error_log=logging.getLogger("fleetclt.sim.http"), **ssl_args)
+        server.sim_host = self.host
+        server.start()
+        self._server = server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(timeout=0)
+            self._server = None
+
+    def _listener(self) -> socket.socket:
+        config = self.host.config
+        if config.unix_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(config.unix_path)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((config.address, config.port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+        return sock
+
+    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        ws = environ.get("wsgi.websocket")
+        if ws is None:
+            return self._http(environ, start_response)
+        self._serve_websocket(ws, environ)
+        return []
+
+    def _serve_websocket(self, ws: Any, environ: dict[str, Any]) -> None:
+        host = self.host
+        if host.faults.refuse_connections:
+            ws.close(1013, "Try again later")
+            return
+        legacy = environ.get("PATH_INFO") == "/websocket"
+        conn = (DdpConnection if legacy else RpcConnection)(host, ws, environ)
+        host.attach(conn)
+        try:
+            if host.faults.close_on_connect:
+                conn.close(host.faults.close_on_connect, "You are not allowed to access this resource")
+                return
+            conn.serve()
+        finally:
+            host.detach(conn)
+
+    def _http(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        host, path = self.host, environ.get("PATH_INFO", "")
+        status = host.faults.handshake_status
+        if status:
+            return _redirect(start_response, status, "https://" + host.address + path)
+        if host.config.legacy_only and path.startswith("/api"):
+            return _redirect(start_response, 302, "/ui/")
+        if path == "/api/versions":
+            return _json(start_response, [v for v in API_VERSIONS if _le(v, host.config.version)])
+        if path == "/api/boot_id":
+            return _json(start_response, host.boot_id)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"404: Not Found"]
+
+
+def _le(api_version: str, host_version: str) -> bool:
+    return version_tuple(api_version[1:]) <= version_tuple(host_version)
+
+
+def _redirect(start_response: StartResponse, status: int, location: str) -> list[bytes]:
+    reason = {301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
+              404: "Not Found"}.get(status, "Error")
+    headers = [("Content-Type", "text/html")]
+    if status in (301, 302, 307, 308):
+        headers.append(("Location", location))
+    start_response(f"{status} {reason}", headers)
+    return [f"<html><body>{status} {reason}</body></html>".encode()]
+
+
+def _json(start_response: StartResponse, value: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [ejson.dumps(value).encode()]
