@@ -7,8 +7,8 @@ Layer: simulator; may import fleetclt.ejson and fleetclt.errors, never the clien
     fleet.hosts[0].faults.latency = 0.2   # flip a fault on a live host
 """
 from . import api_core, api_domain  # noqa: F401  (registers the methods)
-from .clock import SimClock
+from .clock import ManualClock, SimClock
 from .config import Counters, Faults, HostConfig
 from .host import SimHost
 
-__all__ = ["Counters", "Faults", "HostConfig", "SimClock", "SimHost"]
+__all__ = ["ManualClock", "Counters", "Faults", "HostConfig", "SimClock", "SimHost"]

@@ -39,3 +39,21 @@ class SimClock:
     def advance(self, seconds: float) -> None:
         """Jump simulated time forward without waiting."""
         self._offset += seconds
+
+
+class ManualClock(SimClock):
+    """Time moves only by `advance()`; waits still take seconds / speed of real time.
+
+    For tests of windows and deadlines that must not depend on how fast the
+    machine runs.
+    """
+
+    def __init__(self, speed: float = 1000.0) -> None:
+        super().__init__(speed)
+        self._wall_origin = time.time()
+
+    def now(self) -> float:
+        return self._offset
+
+    def wall(self) -> float:
+        return self._wall_origin + self._offset

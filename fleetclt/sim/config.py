@@ -63,7 +63,6 @@ class Faults:
     fail_at_percent: int = 50
     transient_jobs: bool = False
     stall: bool = False                      # accept calls, never answer them
-    refuse_connections: bool = False
     handshake_status: int | None = None      # e.g. 302, 307, 404 instead of 101
     close_on_connect: int | None = None      # e.g. 1008 (IP allowlist)
 

@@ -105,6 +105,15 @@ class SimHost:
         self.counters.restarts += 1
 
     # -- faults --------------------------------------------------------------
+    def go_offline(self) -> None:
+        """Close the listener: new connections are refused, open ones drop."""
+        self._server.stop()
+        self.drop_connections()
+
+    def go_online(self) -> None:
+        """Listen again on the same address and port."""
+        self._server.start()
+
     def drop_connections(self) -> None:
         """Cut every connection with no close frame."""
         for conn in list(self.connections):

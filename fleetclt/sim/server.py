@@ -7,20 +7,24 @@ DDP), GET /api/versions and /api/boot_id (plain JSON). A 24.10 host answers an
 upgrade to /api/current with a redirect to /ui/, as old hosts do. The known
 gevent-websocket defects are fixed here: byte-by-byte unmasking (replaced by a
 big-int XOR), `str` bodies on error paths (encoded), an uncaught
-binascii.Error on a bad key (400), and the reverse DNS lookup per listener
-(SERVER_NAME is given).
+binascii.Error on a bad key (400), close frames sent without their status
+code, and the reverse DNS lookup per listener (SERVER_NAME is given).
 """
 from __future__ import annotations
 
 import binascii
+from dataclasses import replace
 import logging
+import os
 import socket
+import struct
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from gevent.pywsgi import WSGIHandler
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.server import WebSocketServer
-from geventwebsocket.websocket import Header
+from geventwebsocket.exceptions import WebSocketError
+from geventwebsocket.websocket import Header, WebSocket
 
 from .. import ejson
 from .config import version_tuple
@@ -48,7 +52,22 @@ def _xor_unmask(self: Header, payload: bytes) -> bytes:
     return value.to_bytes(length, "big")
 
 
+def _close(self: WebSocket, code: int = 1000, message: bytes | str | None = b"") -> None:
+    """Send a close frame that carries its status code (0.10.1 sends only the reason)."""
+    if self.closed:
+        return
+    reason = message.encode() if isinstance(message, str) else bytes(message or b"")
+    try:
+        self.send_frame(struct.pack("!H", code) + reason, self.OPCODE_CLOSE)
+    except WebSocketError:
+        pass  # the peer is gone already; the socket is closed by the handler
+    finally:
+        self.closed = True
+        self.stream = self.raw_write = self.raw_read = self.environ = None
+
+
 Header.mask_payload = Header.unmask_payload = _xor_unmask  # type: ignore[method-assign]
+WebSocket.close = _close  # type: ignore[method-assign]
 
 
 class SimHandler(WebSocketHandler):
@@ -106,11 +125,10 @@ class SimServer:
 
     @property
     def port(self) -> int:
-        if self._server is None or self.host.config.unix_path:
-            return self.host.config.port
-        return self._server.server_port
+        return self.host.config.port
 
     def start(self) -> None:
+        """Listen; after a stop the same port is taken again, so clients can come back."""
         config = self.host.config
         ssl_args = {"certfile": config.certfile, "keyfile": config.keyfile} if config.certfile else {}
         server = WebSocketServer(self._listener(), self._app, handler_class=SimHandler,
@@ -119,6 +137,8 @@ class SimServer:
         server.sim_host = self.host
         server.start()
         self._server = server
+        if not config.unix_path and not config.port:
+            self.host.config = replace(config, port=server.server_port)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -129,6 +149,8 @@ class SimServer:
         config = self.host.config
         if config.unix_path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if os.path.exists(config.unix_path):
+                os.unlink(config.unix_path)
             sock.bind(config.unix_path)
         else:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -147,9 +169,6 @@ class SimServer:
 
     def _serve_websocket(self, ws: Any, environ: dict[str, Any]) -> None:
         host = self.host
-        if host.faults.refuse_connections:
-            ws.close(1013, "Try again later")
-            return
         legacy = environ.get("PATH_INFO") == "/websocket"
         conn = (DdpConnection if legacy else RpcConnection)(host, ws, environ)
         host.attach(conn)
