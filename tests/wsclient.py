@@ -8,14 +8,13 @@ from __future__ import annotations
 import itertools
 import json
 import socket as pysocket
-import ssl
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import gevent
-from gevent import socket
+from gevent import socket, ssl
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection,
                             RejectData, Request, TextMessage)
@@ -51,7 +50,7 @@ class WsClient:
             else:
                 self.sock = socket.create_connection((parts.hostname, parts.port))
             if parts.scheme == "wss":
-                self.sock = (ssl_context or ssl.create_default_context()).wrap_socket(
+                self.sock = (ssl_context or ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)).wrap_socket(
                     self.sock, server_hostname=parts.hostname)
             self.ws = WSConnection(ConnectionType.CLIENT)
             self.inbox: deque[Any] = deque()
@@ -61,13 +60,15 @@ class WsClient:
             self._handshake()
 
     def _handshake(self) -> None:
-        while True:
+        accepted = False
+        while not accepted:
             for event in self._events():
-                if isinstance(event, AcceptConnection):
-                    return
                 if isinstance(event, RejectConnection):
                     headers = {k.decode().lower(): v.decode() for k, v in event.headers}
                     raise Rejected(event.status_code, headers)
+                if accepted:
+                    self._on_event(event)  # frames that came in the same read as the 101
+                accepted = accepted or isinstance(event, AcceptConnection)
 
     def _write(self, data: bytes) -> None:
         self.sock.sendall(data)

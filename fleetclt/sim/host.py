@@ -46,6 +46,8 @@ class SimHost:
         self.unstalled.set()
         self._running_calls = 0
         self.revoked_keys: set[str] = set()
+        self._idle = Event()
+        self._idle.set()
         self._server = SimServer(self)
         self._boot()
 
@@ -179,10 +181,17 @@ class SimHost:
     def attach(self, conn: Connection) -> None:
         self.connections.add(conn)
         self.counters.connections += 1
+        self._idle.clear()
 
     def detach(self, conn: Connection) -> None:
         self.connections.discard(conn)
         conn.finish()
+        if not self.connections:
+            self._idle.set()
+
+    def wait_disconnected(self, timeout: float) -> bool:
+        """Wait until no connection is open; False on timeout."""
+        return self._idle.wait(timeout)
 
     def spawn_later(self, seconds: float, func: Any, *args: Any) -> None:
         """Run `func` after simulated `seconds` (e.g. a reboot after an update)."""
