@@ -24,6 +24,7 @@ these at the transport boundary only, so callers catch one family::
         │   └── ValidationError     -32602, or a job failed with exc_info.type VALIDATION
         ├── JobFailed               a job ended FAILED or ABORTED
         ├── JobUnknown              the job cannot be found any more (server restarted)
+        ├── NotAJobError            job=True on a method that returned no job id
         └── ProtocolError           a message that breaks JSON-RPC or the TrueNAS dialect
 """
 from __future__ import annotations
@@ -143,3 +144,7 @@ class JobFailed(SessionError):
 
 class JobUnknown(SessionError):
     """A job the session was waiting for cannot be found any more."""
+
+
+class NotAJobError(SessionError):
+    """Waiting for a job was asked of a method that is not one (it must not hang)."""

@@ -28,11 +28,14 @@ JOB_EVENT = "core.get_jobs"
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILED", "ABORTED"})
 
 Job = dict[str, Any]
+# Fields the tracker reads, with the type the server sends when they are not null.
+_FIELD_TYPES: dict[str, type] = {"state": str, "message_ids": list, "error": str, "exc_info": dict}
 
 
 def is_terminal(job: Job) -> bool:
     """A job in SUCCESS, FAILED or ABORTED will never change again."""
-    return job.get("state") in TERMINAL_STATES
+    state = job.get("state")
+    return isinstance(state, str) and state in TERMINAL_STATES
 
 
 def job_outcome(job: Job, host: str = "") -> Any:
@@ -41,25 +44,25 @@ def job_outcome(job: Job, host: str = "") -> Any:
     FAILED with ``exc_info.type == "VALIDATION"`` raises ValidationError (``extra``
     holds the triples); other failures and ABORTED raise JobFailed.
     """
-    state = job.get("state")
-    if state == "SUCCESS":
+    if not is_terminal(job):
+        raise ValueError(f"job {job.get('id')} has not finished (state {job.get('state')!r})")
+    if job["state"] == "SUCCESS":
         return job.get("result")
-    if state not in TERMINAL_STATES:
-        raise ValueError(f"job {job.get('id')} has not finished (state {state!r})")
     raise job_error(job, host)
 
 
 def job_error(job: Job, host: str = "") -> SessionError:
     """The exception for a FAILED or ABORTED job dict."""
     exc_info = job.get("exc_info") if isinstance(job.get("exc_info"), dict) else {}
-    error = job.get("error") or ""
+    error = str(job.get("error") or "")
     if job.get("state") == "FAILED" and exc_info.get("type") == "VALIDATION":
         trace = {"class": "ValidationErrors", "formatted": job.get("exception"),
                  "repr": exc_info.get("repr")}
         return ValidationError(error.rstrip("\n") or "validation failed", host,
                                code=INVALID_PARAMS, errno=exc_info.get("errno"),
                                reason=error, trace=trace, extra=exc_info.get("extra"))
-    what = "was aborted" if job.get("state") == "ABORTED" else f"failed: {error or 'no error given'}"
+    aborted = job.get("state") == "ABORTED"
+    what = "was aborted" if aborted else f"failed: {error or 'no error given'}"
     return JobFailed(f"job {job.get('id')} ({job.get('method')}) {what}", host, job=job)
 
 
@@ -80,6 +83,7 @@ class JobTracker:
         job_id = update.id if update.id is not None else update.fields.get("id")
         if not is_int(job_id):
             raise ProtocolError(f"job update without an integer id: {job_id!r:.80}", self.host)
+        self._check(update.fields)
         if update.msg == "removed":
             self._drop_recent(job_id)
             return None
@@ -115,10 +119,9 @@ class JobTracker:
         job = self.get(job_id)
         if job is None:
             raise KeyError(job_id)
-        if not is_terminal(job):
-            raise ValueError(f"job {job_id} has not finished (state {job.get('state')!r})")
-        self.forget(job_id)
-        return job_outcome(job, self.host)
+        if is_terminal(job):
+            self.forget(job_id)
+        return job_outcome(job, self.host)  # ValueError for an unfinished job, which is kept
 
     def forget(self, job_id: int) -> None:
         """Stop keeping a job (its waiter gave up or got its outcome)."""
@@ -127,6 +130,13 @@ class JobTracker:
 
     def __len__(self) -> int:
         return len(self._watched) + len(self._recent)
+
+    def _check(self, fields: dict[str, Any]) -> None:
+        for key, kind in _FIELD_TYPES.items():
+            value = fields.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise ProtocolError(f"job field {key!r} is not a {kind.__name__}: {value!r:.80}",
+                                    self.host)
 
     def _index(self, job_id: int, job: Job) -> None:
         for call_id in _message_ids(job):

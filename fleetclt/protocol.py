@@ -40,11 +40,8 @@ from fleetclt.errors import ProtocolError, RemoteCallError, ValidationError
 RequestId = Union[int, str]
 
 # JSON-RPC error codes the TrueNAS server sends (truenas-protocol.md 3.1).
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
 TOO_MANY_CALLS = -32000
 CALL_ERROR = -32001
 
@@ -241,13 +238,14 @@ def is_too_many_calls(err: BaseException) -> bool:
 
 def collection_update(params: Any, host: str) -> CollectionUpdate:
     """Parse ``collection_update`` params (JSON-RPC) or a DDP added/changed/removed message."""
-    if not isinstance(params, dict) or params.get("msg") not in UPDATE_KINDS:
+    kind = params.get("msg") if isinstance(params, dict) else None
+    if not isinstance(kind, str) or kind not in UPDATE_KINDS:
         raise ProtocolError(f"malformed collection update: {params!r:.80}", host)
     collection = _get(params, "collection", str, host)
     if collection is None:
         raise ProtocolError("collection update without a collection", host)
     return CollectionUpdate(
-        params["msg"], collection, params.get("id"),
+        kind, collection, params.get("id"),
         _get(params, "fields", dict, host) or {},
         _get(params, "extra", dict, host) or {},
     )

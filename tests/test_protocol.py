@@ -53,7 +53,8 @@ def test_request_ids_are_unique_per_connection_and_across_connections():
     ids = [dialect.request("core.ping", [])[0] for _ in range(1000)]
     assert len(set(ids)) == 1000
     # Job events reach every connection: two connections must not share ids.
-    assert JsonRpcDialect().request("core.ping", [])[0] != JsonRpcDialect().request("core.ping", [])[0]
+    first, second = JsonRpcDialect(), JsonRpcDialect()
+    assert first.request("core.ping", [])[0] != second.request("core.ping", [])[0]
 
 
 def test_request_params_are_ejson_encoded():
@@ -101,8 +102,9 @@ def test_reply_to_own_request_matches_by_id():
 
 
 def test_ejson_values_are_decoded_in_results():
-    event = one(rpc(), '{"jsonrpc":"2.0","id":"ebca…","result":{"datetime":{"$date":1700000000000},'
-                       '"s":{"$set":[1,2]},"t":{"$time":"12:30:00"},'
+    event = one(rpc(), '{"jsonrpc":"2.0","id":"ebca…","result":{'
+                       '"datetime":{"$date":1700000000000},"s":{"$set":[1,2]},'
+                       '"t":{"$time":"12:30:00"},'
                        '"d":{"$type":"date","$value":"2024-02-29"}}}')
     assert event.result == {
         "datetime": dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.timezone.utc),
@@ -136,7 +138,8 @@ def test_call_error_keeps_every_data_field():
     (-32600, "Missing 'jsonrpc' member"),
 ])
 def test_codes_without_data_keep_code_and_message(code, message):
-    event = one(rpc(), f'{{"jsonrpc":"2.0","id":"x1","error":{{"code":{code},"message":"{message}"}}}}')
+    event = one(rpc(), f'{{"jsonrpc":"2.0","id":"x1","error":{{"code":{code},'
+                       f'"message":"{message}"}}}}')
     assert isinstance(event, ErrorReply)
     assert (event.error.code, event.error.errno, event.error.reason) == (code, None, None)
     assert str(event.error) == f"nas1: {message}"
@@ -153,10 +156,10 @@ def test_internal_error_keeps_data():
 
 
 def test_invalid_params_becomes_validation_error_with_triples():
-    event = one(rpc(), '{"jsonrpc":"2.0","id":"…","error":{"code":-32602,"message":"Invalid params",'
-                       '"data":{"error":22,"errname":"EINVAL","reason":"[ENOENT] None: Job with id '
-                       '999 does not exist","trace":{},"extra":[[null,"Job with id 999 does not '
-                       'exist",2]]}}}')
+    event = one(rpc(), '{"jsonrpc":"2.0","id":"…","error":{"code":-32602,"message":'
+                       '"Invalid params","data":{"error":22,"errname":"EINVAL","reason":'
+                       '"[ENOENT] None: Job with id 999 does not exist","trace":{},"extra":'
+                       '[[null,"Job with id 999 does not exist",2]]}}}')
     err = event.error
     assert isinstance(err, ValidationError)
     assert (err.code, err.errno, err.errname) == (-32602, 22, "EINVAL")
@@ -176,7 +179,8 @@ def test_validation_errors_reason_lines_are_kept_and_message_trimmed():
 
 
 def test_invalid_params_without_data_is_still_a_validation_error():
-    event = one(rpc(), '{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params"}}')
+    event = one(rpc(), '{"jsonrpc":"2.0","id":1,"error":{"code":-32602,'
+                       '"message":"Invalid params"}}')
     assert isinstance(event.error, ValidationError) and event.error.extra is None
 
 
@@ -220,7 +224,8 @@ def test_error_with_null_id_is_a_connection_failure(frame):
 def test_collection_update_for_a_job_decodes_ejson_fields():
     event = one(rpc(), '{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"added",'
                        '"collection":"core.get_jobs","id":101,"fields":{"id":101,"message_ids":'
-                       '["6841f242-…"],"state":"WAITING","time_started":{"$date":1756000000000}}}}')
+                       '["6841f242-…"],"state":"WAITING",'
+                       '"time_started":{"$date":1756000000000}}}}')
     assert event == CollectionUpdate(
         "added", "core.get_jobs", 101,
         {"id": 101, "message_ids": ["6841f242-…"], "state": "WAITING",
@@ -268,6 +273,7 @@ def test_notify_unsubscribed_with_an_error():
     '{"jsonrpc":"2.0","method":"collection_update","params":[]}',
     '{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"CHANGED","collection":"x"}}',
     '{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"added"}}',
+    '{"jsonrpc":"2.0","method":"collection_update","params":{"msg":[],"collection":"x"}}',
     '{"jsonrpc":"2.0","method":"collection_update","params":{"msg":"added","collection":"x",'
     '"fields":[1]}}',
     '{"jsonrpc":"2.0","method":"notify_unsubscribed","params":{"error":null}}',
@@ -410,6 +416,9 @@ def test_tracker_ignores_other_collections_and_rejects_bad_job_ids():
     assert tracker.feed(CollectionUpdate("added", "alert.list", 1, {"id": 1})) is None
     with pytest.raises(ProtocolError):
         tracker.feed(CollectionUpdate("changed", JOB_EVENT, "101", {"state": "RUNNING"}))
+    for fields in ({"state": []}, {"message_ids": "c-1"}, {"error": 5}, {"exc_info": [1]}):
+        with pytest.raises(ProtocolError):
+            tracker.feed(CollectionUpdate("changed", JOB_EVENT, 101, fields))
     assert len(tracker) == 0
 
 
@@ -545,46 +554,93 @@ tagged = st.one_of(
     st.builds(lambda v: {"$type": "date", "$value": v}, json_values),
 )
 values = st.one_of(json_values, tagged)
-error_objects = st.fixed_dictionaries({}, optional={
-    "code": st.sampled_from([-32700, -32602, -32001, -32000]) | values,
-    "message": st.text() | values, "type": st.just("VALIDATION") | values,
-    "data": st.fixed_dictionaries({}, optional={k: values for k in (
-        "error", "errname", "reason", "trace", "extra", "type")}) | values,
-    "error": values, "errname": st.text() | values, "reason": st.text() | values,
+ids = st.integers(-3, 3) | st.text(max_size=4)
+
+
+def mutate(msg: dict, key: str, value, drop: bool) -> dict:
+    """Break one field of a well-formed object, or drop it."""
+    broken = dict(msg)
+    if drop:
+        broken.pop(key, None)
+    else:
+        broken[key] = value
+    return broken
+
+
+def broken(base: st.SearchStrategy, *keys: str) -> st.SearchStrategy:
+    """Objects from ``base``, some with one of ``keys`` replaced by any value or dropped."""
+    return base | st.builds(mutate, base, st.sampled_from(keys), values, st.booleans())
+
+
+truenas_errors = broken(st.fixed_dictionaries({
+    "error": st.none() | st.integers(0, 300), "errname": st.none() | st.text(max_size=6),
+    "reason": st.none() | st.text(max_size=30), "trace": values, "extra": values,
+    "type": st.sampled_from([None, "VALIDATION"])}), "error", "errname", "reason", "type")
+job_states = st.sampled_from(["WAITING", "RUNNING", "SUCCESS", "FAILED", "ABORTED"])
+exc_infos = st.fixed_dictionaries({
+    "type": st.sampled_from(["VALIDATION", "CallError"]) | json_values,
+    "errno": json_values, "extra": json_values, "repr": json_values})
+job_fields = st.fixed_dictionaries({}, optional={
+    "id": st.integers(0, 3) | json_values,
+    "message_ids": st.lists(ids | json_values, max_size=3) | json_values,
+    "state": job_states | json_values, "result": json_values,
+    "error": st.text(max_size=20) | json_values, "exception": json_values,
+    "exc_info": exc_infos | json_values,
 })
-messages = st.fixed_dictionaries({}, optional={
-    "jsonrpc": st.just("2.0") | values,
-    "msg": st.sampled_from(["result", "connected", "failed", "ready", "nosub", "pong", "added",
-                            "changed", "removed", "other"]) | values,
-    "method": st.sampled_from(["collection_update", "notify_unsubscribed"]) | values,
-    "id": st.none() | st.integers() | st.text() | values,
-    "result": values, "error": error_objects | values, "subs": st.lists(values) | values,
-    "session": st.text() | values, "collection": st.just(JOB_EVENT) | values,
-    "fields": st.dictionaries(st.sampled_from(["id", "state", "message_ids", "exc_info"]), values)
-    | values, "extra": values,
-    "params": st.fixed_dictionaries({}, optional={
-        "msg": st.sampled_from(["added", "changed", "removed"]) | values,
-        "collection": st.just(JOB_EVENT) | values, "id": values,
-        "fields": st.dictionaries(st.text(max_size=4), values) | values,
-        "extra": values, "error": error_objects | values}) | values,
-})
+updates = broken(st.fixed_dictionaries({
+    "msg": st.sampled_from(["added", "changed", "removed"]),
+    "collection": st.sampled_from([JOB_EVENT, "alert.list"]), "id": st.integers(0, 3) | json_values,
+    "fields": job_fields}, optional={"extra": st.dictionaries(st.text(max_size=3), json_values)}),
+    "msg", "collection", "id", "fields", "extra")
+unsubs = broken(st.fixed_dictionaries({"collection": st.text(max_size=8),
+                                       "error": st.none() | truenas_errors}), "collection", "error")
+rpc_errors = broken(st.fixed_dictionaries({
+    "code": st.integers(-32700, -32000), "message": st.text(max_size=10),
+    "data": st.none() | truenas_errors}), "code", "message", "data")
+rpc_frames = st.one_of(
+    st.builds(lambda i, r: {"jsonrpc": "2.0", "id": i, "result": r}, ids, values),
+    st.builds(lambda i, e: {"jsonrpc": "2.0", "id": i, "error": e}, st.none() | ids, rpc_errors),
+    st.builds(lambda p: {"jsonrpc": "2.0", "method": "collection_update", "params": p}, updates),
+    st.builds(lambda p: {"jsonrpc": "2.0", "method": "notify_unsubscribed", "params": p}, unsubs),
+)
+ddp_frames = st.one_of(
+    st.builds(lambda i, r: {"msg": "result", "id": i, "result": r}, ids, values),
+    st.builds(lambda i, e: {"msg": "result", "id": i, "error": e}, ids, truenas_errors),
+    st.builds(lambda s: {"msg": "connected", "session": s}, st.text(max_size=8)),
+    st.builds(lambda v: {"msg": "failed", "version": v}, values),
+    st.builds(lambda subs: {"msg": "ready", "subs": subs}, st.lists(ids, max_size=3)),
+    st.builds(lambda i: {"msg": "pong", "id": i}, ids),
+    st.builds(lambda u: {"msg": "nosub", **u}, unsubs), updates,
+)
+messages = broken(rpc_frames | ddp_frames, "jsonrpc", "id", "result", "error", "method",
+                  "params", "msg", "subs", "session", "collection", "fields", "extra")
 
 
 def receive_or_protocol_error(frame: str | bytes) -> None:
+    """Every input gives events or ProtocolError; job events give an outcome or its error."""
     for dialect in (rpc(), ddp()):
         try:
             events = dialect.receive(frame)
         except ProtocolError as exc:
             assert exc.host == HOST
-        else:
-            assert isinstance(events, list)
-            tracker = JobTracker(HOST)
-            for event in events:
-                if isinstance(event, CollectionUpdate):
-                    try:
-                        tracker.feed(event)
-                    except ProtocolError:
-                        pass
+            continue
+        tracker = JobTracker(HOST)
+        for event in events:
+            if isinstance(event, CollectionUpdate):
+                track_one(tracker, event)
+
+
+def track_one(tracker: JobTracker, event: CollectionUpdate) -> None:
+    try:
+        job = tracker.feed(event)
+    except ProtocolError:
+        return
+    if job is not None and is_terminal(job):
+        try:
+            tracker.consume(event.id if event.id is not None else job["id"])
+        except (JobFailed, ValidationError):
+            pass
+        assert len(tracker) == 0
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,6 +20,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from gevent import ssl
 from gevent.pywsgi import WSGIHandler
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.server import WebSocketServer
@@ -130,7 +131,7 @@ class SimServer:
     def start(self) -> None:
         """Listen; after a stop the same port is taken again, so clients can come back."""
         config = self.host.config
-        ssl_args = {"certfile": config.certfile, "keyfile": config.keyfile} if config.certfile else {}
+        ssl_args = {"ssl_context": self._tls_context()} if config.certfile else {}
         server = WebSocketServer(self._listener(), self._app, handler_class=SimHandler,
                                  environ={"SERVER_NAME": config.address}, log=None,
                                  error_log=logging.getLogger("fleetclt.sim.http"), **ssl_args)
@@ -139,6 +140,11 @@ class SimServer:
         self._server = server
         if not config.unix_path and not config.port:
             self.host.config = replace(config, port=server.server_port)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.host.config.certfile or "", self.host.config.keyfile)
+        return context
 
     def stop(self) -> None:
         if self._server is not None:

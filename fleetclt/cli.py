@@ -1,0 +1,67 @@
+"""The `fleetclt` command line.
+
+Layer: front end; imports everything below it. The library never touches
+process-wide state; this module is where signal handling and logging set-up
+live. It does not monkey-patch: fleetclt uses gevent's socket and ssl modules
+directly, so nothing needs patching.
+
+Exit codes: 0 success, 1 a host or call failed, 2 bad usage or configuration,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import ConfigError, FleetError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleetclt", description="Drive a fleet of TrueNAS hosts over persistent JSON-RPC sessions.")
+    parser.add_argument("--version", action="version", version=f"fleetclt {__version__}")
+    parser.add_argument("-i", "--inventory", metavar="PATH",
+                        help="inventory file (default: $FLEETCLT_INVENTORY, else ./inventory.yaml)")
+    parser.add_argument("--debug", action="store_true", help="log protocol details on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from .demo import add_arguments as demo_arguments
+    from .sim.serve import add_arguments as sim_arguments
+    demo_arguments(commands.add_parser("demo", help="boot a simulated fleet and drive it"))
+    sim_arguments(commands.add_parser(
+        "sim", help="serve simulated TrueNAS hosts on loopback until interrupted",
+        description="Serve simulated TrueNAS hosts: --count N new ones, or every loopback host of -i INVENTORY."))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"fleetclt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FleetError as exc:
+        print(f"fleetclt: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "sim":
+        from .sim.serve import run as serve
+        return serve(args, args.sim_inventory or args.inventory)
+    from .demo import run as demo
+    return demo(args)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m fleetclt.cli`
+    sys.exit(main())

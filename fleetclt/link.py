@@ -1,0 +1,154 @@
+"""One live connection of a session: a reader greenlet, pending calls by id, a call window.
+
+Layer: session internals; imports fleetclt.transport, fleetclt.protocol, fleetclt.errors.
+
+A Link lives exactly as long as its websocket. The session makes a new one after
+a drop; nothing here reconnects. Replies arrive out of order and are matched to
+their AsyncResult by id; at most `window` calls are on the wire at once (the
+server runs 10 and refuses the 21st), the rest wait here, not on the server.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gevent
+from gevent.event import AsyncResult, Event
+from gevent.lock import BoundedSemaphore
+
+from .errors import CallTimeout, ConnectionLost, HandshakeError, SessionError
+from .protocol import (Connected, ConnectionFailure, Dialect, ErrorReply, Event as ProtocolEvent,
+                       HandshakeFailed, Reply, RequestId)
+from .transport import WebSocket
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 10
+EventHandler = Callable[[ProtocolEvent], None]
+
+
+class Link:
+    """Calls over one websocket; `dead` is set once it can carry no more."""
+
+    def __init__(self, host_name: str, ws: WebSocket, dialect: Dialect, on_event: EventHandler,
+                 window: int = DEFAULT_WINDOW) -> None:
+        self.host_name, self.ws, self.dialect = host_name, ws, dialect
+        self._on_event = on_event
+        self._pending: dict[RequestId, AsyncResult] = {}
+        self._window = BoundedSemaphore(window)
+        self._connected = AsyncResult()
+        self.dead = Event()
+        self.error: SessionError | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._reader = gevent.spawn(self._read_loop)
+
+    def handshake(self, timeout: float) -> None:
+        """Send the dialect's opening frames (DDP `connect`) and wait for its answer."""
+        frames = self.dialect.handshake()
+        if not frames:
+            return
+        for frame in frames:
+            self.ws.send(frame)
+        try:
+            self._connected.get(timeout=timeout)
+        except gevent.Timeout:
+            raise CallTimeout(f"no answer to the DDP handshake within {timeout:g} s", self.host_name) from None
+
+    def call(self, method: str, params: list[Any], timeout: float | None) -> Any:
+        """Send one call and wait for its reply; the wait for a window slot counts too."""
+        return self._exchange(lambda: self.dialect.request(method, params), method, timeout)
+
+    def subscribe(self, name: str, timeout: float | None) -> Any:
+        """Subscribe; returns the subscription id (JSON-RPC core.subscribe or DDP sub/ready)."""
+        return self._exchange(lambda: self.dialect.subscribe(name), f"subscribe {name}", timeout)
+
+    def send(self, frame: str) -> None:
+        """Send a frame that gets no reply (notification, unsubscribe)."""
+        self.ws.send(frame)
+
+    def close(self) -> None:
+        """Close politely; pending calls fail with ConnectionLost."""
+        self._reader.kill(block=False)
+        self.ws.close()
+        self._die(ConnectionLost("connection closed by the client", self.host_name))
+
+    def _exchange(self, build: Callable[[], tuple[RequestId, str]], what: str, timeout: float | None) -> Any:
+        if self.dead.is_set():
+            raise self._lost()
+        timer = gevent.Timeout(timeout, CallTimeout(f"{what}: no reply within {timeout:g} s",
+                                                    self.host_name) if timeout else None)
+        timer.start()
+        try:
+            with self._window:
+                return self._send_and_wait(*build())
+        finally:
+            timer.close()
+
+    def _send_and_wait(self, call_id: RequestId, frame: str) -> Any:
+        waiter = AsyncResult()
+        self._pending[call_id] = waiter
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            self.ws.send(frame)
+            return waiter.get()
+        finally:
+            self.in_flight -= 1
+            self._pending.pop(call_id, None)
+
+    def _lost(self) -> SessionError:
+        return self.error or ConnectionLost("connection lost", self.host_name)
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                for event in self.dialect.receive(self.ws.receive()):
+                    self._dispatch(event)
+        except SessionError as exc:
+            self._die(exc)
+        except Exception as exc:  # a bug must not leave callers waiting forever
+            log.exception("%s: reader failed", self.host_name)
+            self._die(ConnectionLost(f"reader failed: {exc!r}", self.host_name))
+
+    def _dispatch(self, event: ProtocolEvent) -> None:
+        if isinstance(event, Reply):
+            self._resolve(event.id, lambda w: w.set(event.result))
+        elif isinstance(event, ErrorReply):
+            self._resolve(event.id, lambda w: w.set_exception(event.error))
+        elif isinstance(event, ConnectionFailure):
+            for waiter in list(self._pending.values()):
+                waiter.set_exception(event.error)
+        elif isinstance(event, Connected):
+            self._connected.set(event.session)
+        elif isinstance(event, HandshakeFailed):
+            self._connected.set_exception(HandshakeError(
+                f"server refused the DDP handshake (it speaks version {event.version!r})", self.host_name))
+        else:
+            self._on_event(event)
+
+    def _resolve(self, call_id: RequestId, settle: Callable[[AsyncResult], None]) -> None:
+        waiter = self._pending.get(call_id)
+        if waiter is None:
+            log.debug("%s: reply for unknown id %r dropped", self.host_name, call_id)
+        elif not waiter.ready():
+            settle(waiter)
+
+    def _die(self, error: SessionError) -> None:
+        if self.dead.is_set():
+            return
+        self.error = error
+        self.dead.set()
+        for waiter in list(self._pending.values()):
+            if not waiter.ready():
+                waiter.set_exception(error)
+        if not self._connected.ready():
+            self._connected.set_exception(error)
+        self._on_event(LinkDown(error))
+
+
+class LinkDown:
+    """Delivered to the session's event handler when the link has died."""
+
+    def __init__(self, error: SessionError) -> None:
+        self.error = error

@@ -1,0 +1,412 @@
+"""One host, complete on its own: a persistent, authenticated, throttled session.
+
+Layer: session; imports link, transport, tls, protocol, ddp, jobs, throttle,
+secret and errors. Never monkey-patches; never does I/O in its constructor.
+
+    with HostSession("nas01", "wss://nas01/api/current", Credentials("admin", password)) as nas:
+        nas.call("system.info")
+        nas.call("pool.dataset.lock", "tank/secure", job=True, on_progress=print)
+
+The first call connects: websocket (TLS pin checked before anything is sent),
+`core.set_options` (legacy job replies: the id comes back at once and no call
+slot is held while a job runs), login (through the auth throttle), a
+`core.get_jobs` subscription (jobs are followed by events, never polled), the
+caller's subscriptions, and re-attachment of jobs being waited for. A dropped
+connection is reopened on the next need with capped, jittered backoff.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+from .ddp import DdpDialect
+from .errors import (AuthError, CallTimeout, ConnectionLost, HandshakeError, InsecureCredentialError,
+                     JobUnknown, NotAJobError, SessionError, ThrottledError, UnreachableError)
+from .jobs import JOB_EVENT, Job, JobTracker, is_terminal
+from .link import Link, LinkDown
+from .protocol import CollectionUpdate, JsonRpcDialect, is_int, is_method_missing, is_rate_limited
+from .secret import Secret
+from .throttle import AuthThrottle, Backoff
+from .tls import TLSPolicy
+from .transport import Endpoint, open_websocket
+
+log = logging.getLogger(__name__)
+
+LEGACY_PATH, CURRENT_PATH = "/websocket", "/api/current"
+OLD_SERVER_STATUSES = frozenset({301, 302, 303, 307, 308, 404})
+ProgressCallback = Callable[[Job], None]
+EventCallback = Callable[[CollectionUpdate], None]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who to log in as. Secrets stay wrapped until the login frame is built."""
+
+    username: str | None = None
+    password: Secret | None = None
+    api_key: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Phase timeouts in seconds; None means no limit (only where that is safe)."""
+
+    connect: float = 10.0
+    call: float = 60.0
+    job: float | None = None
+    job_idle: float | None = 600.0
+    reconnect_attempts: int = 5
+
+
+@dataclass
+class SessionStats:
+    """What a session did, for tests, benchmarks and the soak report."""
+
+    connects: int = 0
+    logins: int = 0
+    drops: int = 0
+    restarts_seen: int = 0
+    jobs_reattached: int = 0
+
+
+class HostSession:
+    """A persistent session to one TrueNAS host; safe to share between greenlets."""
+
+    def __init__(self, name: str, uri: str, credentials: Credentials | None = None, *,
+                 tls: TLSPolicy | None = None, timeouts: Timeouts | None = None,
+                 throttle: AuthThrottle | None = None, backoff: Backoff | None = None,
+                 window: int = 10) -> None:
+        self.name = name
+        self._endpoint = Endpoint.parse(uri)
+        self._probe_path = self._endpoint.target in ("", "/")
+        self._credentials = credentials or Credentials()
+        self._tls = tls or TLSPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self._throttle = throttle or AuthThrottle(sleep=gevent.sleep)
+        self._backoff = backoff or Backoff()
+        self._window = window
+        self._link: Link | None = None
+        self._connect_lock = Semaphore()
+        self._jobs = JobTracker(name)
+        self._job_wakeups: dict[int, Event] = {}
+        self._unknown_jobs: set[int] = set()
+        self._subscribers: dict[str, list[EventCallback]] = {}
+        self.boot_id: str | None = None
+        self.stats = SessionStats()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "connected" if self.connected else "idle"
+        return f"<HostSession {self.name} {self.uri} {state}>"
+
+    def __enter__(self) -> "HostSession":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def uri(self) -> str:
+        end = self._endpoint
+        if end.unix_path:
+            return f"ws+unix://{end.unix_path}"
+        return f"{end.scheme}://{end.netloc}{end.target}"
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and not self._link.dead.is_set()
+
+    @property
+    def dialect(self) -> str:
+        """'ddp' for the legacy /websocket endpoint, else 'jsonrpc'."""
+        return "ddp" if self._endpoint.target.endswith(LEGACY_PATH) else "jsonrpc"
+
+    # -- public API --------------------------------------------------------------
+    def connect(self) -> None:
+        """Open and authenticate now instead of on the first call."""
+        self._ensure_link()
+
+    def call(self, method: str, *params: Any, timeout: float | None = None, job: bool = False,
+             on_progress: ProgressCallback | None = None, retry_safe: bool = False) -> Any:
+        """Call `method`; with job=True wait for the job it starts and return its result.
+
+        A call in flight when the connection drops fails with ConnectionLost,
+        unless `retry_safe` says it may run twice (reads), then it is sent again.
+        """
+        result = self._call(method, list(params), timeout, retry_safe)
+        if not job:
+            return result
+        if not is_int(result):
+            raise NotAJobError(f"{method} is not a job: it returned {result!r:.60} instead of a job id",
+                               self.name)
+        return self.wait_job(result, on_progress=on_progress)
+
+    def wait_job(self, job_id: int, *, on_progress: ProgressCallback | None = None,
+                 timeout: float | None = None, idle_timeout: float | None = None) -> Any:
+        """Follow a job by its events until it ends; re-attach by id after a reconnect."""
+        timeout = self.timeouts.job if timeout is None else timeout
+        idle = self.timeouts.job_idle if idle_timeout is None else idle_timeout
+        wakeup = self._job_wakeups.setdefault(job_id, Event())
+        self._jobs.watch(job_id)
+        try:
+            with gevent.Timeout(timeout, CallTimeout(f"job {job_id} did not end within {timeout} s",
+                                                     self.name) if timeout else None):
+                return self._follow(job_id, wakeup, idle, on_progress)
+        finally:
+            self._job_wakeups.pop(job_id, None)
+            self._unknown_jobs.discard(job_id)
+            self._jobs.forget(job_id)
+
+    def abort_job(self, job_id: int) -> None:
+        self.call("core.job_abort", job_id)
+
+    def subscribe(self, event: str, callback: EventCallback) -> None:
+        """Receive `event` updates; the subscription survives reconnects."""
+        first = event not in self._subscribers
+        self._subscribers.setdefault(event, []).append(callback)
+        if first and event != JOB_EVENT and self.connected:
+            assert self._link is not None
+            self._link.subscribe(event, self.timeouts.call)
+
+    def close(self) -> None:
+        self._closed = True
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+    # -- calls -----------------------------------------------------------------------
+    def _call(self, method: str, params: list[Any], timeout: float | None, retry_safe: bool) -> Any:
+        timeout = self.timeouts.call if timeout is None else timeout
+        for attempt in range(2):
+            link = self._ensure_link()
+            try:
+                return link.call(method, params, timeout)
+            except ConnectionLost:
+                if not retry_safe or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _follow(self, job_id: int, wakeup: Event, idle: float | None,
+                on_progress: ProgressCallback | None) -> Any:
+        link = self._ensure_link()
+        if not self._jobs.get(job_id) and self._refresh_jobs(link, [job_id]):
+            self._unknown_jobs.add(job_id)
+        seen: Any = None
+        while True:
+            if job_id in self._unknown_jobs:
+                raise JobUnknown(f"job {job_id} is not known to the server any more "
+                                 "(it restarted, or the job was transient)", self.name)
+            job = self._jobs.get(job_id) or {}
+            if on_progress is not None and job and job.get("progress") != seen:
+                seen = job.get("progress")
+                on_progress(dict(job))
+            if is_terminal(job):
+                return self._jobs.consume(job_id)
+            wakeup.clear()
+            if not wakeup.wait(idle):
+                self._check_idle_job(job_id, idle)
+            if self._link is None or self._link.dead.is_set():
+                link = self._ensure_link()
+
+    def _check_idle_job(self, job_id: int, idle: float | None) -> None:
+        """No event for `idle` seconds: ask once (a transient job sends no events)."""
+        assert self._link is not None
+        if self._refresh_jobs(self._link, [job_id]):
+            self._unknown_jobs.add(job_id)
+            return
+        job = self._jobs.get(job_id) or {}
+        if not is_terminal(job):
+            raise CallTimeout(f"job {job_id} made no progress for {idle:g} s "
+                              f"(last: {job.get('progress', {}).get('description') or 'nothing'})", self.name)
+
+    def _refresh_jobs(self, link: Link, job_ids: list[int]) -> set[int]:
+        """Look jobs up by id (after a reconnect, or when events may have been missed).
+
+        Returns the ids the server does not know.
+        """
+        found = link.call("core.get_jobs", [[["id", "in", job_ids]]], self.timeouts.call)
+        for job in found:
+            self._on_event(CollectionUpdate("changed", JOB_EVENT, job.get("id"), job))
+        return set(job_ids) - {job.get("id") for job in found}
+
+    # -- events --------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, LinkDown):
+            self.stats.drops += 0 if self._closed else 1
+            self._wake_all()
+            return
+        if not isinstance(event, CollectionUpdate):
+            return
+        if event.collection == JOB_EVENT:
+            job = self._jobs.feed(event)
+            if job is not None and event.id in self._job_wakeups:
+                self._job_wakeups[event.id].set()
+        for callback in self._subscribers.get(event.collection, []):
+            self._run_callback(callback, event)
+
+    def _run_callback(self, callback: EventCallback, event: CollectionUpdate) -> None:
+        try:
+            callback(event)
+        except Exception:  # a subscriber's bug must not kill the connection's reader
+            log.exception("%s: subscriber for %s failed", self.name, event.collection)
+
+    def _wake_all(self) -> None:
+        for wakeup in self._job_wakeups.values():
+            wakeup.set()
+
+    # -- connecting ------------------------------------------------------------------
+    def _ensure_link(self) -> Link:
+        link = self._link
+        if link is not None and not link.dead.is_set():
+            return link
+        if self._closed:
+            raise ConnectionLost("session is closed", self.name)
+        with self._connect_lock:
+            if self._link is None or self._link.dead.is_set():
+                self._link = self._reconnect()
+            return self._link
+
+    def _reconnect(self) -> Link:
+        """Open a link; after a drop, retry with jittered backoff (auth failures never retry)."""
+        first = self.stats.connects == 0
+        attempts = 1 if first else self.timeouts.reconnect_attempts
+        for attempt in range(attempts):
+            try:
+                return self._open()
+            except (UnreachableError, ConnectionLost) as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                delay = self._backoff.delay(attempt)
+                log.info("%s: reconnect failed (%s); next try in %.1f s", self.name, exc, delay)
+                gevent.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _open(self) -> Link:
+        ws, dialect = self._open_websocket()
+        link = Link(self.name, ws, dialect, self._on_event, self._window)
+        try:
+            link.handshake(self.timeouts.connect)
+            self._set_up(link)
+        except BaseException:
+            link.close()
+            raise
+        self.stats.connects += 1
+        return link
+
+    def _open_websocket(self) -> tuple[Any, Any]:
+        endpoint = self._endpoint.with_path(CURRENT_PATH) if self._probe_path else self._endpoint
+        try:
+            ws = open_websocket(self.name, endpoint, self._tls, self.timeouts.connect)
+        except HandshakeError as exc:
+            if not (self._probe_path and exc.status in OLD_SERVER_STATUSES):
+                raise
+            endpoint = self._endpoint.with_path(LEGACY_PATH)  # a host older than 25.04
+            ws = open_websocket(self.name, endpoint, self._tls, self.timeouts.connect)
+        self._endpoint, self._probe_path = endpoint, False
+        dialect_class = DdpDialect if endpoint.target.endswith(LEGACY_PATH) else JsonRpcDialect
+        return ws, dialect_class(self.name)
+
+    def _set_up(self, link: Link) -> None:
+        timeout = self.timeouts.call
+        if isinstance(link.dialect, JsonRpcDialect):
+            link.call("core.set_options", [{"legacy_jobs": True}], timeout)
+        self._login(link)
+        for event in [JOB_EVENT, *(e for e in self._subscribers if e != JOB_EVENT)]:
+            link.subscribe(event, timeout)
+        self._note_boot(link.call("system.boot_id", [], timeout))
+        watched = list(self._job_wakeups)
+        if watched:
+            self._reattach(link, watched)
+
+    def _note_boot(self, boot_id: str) -> None:
+        if self.boot_id is not None and boot_id != self.boot_id:
+            self.stats.restarts_seen += 1
+            log.warning("%s: middleware restarted (boot id changed)", self.name)
+        self.boot_id = boot_id
+
+    def _reattach(self, link: Link, job_ids: list[int]) -> None:
+        """Find jobs we were waiting for again, by id; never start them again."""
+        self._unknown_jobs |= self._refresh_jobs(link, job_ids)
+        self.stats.jobs_reattached += len(job_ids)
+        self._wake_all()
+
+    # -- login -----------------------------------------------------------------------
+    def _login(self, link: Link) -> None:
+        creds = self._credentials
+        if creds.api_key is not None:
+            self._refuse_insecure_key()
+            self._check_login(self._login_call(link, *self._api_key_login(creds)))
+        elif creds.password is not None:
+            self._check_login(self._login_call(link, *self._password_login(creds)))
+        else:
+            return
+        self.stats.logins += 1
+
+    def _password_login(self, creds: Credentials) -> tuple[str, list[Any], str, list[Any]]:
+        assert creds.password is not None and creds.username
+        secret = creds.password.reveal()
+        return ("auth.login_ex", [{"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}],
+                "auth.login", [creds.username, secret])
+
+    def _api_key_login(self, creds: Credentials) -> tuple[str, list[Any], str, list[Any]]:
+        assert creds.api_key is not None
+        key = creds.api_key.reveal()
+        data = {"mechanism": "API_KEY_PLAIN", "username": creds.username or "", "api_key": key}
+        return "auth.login_ex", [data], "auth.login_with_api_key", [key]
+
+    def _login_call(self, link: Link, method: str, params: list[Any], old_method: str,
+                    old_params: list[Any]) -> Any:
+        if isinstance(link.dialect, DdpDialect):
+            method, params = old_method, old_params
+        try:
+            return self._throttled(link, method, params)
+        except SessionError as exc:
+            if not is_method_missing(exc):
+                raise
+            return self._throttled(link, old_method, old_params)
+
+    def _throttled(self, link: Link, method: str, params: list[Any]) -> Any:
+        self._throttle.acquire(self.name)
+        try:
+            return link.call(method, params, self.timeouts.call)
+        except SessionError as exc:
+            if is_rate_limited(exc):
+                self._throttle.bucket.block()
+                raise ThrottledError("the host refused the login: rate limit exceeded (EBUSY); "
+                                     "waiting out its 60 s window", self.name) from None
+            raise
+
+    def _check_login(self, reply: Any) -> None:
+        if reply is True or (isinstance(reply, dict) and reply.get("response_type") == "SUCCESS"):
+            return
+        kind = reply.get("response_type") if isinstance(reply, dict) else "AUTH_ERR"
+        hint = {"AUTH_ERR": "username or secret refused",
+                "EXPIRED": "credential expired or revoked",
+                "DENIED": "account may not use the API or is locked",
+                "OTP_REQUIRED": "two-factor authentication is required (not supported yet)",
+                "REDIRECT": "this is an HA standby node; connect to the active one"}.get(kind, kind)
+        raise AuthError(f"login failed: {hint}", self.name)
+
+    def _refuse_insecure_key(self) -> None:
+        """TrueNAS revokes a plain API key used over ws:// from a non-loopback address."""
+        end = self._endpoint
+        if end.scheme == "wss" or end.unix_path or _is_loopback(end.host):
+            return
+        raise InsecureCredentialError(
+            "refusing to send the API key over ws:// to a remote host: the server would revoke it; "
+            "use wss:// (with tls_fingerprint for a self-signed certificate)", self.name)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
