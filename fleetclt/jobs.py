@@ -56,7 +56,7 @@ def job_error(job: Job, host: str = "") -> SessionError:
     exc_info = job.get("exc_info") if isinstance(job.get("exc_info"), dict) else {}
     error = str(job.get("error") or "")
     if job.get("state") == "FAILED" and exc_info.get("type") == "VALIDATION":
-        trace = {"class": "ValidationErrors", "formatted": job.get("exception"),
+        trace = {"class": exc_info.get("type"), "formatted": job.get("exception"),
                  "repr": exc_info.get("repr")}
         return ValidationError(error.rstrip("\n") or "validation failed", host,
                                code=INVALID_PARAMS, errno=exc_info.get("errno"),

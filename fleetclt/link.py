@@ -16,7 +16,7 @@ import gevent
 from gevent.event import AsyncResult, Event
 from gevent.lock import BoundedSemaphore
 
-from .errors import CallTimeout, ConnectionLost, HandshakeError, SessionError
+from .errors import CallTimeout, ConnectionLost, HandshakeError, ProtocolError, SessionError
 from .protocol import (Connected, ConnectionFailure, Dialect, ErrorReply, Event as ProtocolEvent,
                        HandshakeFailed, Reply, RequestId)
 from .transport import WebSocket
@@ -41,6 +41,7 @@ class Link:
         self.error: SessionError | None = None
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.bad_frames = 0
         self._reader = gevent.spawn(self._read_loop)
 
     def handshake(self, timeout: float) -> None:
@@ -103,13 +104,27 @@ class Link:
     def _read_loop(self) -> None:
         try:
             while True:
-                for event in self.dialect.receive(self.ws.receive()):
-                    self._dispatch(event)
+                self._receive_one(self.ws.receive())
         except SessionError as exc:
             self._die(exc)
         except Exception as exc:  # a bug must not leave callers waiting forever
             log.exception("%s: reader failed", self.host_name)
             self._die(ConnectionLost(f"reader failed: {exc!r}", self.host_name))
+
+    def _receive_one(self, text: str) -> None:
+        """Dispatch one frame; a frame we cannot parse is logged and skipped, not fatal.
+
+        A newer server may add notification types; dropping the connection on each
+        would loop through reconnects. A call whose reply was unreadable times out.
+        """
+        try:
+            events = self.dialect.receive(text)
+        except ProtocolError as exc:
+            self.bad_frames += 1
+            log.warning("%s: skipped a frame: %s", self.host_name, exc)
+            return
+        for event in events:
+            self._dispatch(event)
 
     def _dispatch(self, event: ProtocolEvent) -> None:
         if isinstance(event, Reply):

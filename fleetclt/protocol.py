@@ -186,15 +186,13 @@ def truenas_error(data: Any, host: str, *, code: int = CALL_ERROR,
     """
     if not isinstance(data, dict):
         raise ProtocolError(f"error data is not an object: {data!r:.80}", host)
-    reason = _get(data, "reason", str, host)
+    reason, errname = _get(data, "reason", str, host), _get(data, "errname", str, host)
     validation = code == INVALID_PARAMS or data.get("type") == "VALIDATION"
     cls = ValidationError if validation else RemoteCallError
     return cls(
-        (reason or message or "remote call failed").rstrip("\n"), host,
-        code=INVALID_PARAMS if validation else code,
-        errno=_get(data, "error", int, host),
-        errname=_get(data, "errname", str, host),
-        reason=reason, trace=data.get("trace"), extra=data.get("extra"),
+        (reason or message or errname or "remote call failed").rstrip("\n"), host,
+        code=INVALID_PARAMS if validation else code, errno=_get(data, "error", int, host),
+        errname=errname, reason=reason, trace=data.get("trace"), extra=data.get("extra"),
     )
 
 
