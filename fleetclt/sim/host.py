@@ -56,7 +56,7 @@ class SimHost:
         self.boot_id = str(uuid.uuid4())
         self.booted_at = self.clock.wall()
         self.limiter = RateLimiter(self.clock)
-        self.engine = JobEngine(self.clock, self._publish_job, self.config.new_style_jobs)
+        self.engine = JobEngine(self.clock, self._publish_job, self.counters)
         if not hasattr(self, "data"):
             self.data = HostData.seed(self.config)
 

@@ -20,6 +20,7 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from .clock import SimClock
+from .config import Counters
 from .failures import JobAborted, job_exc_info
 
 MAX_JOBS = 1000
@@ -81,15 +82,12 @@ class Job:
 class JobEngine:
     """Runs a host's jobs; forgets everything on restart."""
 
-    def __init__(self, clock: SimClock, publish: Publisher, with_message_ids: bool = True) -> None:
-        self.clock, self.publish = clock, publish
-        self.with_message_ids = with_message_ids
+    def __init__(self, clock: SimClock, publish: Publisher, counters: Counters) -> None:
+        self.clock, self.publish, self.counters = clock, publish, counters
         self.jobs: OrderedDict[int, Job] = OrderedDict()
         self._next_id = 1
         self._locks: dict[str, Semaphore] = {}
         self.running = 0
-        self.peak_running = 0
-        self.started = 0
 
     def submit(self, method: str, arguments: list[Any], body: Callable[[Job], Any], *,
                message_id: Any = None, credentials: dict[str, Any] | None = None,
@@ -102,7 +100,7 @@ class JobEngine:
         job.description = description
         job._publish = self._emit
         self._remember(job)
-        self.started += 1
+        self.counters.jobs_started += 1
         self._emit("added", job)
         job.greenlet = gevent.spawn(self._run, job, body, lock)
         return job
@@ -164,7 +162,7 @@ class JobEngine:
     def _set_running(self, job: Job) -> None:
         job.state, job.was_running = "RUNNING", True
         self.running += 1
-        self.peak_running = max(self.peak_running, self.running)
+        self.counters.peak_running_jobs = max(self.counters.peak_running_jobs, self.running)
         self._emit("changed", job)
 
     def _fail(self, job: Job, exc: Exception) -> None:

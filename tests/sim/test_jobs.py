@@ -93,7 +93,7 @@ def test_a_lock_queues_the_second_job(jobs_client, host):
     second = jobs_client.result("update.update", {})
     assert jobs_client.result("core.get_jobs", [["id", "=", second]], {"get": True})["state"] == "WAITING"
     job_events(jobs_client, second)
-    assert host.engine.peak_running == 1 and host.engine.started == 2
+    assert host.counters.peak_running_jobs == 1 and host.counters.jobs_started == 2
     assert jobs_client.result("core.get_jobs", [["id", "=", first]], {"get": True})["state"] == "SUCCESS"
 
 
