@@ -372,12 +372,13 @@ class HostSession:
             return self._throttled(link, old_method, old_params)
 
     def _throttled(self, link: Link, method: str, params: list[Any]) -> Any:
-        self._throttle.acquire(self.name)
+        key = self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
+        self._throttle.acquire(key, self.name)
         try:
             return link.call(method, params, self.timeouts.call)
         except SessionError as exc:
             if is_rate_limited(exc):
-                self._throttle.bucket.block()
+                self._throttle.block(key)
                 raise ThrottledError("the host refused the login: rate limit exceeded (EBUSY); "
                                      "waiting out its 60 s window", self.name) from None
             raise

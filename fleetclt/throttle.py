@@ -72,8 +72,11 @@ class AuthThrottle:
     max_wait: float = 30.0
     sleep: Sleep = time.sleep
 
-    def acquire(self, host: str) -> None:
-        """Take a token, waiting if that is quick; ThrottledError otherwise."""
+    def acquire(self, key: str, host: str) -> None:
+        """Take a token for server `key` (address:port), waiting if that is quick.
+
+        ThrottledError (naming `host`) when the wait would exceed `max_wait`.
+        """
         delay = self.bucket.wait_time()
         if delay > self.max_wait:
             raise ThrottledError(f"auth budget spent; next attempt allowed in {delay:.0f} s "
@@ -82,6 +85,10 @@ class AuthThrottle:
             self.sleep(delay)
         if not self.bucket.take():
             raise ThrottledError("auth budget spent", host)
+
+    def block(self, key: str, seconds: float = SERVER_WINDOW) -> None:
+        """The server at `key` refused a login with EBUSY: spend nothing for `seconds`."""
+        self.bucket.block(seconds)
 
 
 @dataclass(frozen=True)
