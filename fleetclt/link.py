@@ -68,11 +68,11 @@ class Link:
         """Send a frame that gets no reply (notification, unsubscribe)."""
         self.ws.send(frame)
 
-    def close(self) -> None:
-        """Close politely; pending calls fail with ConnectionLost."""
+    def close(self, error: SessionError | None = None) -> None:
+        """Close politely; pending calls fail with `error` (ConnectionLost by default)."""
         self._reader.kill(block=False)
         self.ws.close()
-        self._die(ConnectionLost("connection closed by the client", self.host_name))
+        self._die(error or ConnectionLost("connection closed by the client", self.host_name))
 
     def _exchange(self, build: Callable[[], tuple[RequestId, str]], what: str, timeout: float | None) -> Any:
         if self.dead.is_set():

@@ -1,7 +1,7 @@
 """One host, complete on its own: a persistent, authenticated, throttled session.
 
-Layer: session; imports link, transport, tls, protocol, ddp, jobs, throttle,
-secret and errors. Never monkey-patches; never does I/O in its constructor.
+Layer: session; imports link, login, transport, tls, protocol, ddp, jobs,
+throttle and errors. Never monkey-patches; never does I/O in its constructor.
 
     with HostSession("nas01", "wss://nas01/api/current", Credentials("admin", password)) as nas:
         nas.call("system.info")
@@ -16,8 +16,8 @@ connection is reopened on the next need with capped, jittered backoff.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,12 +26,12 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from .ddp import DdpDialect
-from .errors import (AuthError, CallTimeout, ConnectionLost, HandshakeError, InsecureCredentialError,
-                     JobUnknown, NotAJobError, SessionError, ThrottledError, UnreachableError)
+from .errors import (AuthError, CallTimeout, ConnectionLost, FleetError, HandshakeError, JobUnknown,
+                     NotAJobError, SessionError, UnreachableError)
 from .jobs import JOB_EVENT, Job, JobTracker, is_terminal
 from .link import Link, LinkDown
-from .protocol import CollectionUpdate, JsonRpcDialect, is_int, is_method_missing, is_rate_limited
-from .secret import Secret
+from .login import Credentials, log_in, refuse_insecure_key
+from .protocol import CollectionUpdate, JsonRpcDialect, is_int
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
 from .transport import Endpoint, open_websocket
@@ -45,15 +45,6 @@ EventCallback = Callable[[CollectionUpdate], None]
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """Who to log in as. Secrets stay wrapped until the login frame is built."""
-
-    username: str | None = None
-    password: Secret | None = None
-    api_key: Secret | None = None
-
-
-@dataclass(frozen=True)
 class Timeouts:
     """Phase timeouts in seconds; None means no limit (only where that is safe)."""
 
@@ -62,6 +53,8 @@ class Timeouts:
     job: float | None = None
     job_idle: float | None = 600.0
     reconnect_attempts: int = 5
+    keepalive: float | None = 25.0
+    ping: float = 10.0
 
 
 @dataclass
@@ -100,6 +93,8 @@ class HostSession:
         self.boot_id: str | None = None
         self.stats = SessionStats()
         self._closed = False
+        self._supervisor: gevent.Greenlet | None = None
+        self._wake_supervisor = Event()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -175,10 +170,14 @@ class HostSession:
             self._link.subscribe(event, self.timeouts.call)
 
     def close(self) -> None:
+        """Log out by closing the socket; stops keepalive and reconnects."""
         self._closed = True
+        self._wake_supervisor.set()
         link, self._link = self._link, None
         if link is not None:
             link.close()
+        if self._supervisor is not None:
+            self._supervisor.kill(block=False)
 
     # -- calls -----------------------------------------------------------------------
     def _call(self, method: str, params: list[Any], timeout: float | None, retry_safe: bool) -> Any:
@@ -269,7 +268,10 @@ class HostSession:
             raise ConnectionLost("session is closed", self.name)
         with self._connect_lock:
             if self._link is None or self._link.dead.is_set():
+                self._refuse_insecure_key()
                 self._link = self._reconnect()
+                self._start_supervisor()
+                self._wake_supervisor.set()
             return self._link
 
     def _reconnect(self) -> Link:
@@ -336,78 +338,59 @@ class HostSession:
         self.stats.jobs_reattached += len(job_ids)
         self._wake_all()
 
+    # -- keepalive and background reconnects ------------------------------------------
+    def _start_supervisor(self) -> None:
+        if self._supervisor is None and self.timeouts.keepalive:
+            self._supervisor = gevent.spawn(self._supervise)
+
+    def _supervise(self) -> None:
+        """Ping while connected; reconnect in the background while someone listens for events."""
+        failures = 0
+        while not self._closed:
+            link = self._link
+            if link is not None and not link.dead.is_set():
+                failures = 0
+                if not link.dead.wait(self._keepalive_interval()):
+                    self._keepalive(link)
+            elif self._subscribers or self._job_wakeups:
+                failures = self._background_reconnect(failures)
+            else:
+                self._wake_supervisor.clear()
+                self._wake_supervisor.wait()
+
+    def _keepalive_interval(self) -> float:
+        """About `keepalive` seconds, jittered by +-20 % so a fleet does not ping in step."""
+        assert self.timeouts.keepalive
+        return self.timeouts.keepalive * random.uniform(0.8, 1.2)
+
+    def _keepalive(self, link: Link) -> None:
+        """A websocket ping for middleboxes, an authenticated core.ping for the middleware."""
+        try:
+            link.ws.ping()
+            if self.stats.logins:
+                link.call("core.ping", [], self.timeouts.ping)
+        except SessionError as exc:
+            log.info("%s: keepalive failed (%s); dropping the connection", self.name, exc)
+            link.close(ConnectionLost(f"no answer to keepalive within {self.timeouts.ping:g} s", self.name))
+
+    def _background_reconnect(self, failures: int) -> int:
+        try:
+            self._ensure_link()
+            return 0
+        except AuthError as exc:
+            log.warning("%s: reconnect stopped: %s", self.name, exc)
+            self._wake_supervisor.clear()
+            self._wake_supervisor.wait()
+        except FleetError as exc:
+            log.info("%s: background reconnect failed: %s", self.name, exc)
+            gevent.sleep(self._backoff.delay(failures))
+        return failures + 1
+
     # -- login -----------------------------------------------------------------------
     def _login(self, link: Link) -> None:
-        creds = self._credentials
-        if creds.api_key is not None:
-            self._refuse_insecure_key()
-            self._check_login(self._login_call(link, *self._api_key_login(creds)))
-        elif creds.password is not None:
-            self._check_login(self._login_call(link, *self._password_login(creds)))
-        else:
-            return
-        self.stats.logins += 1
-
-    def _password_login(self, creds: Credentials) -> tuple[str, list[Any], str, list[Any]]:
-        assert creds.password is not None and creds.username
-        secret = creds.password.reveal()
-        return ("auth.login_ex", [{"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}],
-                "auth.login", [creds.username, secret])
-
-    def _api_key_login(self, creds: Credentials) -> tuple[str, list[Any], str, list[Any]]:
-        assert creds.api_key is not None
-        key = creds.api_key.reveal()
-        data = {"mechanism": "API_KEY_PLAIN", "username": creds.username or "", "api_key": key}
-        return "auth.login_ex", [data], "auth.login_with_api_key", [key]
-
-    def _login_call(self, link: Link, method: str, params: list[Any], old_method: str,
-                    old_params: list[Any]) -> Any:
-        if isinstance(link.dialect, DdpDialect):
-            method, params = old_method, old_params
-        try:
-            return self._throttled(link, method, params)
-        except SessionError as exc:
-            if not is_method_missing(exc):
-                raise
-            return self._throttled(link, old_method, old_params)
-
-    def _throttled(self, link: Link, method: str, params: list[Any]) -> Any:
         key = self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
-        self._throttle.acquire(key, self.name)
-        try:
-            return link.call(method, params, self.timeouts.call)
-        except SessionError as exc:
-            if is_rate_limited(exc):
-                self._throttle.block(key)
-                raise ThrottledError("the host refused the login: rate limit exceeded (EBUSY); "
-                                     "waiting out its 60 s window", self.name) from None
-            raise
-
-    def _check_login(self, reply: Any) -> None:
-        if reply is True or (isinstance(reply, dict) and reply.get("response_type") == "SUCCESS"):
-            return
-        kind = reply.get("response_type") if isinstance(reply, dict) else "AUTH_ERR"
-        hint = {"AUTH_ERR": "username or secret refused",
-                "EXPIRED": "credential expired or revoked",
-                "DENIED": "account may not use the API or is locked",
-                "OTP_REQUIRED": "two-factor authentication is required (not supported yet)",
-                "REDIRECT": "this is an HA standby node; connect to the active one"}.get(kind, kind)
-        raise AuthError(f"login failed: {hint}", self.name)
+        if log_in(link, self._credentials, self._throttle, key, self.timeouts.call):
+            self.stats.logins += 1
 
     def _refuse_insecure_key(self) -> None:
-        """TrueNAS revokes a plain API key used over ws:// from a non-loopback address."""
-        end = self._endpoint
-        if end.scheme == "wss" or end.unix_path or _is_loopback(end.host):
-            return
-        raise InsecureCredentialError(
-            "refusing to send the API key over ws:// to a remote host: the server would revoke it; "
-            "use wss:// (with tls_fingerprint for a self-signed certificate)", self.name)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        refuse_insecure_key(self.name, self._endpoint, self._credentials)

@@ -48,3 +48,37 @@ def client_for() -> Iterator[Callable[..., WsClient]]:
 @pytest.fixture
 def client(host: SimHost, client_for: Callable[..., WsClient]) -> WsClient:
     return client_for(host)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch):
+    """Auth budgets are shared through a state file: keep each test's to itself."""
+    monkeypatch.setenv("FLEETCLT_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture
+def session_for():
+    """HostSessions to a simulated host, closed after the test."""
+    from fleetclt.secret import Secret
+    from fleetclt.session import Credentials, HostSession, Timeouts
+
+    sessions = []
+
+    def make(host, password="fleetclt-sim", username="admin", uri=None, **kwargs):
+        kwargs.setdefault("timeouts", Timeouts(connect=5, call=10, keepalive=None))
+        creds = kwargs.pop("credentials", Credentials(username, Secret(password) if password else None))
+        session = HostSession(host.name, uri or host.uri, creds, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+def wait_until(predicate, timeout=10.0, step=0.005):
+    """Wait for a condition another greenlet or the server brings about (bounded)."""
+    import gevent
+    with gevent.Timeout(timeout, AssertionError(f"condition not met within {timeout} s")):
+        while not predicate():
+            gevent.sleep(step)

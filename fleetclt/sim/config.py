@@ -63,6 +63,7 @@ class Faults:
     fail_at_percent: int = 50
     transient_jobs: bool = False
     stall: bool = False                      # accept calls, never answer them
+    stalled_methods: frozenset[str] = frozenset()  # ... or only these
     handshake_status: int | None = None      # e.g. 302, 307, 404 instead of 101
     close_on_connect: int | None = None      # e.g. 1008 (IP allowlist)
 

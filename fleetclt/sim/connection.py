@@ -136,7 +136,7 @@ class Connection:
         if self._counts_against_limiter(method):
             self._rate_limit(name)
         args = method.bind(params)
-        self.host.delay_call()
+        self.host.delay_call(name)
         if method.job:
             return self._start_job(method, args, message_id)
         return method.func(self, *args)

@@ -135,13 +135,13 @@ class SimHost:
         for conn in list(self.connections):
             conn.send(text)
 
-    def set_stall(self, stalled: bool) -> None:
-        """Stalled hosts accept calls and answer none until un-stalled."""
-        self.faults.stall = stalled
+    def set_stall(self, stalled: bool, methods: frozenset[str] = frozenset()) -> None:
+        """Stalled hosts accept calls (all, or only `methods`) and answer none until released."""
+        self.faults.stall, self.faults.stalled_methods = stalled and not methods, methods if stalled else frozenset()
         (self.unstalled.clear if stalled else self.unstalled.set)()
 
-    def delay_call(self) -> None:
-        if self.faults.stall:
+    def delay_call(self, method: str) -> None:
+        if self.faults.stall or method in self.faults.stalled_methods:
             self.unstalled.wait()
         if self.faults.latency:
             self.clock.sleep(self.faults.latency)
@@ -153,8 +153,8 @@ class SimHost:
         return not (name == "auth.login_ex" and self.config.legacy_only)
 
     def needs_auth(self, method: Method) -> bool:
-        """core.ping needed a login on 25.04 only."""
-        if method.name == "core.ping" and (25, 4) <= self.config.version_info < (25, 10):
+        """core.ping needs no login only from 25.10 on."""
+        if method.name == "core.ping" and self.config.version_info < (25, 10):
             return True
         return method.auth_required
 

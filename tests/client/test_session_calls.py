@@ -1,0 +1,160 @@
+"""HostSession against real simulated hosts: login outcomes, errors, ordering, the call window."""
+from __future__ import annotations
+
+import logging
+
+import gevent
+import pytest
+
+from fleetclt.errors import (AuthError, ConnectionLost, InsecureCredentialError, NotAJobError,
+                             RemoteCallError, ThrottledError, ValidationError)
+from fleetclt.secret import Secret
+from fleetclt.session import Credentials, HostSession
+from fleetclt.sim import ManualClock
+from tests.conftest import wait_until
+from tests.wsclient import WsClient
+
+KEY = "5-c2VjcmV0a2V5"
+
+
+def test_password_login_then_calls_reuse_the_session(host, session_for):
+    session = session_for(host)
+    assert session.call("system.info")["hostname"] == "nas01"
+    assert session.call("core.ping") == "pong"
+    assert host.counters.logins_ok == 1 and host.counters.connections == 1
+    assert session.dialect == "jsonrpc" and session.uri.endswith("/api/current")
+
+
+def test_wrong_password_is_an_auth_error_and_is_not_retried(make_host, session_for):
+    host = make_host(clock=ManualClock(speed=1000))
+    session = session_for(host, password="wrong")
+    with pytest.raises(AuthError, match="username or secret refused") as failure:
+        session.call("system.info")
+    assert failure.value.host == "nas01"
+    assert host.counters.logins_failed == 1
+
+
+def test_api_key_login_and_revocation(make_host, session_for):
+    host = make_host(api_keys={KEY: "admin"})
+    assert session_for(host, credentials=Credentials("admin", api_key=Secret(KEY))).call("core.ping") == "pong"
+    remote_like = make_host(name="nas02", api_keys={KEY: "admin"}, loopback_secure=False,
+                            clock=ManualClock(speed=1000))
+    with pytest.raises(AuthError, match="expired or revoked"):
+        session_for(remote_like, credentials=Credentials("admin", api_key=Secret(KEY))).call("core.ping")
+    assert KEY in remote_like.revoked_keys
+
+
+def test_plain_api_key_is_never_sent_over_ws_to_a_remote_host():
+    session = HostSession("far", "ws://nas.invalid/api/current", Credentials("admin", api_key=Secret(KEY)))
+    with pytest.raises(InsecureCredentialError, match="would revoke it"):
+        session.call("core.ping")
+    assert not session.connected
+
+
+def test_legacy_host_is_found_without_a_path_and_uses_auth_login(make_host, session_for):
+    old = make_host(version="24.10.2")
+    session = session_for(old, uri=f"ws://{old.address}:{old.port}")
+    assert session.call("system.info")["version"] == "24.10.2"
+    assert session.dialect == "ddp" and session.uri.endswith("/websocket")
+    assert session.call("core.ping") == "pong" and old.counters.connections == 1
+
+
+def test_server_rate_limit_becomes_a_throttled_error(make_host, session_for):
+    host = make_host(clock=ManualClock(speed=1000))
+    raw = WsClient(host.uri)
+    bad = {"mechanism": "PASSWORD_PLAIN", "username": "admin", "password": "x"}
+    ids = [raw.request("auth.login_ex", bad) for _ in range(20)]
+    assert all(raw.reply(i)["result"]["response_type"] == "AUTH_ERR" for i in ids)
+    raw.close()
+    with pytest.raises(ThrottledError, match="rate limit exceeded"):
+        session_for(host).call("core.ping")
+    assert host.counters.rate_limited == 1
+
+
+def test_error_replies_keep_every_field(host, session_for):
+    session = session_for(host)
+    with pytest.raises(ValidationError) as invalid:
+        session.call("user.get_instance", "x")
+    assert invalid.value.extra == [["id", "Input should be a valid integer", 22]]
+    assert invalid.value.code == -32602 and invalid.value.errname == "EINVAL"
+    with pytest.raises(RemoteCallError) as missing:
+        session.call("no.such.method")
+    assert missing.value.code == -32601 and str(missing.value) == "nas01: Method does not exist"
+    with pytest.raises(ValidationError) as unknown:
+        session.call("user.get_instance", 77)
+    assert unknown.value.reason == "[ENOENT] None: User 77 does not exist\n"
+    assert unknown.value.trace["class"] == "ValidationErrors"
+
+
+def test_replies_are_matched_out_of_order(host, session_for):
+    session = session_for(host)
+    session.connect()
+    host.set_stall(True, methods=frozenset({"system.info"}))
+    slow = gevent.spawn(session.call, "system.info")
+    assert session.call("core.ping") == "pong"
+    assert not slow.ready()
+    host.set_stall(False)
+    assert slow.get(timeout=10)["hostname"] == "nas01"
+
+
+def test_fifty_concurrent_calls_never_exceed_the_window(host, session_for):
+    session = session_for(host)
+    session.connect()
+    host.set_stall(True)
+    calls = [gevent.spawn(session.call, "core.ping") for _ in range(50)]
+    wait_until(lambda: host.counters.peak_inflight >= 10)
+    assert session._link.in_flight == 10, "the other 40 wait locally, not on the server"
+    host.set_stall(False)
+    assert [c.get(timeout=10) for c in calls] == ["pong"] * 50
+    assert host.counters.peak_inflight == 10 and host.counters.too_many_calls == 0
+
+
+def test_a_drop_fails_calls_in_flight_unless_marked_safe(host, session_for):
+    session = session_for(host)
+    session.connect()
+    host.set_stall(True)
+    plain = gevent.spawn(session.call, "system.info")
+    safe = gevent.spawn(session.call, "system.info", retry_safe=True)
+    wait_until(lambda: host.counters.peak_inflight >= 2)
+    host.drop_connections()
+    with pytest.raises(ConnectionLost, match="without a close frame"):
+        plain.get(timeout=10)
+    host.set_stall(False)
+    assert safe.get(timeout=10)["hostname"] == "nas01"
+    assert host.counters.logins_ok == 2
+
+
+def test_null_id_error_fails_every_pending_call(host, session_for):
+    session = session_for(host)
+    session.connect()
+    host.set_stall(True)
+    pending = [gevent.spawn(session.call, "core.ping") for _ in range(3)]
+    wait_until(lambda: host.counters.peak_inflight >= 3)
+    host.inject('{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}')
+    for call in pending:
+        with pytest.raises(RemoteCallError, match="Parse error"):
+            call.get(timeout=10)
+    host.set_stall(False)
+
+
+def test_job_true_on_a_plain_method_does_not_hang(host, session_for):
+    with pytest.raises(NotAJobError, match="system.version is not a job"):
+        session_for(host).call("system.version", job=True)
+
+
+def test_secrets_stay_out_of_logs_reprs_and_errors(make_host, session_for, caplog):
+    host = make_host(clock=ManualClock(speed=1000))
+    caplog.set_level(logging.DEBUG)
+    session = session_for(host, password="hunter2-secret")
+    with pytest.raises(AuthError) as failure:
+        session.call("core.ping")
+    texts = [repr(session), str(failure.value), repr(failure.value), caplog.text,
+             repr(session._credentials)]
+    assert not any("hunter2-secret" in text for text in texts)
+
+
+def test_unix_socket_session(make_host, session_for, tmp_path):
+    path = str(tmp_path / "middlewared.sock")
+    host = make_host(unix_path=path)
+    session = session_for(host, uri=f"ws+unix://{path}")
+    assert session.call("system.info")["hostname"] == "nas01"

@@ -1,0 +1,100 @@
+"""Transport and TLS against real sockets: pinning, verification, refusals, timeouts."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from gevent import socket, ssl
+
+from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
+from fleetclt.tls import TLSPolicy, fingerprint_of
+from fleetclt.transport import Endpoint, open_websocket
+
+
+@pytest.fixture(scope="module")
+def cert_files(tmp_path_factory):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    leaf.private_key_pem.write_to_path(folder / "key.pem")
+    leaf.cert_chain_pems[0].write_to_path(folder / "cert.pem")
+    ca.cert_pem.write_to_path(folder / "ca.pem")
+    der = ssl.PEM_cert_to_DER_cert((folder / "cert.pem").read_text())
+    return {"cert": str(folder / "cert.pem"), "key": str(folder / "key.pem"), "ca": str(folder / "ca.pem"),
+            "pin": hashlib.sha256(der).hexdigest()}
+
+
+@pytest.fixture
+def tls_host(make_host, cert_files):
+    return make_host(certfile=cert_files["cert"], keyfile=cert_files["key"])
+
+
+def test_pinned_self_signed_certificate_is_accepted(tls_host, cert_files, session_for):
+    session = session_for(tls_host, tls=TLSPolicy(fingerprint=cert_files["pin"]))
+    assert session.call("system.info")["hostname"] == "nas01"
+
+
+def test_wrong_pin_fails_before_any_credential_is_sent(tls_host, session_for):
+    session = session_for(tls_host, tls=TLSPolicy(fingerprint="ab" * 32))
+    with pytest.raises(PinMismatch, match="does not match the pinned"):
+        session.call("system.info")
+    assert tls_host.counters.calls == 0 and tls_host.counters.connections == 0
+
+
+def test_unknown_self_signed_certificate_is_rejected_with_advice(tls_host, session_for):
+    with pytest.raises(TLSError, match="tls_fingerprint") as rejected:
+        session_for(tls_host).call("core.ping")
+    assert not isinstance(rejected.value, PinMismatch)
+
+
+def test_ca_file_verifies_the_host(tls_host, cert_files, session_for):
+    session = session_for(tls_host, uri=tls_host.uri.replace("127.0.0.1", "localhost"),
+                          tls=TLSPolicy(ca_file=cert_files["ca"]))
+    assert session.call("core.ping") == "pong"
+
+
+def test_verification_off_is_explicit(tls_host, session_for):
+    assert session_for(tls_host, tls=TLSPolicy(verify=False)).call("core.ping") == "pong"
+
+
+def test_tls_handshake_against_a_plain_port(host):
+    endpoint = Endpoint.parse(f"wss://{host.address}:{host.port}/api/current")
+    with pytest.raises(TLSError, match="TLS handshake failed"):
+        open_websocket("nas01", endpoint, TLSPolicy(verify=False), timeout=5)
+
+
+def test_refused_connection(host):
+    port = host.port
+    host.go_offline()
+    with pytest.raises(ConnectError, match="connection refused"):
+        open_websocket("nas01", Endpoint.parse(f"ws://{host.address}:{port}/api/current"), TLSPolicy(), 5)
+
+
+def test_server_that_never_answers_the_upgrade_times_out():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(ConnectTimeout, match="no connection within 0.2 s"):
+            open_websocket("mute", Endpoint.parse(f"ws://127.0.0.1:{port}/api/current"), TLSPolicy(), 0.2)
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("status", [302, 404])
+def test_refused_upgrade_names_the_status(host, status):
+    host.faults.handshake_status = status
+    with pytest.raises(HandshakeError) as refused:
+        open_websocket("nas01", Endpoint.parse(host.uri), TLSPolicy(), 5)
+    assert refused.value.status == status and f"HTTP {status}" in str(refused.value)
+
+
+def test_endpoint_parsing():
+    assert Endpoint.parse("wss://nas/api/current").port == 443
+    unix = Endpoint.parse("ws+unix:///run/middleware/middlewared.sock")
+    assert unix.unix_path == "/run/middleware/middlewared.sock" and unix.target == "/api/current"
+    with pytest.raises(ValueError, match="not a websocket uri"):
+        Endpoint.parse("http://nas/api/current")
+    assert fingerprint_of(b"x") == hashlib.sha256(b"x").hexdigest()
