@@ -48,7 +48,8 @@ EventCallback = Callable[[CollectionUpdate], None]
 class Timeouts:
     """Phase timeouts in seconds; None means no limit (only where that is safe)."""
 
-    connect: float = 10.0
+    connect: float = 10.0      # TCP, TLS, upgrade, and each set-up call after it
+    login: float = 20.0        # a refused login only answers after 1-10 s
     call: float = 60.0
     job: float | None = None
     job_idle: float | None = 600.0
@@ -315,7 +316,7 @@ class HostSession:
         return ws, dialect_class(self.name)
 
     def _set_up(self, link: Link) -> None:
-        timeout = self.timeouts.call
+        timeout = self.timeouts.connect
         if isinstance(link.dialect, JsonRpcDialect):
             link.call("core.set_options", [{"legacy_jobs": True}], timeout)
         self._login(link)
@@ -389,7 +390,7 @@ class HostSession:
     # -- login -----------------------------------------------------------------------
     def _login(self, link: Link) -> None:
         key = self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
-        if log_in(link, self._credentials, self._throttle, key, self.timeouts.call):
+        if log_in(link, self._credentials, self._throttle, key, self.timeouts.login):
             self.stats.logins += 1
 
     def _refuse_insecure_key(self) -> None:

@@ -1,0 +1,114 @@
+"""Fleet fan-out over simulated hosts: results per host, bad hosts isolated, deadlines, patterns."""
+from __future__ import annotations
+
+import gevent
+import pytest
+import yaml
+
+from fleetclt.errors import AuthError
+from fleetclt.fleet import Fleet, session_for
+from fleetclt.inventory import parse_inventory
+from fleetclt.results import Status
+from fleetclt.sim import Faults, ManualClock, SimClock
+from fleetclt.sim.fleet import SimFleet
+
+PASSWORD = "fleet-pw"
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    monkeypatch.setenv("SIM_PW", PASSWORD)
+    fleet = SimFleet.create(40, base_address="127.5.0.1", users={"admin": PASSWORD},
+                            clock=SimClock(speed=1000), faults=Faults(job_duration=50))
+    with fleet:
+        yield fleet
+
+
+@pytest.fixture
+def fleet(sim):
+    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "SIM_PW"})), "sim.yaml")
+    with Fleet.from_inventory(inventory, forks=16, max_connecting=8) as fleet:
+        yield fleet
+
+
+def test_call_on_all_hosts_logs_in_once_per_host(sim, fleet):
+    result = fleet.call("system.info")
+    assert len(result) == 40 and not result.failed
+    assert {name: r.result["hostname"] for name, r in result.items()} == {h.name: h.name for h in sim.hosts}
+    again = fleet.call("core.ping", hosts="rack01")
+    assert len(again) == 20 and all(r.result == "pong" for r in again.values())
+    assert [h.counters.logins_ok for h in sim.hosts] == [1] * 40
+
+
+def test_bad_hosts_get_their_own_status_and_the_rest_proceeds(sim, fleet):
+    assert not fleet.call("core.ping", hosts="sim004").failed  # connected before it stalls
+    sim["sim002"].go_offline()
+    sim["sim003"].config = sim["sim003"].config.__class__(**{**vars(sim["sim003"].config),
+                                                            "users": {"admin": "other"}})
+    sim["sim004"].set_stall(True)
+    result = fleet.call("system.info", timeout=0.5)
+    statuses = {name: r.status for name, r in result.items()}
+    assert statuses["sim002"] is Status.UNREACHABLE
+    assert statuses["sim003"] is Status.AUTH_FAILED
+    assert statuses["sim004"] is Status.TIMEOUT
+    assert sum(1 for s in statuses.values() if s is Status.OK) == 37
+    assert result.by_status()[Status.AUTH_FAILED] == ["sim003"]
+    assert result["sim003"].to_dict()["error"]["type"] == "AuthError"
+    with pytest.raises(AuthError):
+        fleet.call("core.ping", hosts="sim003").raise_on_error()
+    sim["sim004"].set_stall(False)
+
+
+def test_deadline_returns_partial_results(sim, fleet):
+    sim["sim005"].set_stall(True)
+    result = fleet.call("core.ping", deadline=1.0)
+    assert result["sim005"].status is Status.TIMEOUT and "deadline" in str(result["sim005"].error)
+    assert len(result.ok) == 39
+    sim["sim005"].set_stall(False)
+
+
+def test_job_fan_out_with_progress(sim, fleet):
+    progress: dict[str, int] = {}
+    result = fleet.call("update.update", {}, hosts="rack02", job=True,
+                        on_progress=lambda host, job: progress.__setitem__(host, job["progress"]["percent"]))
+    assert len(result) == 20 and all(r.result is True for r in result.values())
+    assert set(progress) == set(result) and set(progress.values()) == {100}
+    assert sum(h.counters.jobs_started for h in sim.hosts) == 20
+
+
+def test_patterns_select_hosts(fleet):
+    assert fleet.select("canary") == ["sim001"]
+    assert fleet.select("rack01,!canary")[:2] == ["sim002", "sim003"]
+    assert fleet.select("~sim00[1-3]") == ["sim001", "sim002", "sim003"]
+    assert fleet.select("@failed", failed=["sim007"]) == ["sim007"]
+
+
+def test_connects_are_bounded_separately_from_forks(sim):
+    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "SIM_PW"})), "sim.yaml")
+    connecting = []
+    peak = [0]
+
+    def counting(spec):
+        session = session_for(spec)
+        original = session.connect
+
+        def connect():
+            connecting.append(1)
+            peak[0] = max(peak[0], len(connecting))
+            try:
+                gevent.sleep(0.01)
+                original()
+            finally:
+                connecting.pop()
+        session.connect = connect
+        return session
+    with Fleet(inventory, forks=40, max_connecting=3, session_factory=counting) as fleet:
+        assert not fleet.call("core.ping").failed
+    assert peak[0] == 3
+
+
+def test_subscribe_across_hosts(sim, fleet):
+    seen = []
+    fleet.subscribe("core.get_jobs", lambda event: seen.append(event.id), hosts="sim001,sim002")
+    assert not fleet.call("service.restart", "nfs", hosts="sim001,sim002", job=True).failed
+    assert seen.count(1) >= 2, "job 1 events from both hosts"
