@@ -1,0 +1,126 @@
+"""Jobs through a HostSession: progress, failures, abort, drops, re-attach, restarts, storms."""
+from __future__ import annotations
+
+import gevent
+import pytest
+from gevent.event import Event
+
+from fleetclt.errors import CallTimeout, JobFailed, JobUnknown, ValidationError
+from fleetclt.session import Timeouts
+from fleetclt.sim import Faults, ManualClock, SimClock
+from fleetclt.throttle import AuthThrottle, TokenBucket
+from tests.conftest import wait_until
+from tests.wsclient import WsClient
+
+
+@pytest.fixture
+def slow_host(make_host):
+    """Jobs take 200 simulated seconds: 0.2 s of real time at speed 1000."""
+    return make_host(clock=SimClock(speed=1000), faults=Faults(job_duration=200))
+
+
+def update_in_background(session):
+    """Start update.update as a job in another greenlet; returns it and an event set once it runs."""
+    running = Event()
+    waiter = gevent.spawn(session.call, "update.update", {}, job=True,
+                          on_progress=lambda job: job["state"] == "RUNNING" and running.set())
+    assert running.wait(10)
+    return waiter
+
+
+def test_job_with_progress(slow_host, session_for):
+    seen = []
+    result = session_for(slow_host).call("update.update", {}, job=True, on_progress=seen.append)
+    assert result is True
+    percents = [job["progress"]["percent"] for job in seen]
+    assert percents == sorted(percents) and percents[-1] == 100 and len(percents) >= 3
+    assert len({job["progress"]["description"] for job in seen}) >= 3
+
+
+def test_failing_jobs_raise_job_failed_or_validation_error(host, session_for):
+    session = session_for(host)
+    host.faults.job_failure = "error"
+    with pytest.raises(JobFailed, match="Simulated failure of service.restart") as failed:
+        session.call("service.restart", "nfs", job=True)
+    assert failed.value.job["state"] == "FAILED"
+    with pytest.raises(ValidationError) as invalid:
+        session.call("pool.dataset.lock", "tank/none", job=True)
+    assert invalid.value.extra == [["id", "tank/none dataset does not exist", 2]]
+
+
+def test_abort_a_running_job(make_host, session_for):
+    host = make_host(faults=Faults(job_duration=3600))
+    session = session_for(host)
+    waiter = update_in_background(session)
+    job_id = session.call("core.get_jobs", [["method", "=", "update.update"]], {"get": True})["id"]
+    session.abort_job(job_id)
+    with pytest.raises(JobFailed, match="was aborted"):
+        waiter.get(timeout=10)
+
+
+def test_drop_mid_job_reattaches_without_starting_it_again(slow_host, session_for):
+    session = session_for(slow_host)
+    waiter = update_in_background(session)
+    slow_host.drop_connections()
+    assert waiter.get(timeout=20) is True
+    assert slow_host.counters.jobs_started == 1
+    assert session.stats.jobs_reattached == 1 and slow_host.counters.logins_ok == 2
+
+
+def test_restart_mid_job_reports_job_unknown(make_host, session_for):
+    host = make_host(faults=Faults(job_duration=3600))
+    session = session_for(host)
+    waiter = update_in_background(session)
+    host.restart()
+    with pytest.raises(JobUnknown, match="not known to the server"):
+        waiter.get(timeout=20)
+    assert session.stats.restarts_seen == 1
+    assert host.counters.jobs_started == 1, "nothing was started again after the restart"
+
+
+def test_transient_job_with_no_events_does_not_hang(make_host, session_for):
+    host = make_host(faults=Faults(job_duration=3600, transient_jobs=True))
+    session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.2, keepalive=None))
+    with pytest.raises(CallTimeout, match="made no progress"):
+        session.call("service.restart", "nfs", job=True)
+
+
+def test_reconnect_storm_never_trips_the_rate_limiter(make_host, session_for):
+    clock = ManualClock(speed=1000)
+    host = make_host(clock=clock)
+
+    def sleep(seconds):
+        clock.advance(seconds)  # the client waits on the same simulated time the server counts
+        gevent.sleep(0)
+    throttle = AuthThrottle(bucket=TokenBucket(clock=clock.now), max_wait=3600, sleep=sleep)
+    session = session_for(host, throttle=throttle)
+    for _ in range(100):
+        assert session.call("core.ping", retry_safe=True) == "pong"
+        host.drop_connections()
+        wait_until(lambda: not session.connected)
+    assert session.call("core.ping", retry_safe=True) == "pong"
+    assert host.counters.logins_ok == 101 and host.counters.rate_limited == 0
+    assert clock.now() >= 90 * 6, "logins past the burst were spaced by the bucket"
+
+
+def test_subscriptions_come_back_after_a_drop(host, session_for):
+    session = session_for(host, timeouts=Timeouts(call=10, keepalive=30))
+    created = []
+    arrived = Event()
+    session.subscribe("user.query", lambda event: (created.append(event.fields["username"]), arrived.set()))
+    session.connect()
+    host.drop_connections()
+    wait_until(lambda: host.counters.logins_ok == 2 and session.connected)
+    raw = WsClient(host.uri)
+    raw.login()
+    raw.result("user.create", {"username": "after", "full_name": "A", "password": "x"})
+    raw.close()
+    assert arrived.wait(10) and created == ["after"]
+
+
+def test_keepalive_drops_a_stalled_connection(host, session_for):
+    session = session_for(host, timeouts=Timeouts(call=10, keepalive=0.05, ping=0.2))
+    session.connect()
+    host.set_stall(True, methods=frozenset({"core.ping"}))
+    wait_until(lambda: session.stats.drops >= 1)
+    host.set_stall(False)
