@@ -15,7 +15,9 @@ import logging
 import sys
 from typing import Sequence
 
-from . import __version__
+import gevent
+
+from . import __version__, single
 from .errors import ConfigError, FleetError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -23,12 +25,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fleetclt", description="Drive a fleet of TrueNAS hosts over persistent JSON-RPC sessions.")
+        prog="fleetclt", description="Drive a fleet of TrueNAS hosts over persistent JSON-RPC sessions.",
+        epilog="single host, midclt style: fleetclt --uri wss://nas01 -U admin -P - call system.info")
     parser.add_argument("--version", action="version", version=f"fleetclt {__version__}")
     parser.add_argument("-i", "--inventory", metavar="PATH",
                         help="inventory file (default: $FLEETCLT_INVENTORY, else ./inventory.yaml)")
-    parser.add_argument("--debug", action="store_true", help="log protocol details on stderr")
+    parser.add_argument("--debug", action="store_true",
+                        help="log protocol details on stderr, and the server's traceback of a failed call")
+    single.add_connection_options(parser, nested=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    single.add_commands(commands)
     from .demo import add_arguments as demo_arguments
     from .sim.serve import add_arguments as sim_arguments
     demo_arguments(commands.add_parser("demo", help="boot a simulated fleet and drive it"))
@@ -43,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    _quiet_interrupts()
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -55,7 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _quiet_interrupts() -> None:
+    """Ctrl-C caught in gevent's hub is still raised in the main greenlet (exit 130),
+    but the hub no longer prints it with a timestamp first."""
+    hub = gevent.get_hub()
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in single.COMMANDS:
+        return single.run(args)
     if args.command == "sim":
         from .sim.serve import run as serve
         return serve(args, args.sim_inventory or args.inventory)

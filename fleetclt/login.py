@@ -76,9 +76,12 @@ def _password_attempt(creds: Credentials) -> _Attempt:
 
 
 def _api_key_attempt(creds: Credentials) -> _Attempt:
+    """API_KEY_PLAIN needs the key's owner; without one, the key-only login (deprecated) finds it."""
     assert creds.api_key is not None
     key = creds.api_key.reveal()
-    data = {"mechanism": "API_KEY_PLAIN", "username": creds.username or "", "api_key": key}
+    if not creds.username:
+        return _Attempt("auth.login_with_api_key", [key], "auth.login_with_api_key", [key])
+    data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}
     return _Attempt("auth.login_ex", [data], "auth.login_with_api_key", [key])
 
 
