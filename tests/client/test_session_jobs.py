@@ -124,3 +124,14 @@ def test_keepalive_drops_a_stalled_connection(host, session_for):
     host.set_stall(True, methods=frozenset({"core.ping"}))
     wait_until(lambda: session.stats.drops >= 1)
     host.set_stall(False)
+
+
+def test_jobs_over_the_legacy_dialect(make_host, session_for):
+    old = make_host(version="24.10.2", clock=SimClock(speed=1000), faults=Faults(job_duration=50))
+    session = session_for(old)
+    seen = []
+    assert session.call("pool.dataset.lock", "tank/secure", job=True, on_progress=seen.append) is True
+    assert session.dialect == "ddp" and seen[-1]["state"] == "SUCCESS"
+    old.faults.job_failure = "validation"
+    with pytest.raises(ValidationError, match="Simulated validation failure"):
+        session.call("service.restart", "nfs", job=True)
