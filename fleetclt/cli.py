@@ -5,26 +5,36 @@ process-wide state; this module is where signal handling and logging set-up
 live. It does not monkey-patch: fleetclt uses gevent's socket and ssl modules
 directly, so nothing needs patching.
 
-Exit codes: 0 success, 1 a host or call failed, 2 bad usage or configuration,
-130 interrupted.
+Exit codes: 0 success; 1 nothing ran (bad usage, a broken inventory, no host
+matched) or, in single-host mode (--uri), the call failed; 2 a fan-out ran but
+some host was not ok; 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import gevent
 
-from . import __version__, single
-from .errors import ConfigError, FleetError
+from . import __version__, fleet_cli, single
+from .errors import FleetError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+FLEET_COMMANDS = ("call", "ping")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 ("nothing ran"); 2 means some hosts of a fan-out were not ok."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_FAILED, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fleetclt", description="Drive a fleet of TrueNAS hosts over persistent JSON-RPC sessions.",
         epilog="single host, midclt style: fleetclt --uri wss://nas01 -U admin -P - call system.info")
     parser.add_argument("--version", action="version", version=f"fleetclt {__version__}")
@@ -35,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_connection_options(parser, nested=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     single.add_commands(commands)
+    for name in FLEET_COMMANDS:
+        fleet_cli.add_fleet_options(commands.choices[name])
+    fleet_cli.add_hosts_command(commands)
     from .demo import add_arguments as demo_arguments
     from .sim.serve import add_arguments as sim_arguments
     demo_arguments(commands.add_parser("demo", help="boot a simulated fleet and drive it"))
@@ -52,9 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_interrupts()
     try:
         return _dispatch(args)
-    except ConfigError as exc:
-        print(f"fleetclt: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except FleetError as exc:
         print(f"fleetclt: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -70,6 +80,10 @@ def _quiet_interrupts() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "hosts":
+        return fleet_cli.run_hosts(args)
+    if args.command in FLEET_COMMANDS and getattr(args, "hosts", None):
+        return (fleet_cli.run_call if args.command == "call" else fleet_cli.run_ping)(args)
     if args.command in single.COMMANDS:
         return single.run(args)
     if args.command == "sim":

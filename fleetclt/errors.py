@@ -36,6 +36,13 @@ class FleetError(Exception):
     """Base of every error fleetclt raises on purpose."""
 
 
+def without_host(error: BaseException) -> str:
+    """An error's message without the "host: " prefix, for places that show the host apart."""
+    text = str(error)
+    host = getattr(error, "host", "")
+    return text.removeprefix(f"{host}: ") if host else text
+
+
 class ConfigError(FleetError):
     """Configuration that cannot be used as given."""
 

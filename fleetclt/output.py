@@ -14,12 +14,16 @@ import datetime as dt
 import errno as errno_codes
 import ipaddress
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
+import yaml
 
-from .errors import FleetError, JobFailed, RemoteCallError, SessionError, ValidationError
+from .errors import FleetError, JobFailed, RemoteCallError, ValidationError, without_host
 from .protocol import CollectionUpdate
+
+if TYPE_CHECKING:
+    from .results import FleetResult, HostResult
 
 # JSON-RPC codes that come without an errname (truenas-protocol.md section 3).
 _CODE_NAMES = {-32700: "PARSE_ERROR", -32600: "INVALID_REQUEST", -32601: "METHOD_NOT_FOUND",
@@ -54,6 +58,28 @@ def render_result(value: Any) -> str:
     return to_json(value)
 
 
+def to_yaml(value: Any) -> str:
+    """YAML of a decoded value (through JSON, so dates and sets read the same as in json output)."""
+    return yaml.safe_dump(orjson.loads(to_json(value, indent=False)), sort_keys=False, allow_unicode=True)
+
+
+def fleet_table(result: "FleetResult", elapsed: float, width: int = 100) -> str:
+    """One line per host, then a recap line."""
+    lines = [f"{'HOST':16} {'STATUS':12} {'TIME':>8}  RESULT"]
+    for name, host in result.items():
+        lines.append(f"{name:16} {host.status.value:12} {host.elapsed * 1000:6.0f}ms  {_cell(host)[:width]}")
+    counts = ", ".join(f"{len(names)} {status.value}" for status, names in result.by_status().items())
+    lines.append(f"recap: {counts} ({len(result)} hosts, {elapsed:.1f} s)")
+    return "\n".join(lines)
+
+
+def _cell(host: "HostResult") -> str:
+    if host.ok:
+        return render_result(host.result).replace("\n", " ") if not isinstance(host.result, (dict, list)) \
+            else to_json(host.result, indent=False)
+    return without_host(host.error) if host.error is not None else ""
+
+
 def render_event(update: CollectionUpdate) -> str:
     """One event as one JSON line."""
     return to_json({"msg": update.msg, "collection": update.collection, "id": update.id,
@@ -70,7 +96,7 @@ def error_lines(exc: FleetError) -> list[str]:
         return _remote_error_lines(exc)
     if isinstance(exc, JobFailed):
         return [_job_error_line(exc)]
-    return [f"{type(exc).__name__}: {_message(exc)}"]
+    return [f"{type(exc).__name__}: {without_host(exc)}"]
 
 
 def _remote_error_lines(exc: RemoteCallError) -> list[str]:
@@ -78,7 +104,7 @@ def _remote_error_lines(exc: RemoteCallError) -> list[str]:
     items = _validation_items(exc.extra) if isinstance(exc, ValidationError) else []
     if items:
         return [f"{name}: validation failed", *items]
-    return [f"{name}: {_strip_errname(exc.reason or _message(exc), name)}"]
+    return [f"{name}: {_strip_errname(exc.reason or without_host(exc), name)}"]
 
 
 def _validation_items(extra: Any) -> list[str]:
@@ -96,7 +122,7 @@ def _job_error_line(exc: JobFailed) -> str:
     job = exc.job
     info = job.get("exc_info") if isinstance(job.get("exc_info"), dict) else {}
     name = _errno_name(info.get("errno")) or str(job.get("state") or "JobFailed")
-    reason = str(job.get("error") or _message(exc)).strip()
+    reason = str(job.get("error") or without_host(exc)).strip()
     return f"{name}: {_strip_errname(reason, name)}"
 
 
@@ -108,12 +134,6 @@ def _strip_errname(reason: str, name: str) -> str:
     """'[EIO] disk gone' under the name EIO reads 'disk gone'."""
     reason = reason.strip()
     return reason.removeprefix(f"[{name}]").strip() or reason
-
-
-def _message(exc: FleetError) -> str:
-    text = str(exc)
-    host = exc.host if isinstance(exc, SessionError) else ""
-    return text.removeprefix(f"{host}: ") if host else text
 
 
 def print_error(exc: FleetError, trace: bool = False, stream: TextIO | None = None) -> None:

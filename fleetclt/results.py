@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from .errors import (AuthError, CallTimeout, ConnectionLost, FleetError, InsecureCredentialError, JobUnknown,
-                     ThrottledError, TLSError, UnreachableError)
+                     ThrottledError, TLSError, UnreachableError, without_host)
 
 
 class Status(str, enum.Enum):
@@ -70,21 +70,16 @@ class HostResult:
         if self.ok:
             data["result"] = self.result
         elif self.error is not None:
-            data["error"] = {"type": type(self.error).__name__, "message": _message(self.error),
-                             **_remote_fields(self.error)}
+            data["error"] = error_dict(self.error)
         return data
 
 
-def _message(error: FleetError) -> str:
-    """The error text without the host prefix (the host is its own field)."""
-    text = str(error)
-    host = getattr(error, "host", "")
-    return text[len(host) + 2:] if host and text.startswith(f"{host}: ") else text
-
-
-def _remote_fields(error: FleetError) -> dict[str, Any]:
-    fields = {k: getattr(error, k, None) for k in ("errno", "errname", "extra")}
-    return {k: v for k, v in fields.items() if v is not None}
+def error_dict(error: FleetError) -> dict[str, Any]:
+    """errno, errname, reason and extra as the server sent them; our own errors have only a reason."""
+    reason = getattr(error, "reason", None) or without_host(error)
+    return {"type": type(error).__name__, "errno": getattr(error, "errno", None),
+            "errname": getattr(error, "errname", None), "reason": reason.rstrip("\n"),
+            "extra": getattr(error, "extra", None)}
 
 
 class FleetResult(Mapping[str, HostResult]):

@@ -107,9 +107,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one single-host command; expected errors become messages and exit codes."""
     try:
         return _COMMANDS[args.command](args)
-    except ConfigError as exc:
-        print(f"fleetclt: {exc}", file=sys.stderr)
-        return 2
+    except ConfigError:
+        raise  # cli.main reports it: nothing ran
     except FleetError as exc:
         output.print_error(exc, trace=bool(getattr(args, "debug", False)))
         return 1

@@ -1,6 +1,6 @@
 """Auth budgets shared by every fleetclt process of this user, and reconnect backoff.
 
-Layer: foundation; imports fleetclt.errors only.
+Layer: foundation; imports fleetclt.errors and fleetclt.state only.
 
 Why: TrueNAS refuses the 21st unauthenticated call per method and *source IP*
 in a fixed 60 s window, after a 1-10 s delay (truenas-protocol.md section 6).
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from .errors import ThrottledError
+from .state import ensure_dir, state_dir as default_state_dir, write_private
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -158,14 +159,6 @@ class MemoryStore:
         yield self.states  # no I/O inside: greenlets cannot interleave here
 
 
-def default_state_dir() -> Path:
-    """$FLEETCLT_STATE_DIR, else $XDG_STATE_HOME/fleetclt, else ~/.local/state/fleetclt."""
-    if os.environ.get("FLEETCLT_STATE_DIR"):
-        return Path(os.environ["FLEETCLT_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "fleetclt"
-
-
 class FileStore:
     """Budgets in one JSON file shared by every process of this user, under an flock."""
 
@@ -200,9 +193,7 @@ class FileStore:
         return self._fallback
 
     def _open_lock(self) -> int:
-        if not self.dir.is_dir():
-            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(self.dir, 0o700)  # only a dir we made: never tighten someone else's
+        ensure_dir(self.dir)
         return os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def _load(self) -> States:
@@ -222,12 +213,8 @@ class FileStore:
 
     def _save(self, states: States) -> None:
         body = json.dumps({"version": 1, "buckets": {k: asdict(s) for k, s in states.items()}})
-        tmp = self.path.with_name(STATE_FILE + ".tmp")  # one writer at a time: we hold the lock
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(body)
-            os.replace(tmp, self.path)
+            write_private(self.path, body)
         except OSError as exc:
             log.warning("cannot write auth budget file %s (%s)", self.path, exc)
 

