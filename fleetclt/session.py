@@ -94,6 +94,7 @@ class HostSession:
         self.boot_id: str | None = None
         self.stats = SessionStats()
         self._closed = False
+        self._auth_failure: AuthError | None = None
         self._supervisor: gevent.Greenlet | None = None
         self._wake_supervisor = Event()
 
@@ -267,6 +268,8 @@ class HostSession:
             return link
         if self._closed:
             raise ConnectionLost("session is closed", self.name)
+        if self._auth_failure is not None:
+            raise self._auth_failure  # a refused credential is not tried again by this session
         with self._connect_lock:
             if self._link is None or self._link.dead.is_set():
                 self._refuse_insecure_key()
@@ -390,8 +393,12 @@ class HostSession:
     # -- login -----------------------------------------------------------------------
     def _login(self, link: Link) -> None:
         key = self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
-        if log_in(link, self._credentials, self._throttle, key, self.timeouts.login):
-            self.stats.logins += 1
+        try:
+            if log_in(link, self._credentials, self._throttle, key, self.timeouts.login):
+                self.stats.logins += 1
+        except AuthError as exc:
+            self._auth_failure = exc
+            raise
 
     def _refuse_insecure_key(self) -> None:
         refuse_insecure_key(self.name, self._endpoint, self._credentials)

@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write an inventory for these hosts; the password goes to PATH.secret (mode 0600)")
     parser.add_argument("--password-env", metavar="NAME",
                         help="reference the password as {env: NAME} instead; its value is printed once on stderr")
+    parser.add_argument("--failing", metavar="NAMES", default="",
+                        help="comma-separated host names whose jobs fail halfway (to rehearse failures)")
     parser.add_argument("--certfile", help="serve wss:// with this certificate (PEM)")
     parser.add_argument("--keyfile", help="private key of --certfile")
 
@@ -59,8 +61,9 @@ def run(args: argparse.Namespace, inventory_path: str | None, stdout: TextIO = s
     else:
         password = _password(args)
         fleet = _generated_fleet(args, faults, password)
+    failing = {name for name in args.failing.split(",") if name}
     for host in fleet.hosts:
-        host.faults = Faults(**vars(faults))
+        host.faults = replace(faults, job_failure="error" if host.name in failing else None)
     stop = Event()
     handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)]
     fleet.start()

@@ -31,7 +31,10 @@ def test_wrong_password_is_an_auth_error_and_is_not_retried(make_host, session_f
     with pytest.raises(AuthError, match="username or secret refused") as failure:
         session.call("system.info")
     assert failure.value.host == "nas01"
-    assert host.counters.logins_failed == 1
+    with pytest.raises(AuthError):
+        session.call("system.info")
+    assert host.counters.logins_failed == 1, "a refused credential is not tried again"
+    assert host.counters.connections == 1
 
 
 def test_api_key_login_and_revocation(make_host, session_for):
