@@ -69,7 +69,7 @@ def fleet_table(result: "FleetResult", elapsed: float, width: int = 100) -> str:
     for name, host in result.items():
         lines.append(f"{name:16} {host.status.value:12} {host.elapsed * 1000:6.0f}ms  {_cell(host)[:width]}")
     counts = ", ".join(f"{len(names)} {status.value}" for status, names in result.by_status().items())
-    lines.append(f"recap: {counts} ({len(result)} hosts, {elapsed:.1f} s)")
+    lines.append(f"recap: {counts} ({len(result)} hosts, {elapsed:.2f} s)")
     return "\n".join(lines)
 
 

@@ -148,7 +148,10 @@ def _fleet_from_inventory(path: str, args: argparse.Namespace, stderr: TextIO) -
         if reason:
             print(f"skipping {spec.name}: {reason}", file=stderr)
             continue
-        configs.append(_config_for(spec, args))
+        try:
+            configs.append(_config_for(spec, args))
+        except ConfigError as exc:  # e.g. its secret's variable is not set here
+            print(f"skipping {spec.name}: {exc}", file=stderr)
     if not configs:
         raise ConfigError(f"{path}: no host the simulator can serve (it listens on 127.0.0.0/8 only)")
     return SimFleet.from_configs(configs, SimClock())

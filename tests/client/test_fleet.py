@@ -11,6 +11,8 @@ from fleetclt.inventory import parse_inventory
 from fleetclt.results import Status
 from fleetclt.sim import Faults, ManualClock, SimClock
 from fleetclt.sim.fleet import SimFleet
+from tests.conftest import wait_until
+from tests.wsclient import WsClient
 
 PASSWORD = "fleet-pw"
 
@@ -112,3 +114,29 @@ def test_subscribe_across_hosts(sim, fleet):
     fleet.subscribe("core.get_jobs", lambda event: seen.append(event.id), hosts="sim001,sim002")
     assert not fleet.call("service.restart", "nfs", hosts="sim001,sim002", job=True).failed
     assert seen.count(1) >= 2, "job 1 events from both hosts"
+
+
+def test_throttled_tls_rejected_and_job_unknown_through_real_faults(make_host, tmp_path, monkeypatch):
+    trustme = pytest.importorskip("trustme")
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+    leaf.private_key_pem.write_to_path(tmp_path / "key.pem")
+    leaf.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    tls = make_host("tls", certfile=str(tmp_path / "cert.pem"), keyfile=str(tmp_path / "key.pem"))
+    busy = make_host("busy", clock=ManualClock(speed=1000))
+    restarting = make_host("restarting", faults=Faults(job_duration=3600))
+    raw = WsClient(busy.uri)
+    ids = [raw.request("auth.login_ex", {"mechanism": "PASSWORD_PLAIN", "username": "x", "password": "y"})
+           for _ in range(20)]
+    [raw.reply(i) for i in ids]
+    raw.close()
+    monkeypatch.setenv("PW", "fleetclt-sim")
+    text = "defaults: {username: admin, password: {env: PW}}\nhosts:\n" + "".join(
+        f"  {h.name}: {{uri: '{h.uri}'}}\n" for h in (tls, busy, restarting))
+    with Fleet.from_inventory(parse_inventory(text)) as fleet:
+        assert fleet.call("core.ping", hosts="restarting").ok
+        running = gevent.spawn(fleet.call, "update.update", {}, job=True)
+        wait_until(lambda: restarting.counters.jobs_started == 1)
+        restarting.restart()
+        statuses = {name: r.status for name, r in running.get(timeout=20).items()}
+        statuses.update({name: r.status for name, r in fleet.call("core.ping", hosts="tls,busy").items()})
+    assert statuses == {"restarting": Status.JOB_UNKNOWN, "tls": Status.TLS_REJECTED, "busy": Status.THROTTLED}
