@@ -18,7 +18,7 @@ from typing import NoReturn, Sequence
 
 import gevent
 
-from . import __version__, fleet_cli, single
+from . import __version__, fleet_cli, rollout_cli, single
 from .errors import FleetError
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in FLEET_COMMANDS:
         fleet_cli.add_fleet_options(commands.choices[name])
     fleet_cli.add_hosts_command(commands)
+    rollout_cli.add_rollout_command(commands)
     from .demo import add_arguments as demo_arguments
     from .sim.serve import add_arguments as sim_arguments
     demo_arguments(commands.add_parser("demo", help="boot a simulated fleet and drive it"))
@@ -82,6 +83,8 @@ def _quiet_interrupts() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "hosts":
         return fleet_cli.run_hosts(args)
+    if args.command == "rollout":
+        return rollout_cli.run_rollout(args)
     if args.command in FLEET_COMMANDS and getattr(args, "hosts", None):
         return (fleet_cli.run_call if args.command == "call" else fleet_cli.run_ping)(args)
     if args.command in single.COMMANDS:

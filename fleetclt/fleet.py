@@ -127,14 +127,24 @@ class Fleet:
         for result in pool.imap_unordered(lambda name: self._attempt(name, action), names):
             record(result)
 
+    def connected(self, name: str) -> HostSession:
+        """The session of `name`, connected and logged in, with at most `max_connecting` at once."""
+        session = self[name]
+        if not session.connected:
+            with self._connecting:
+                session.connect()
+        return session
+
+    def rollout(self, method: str, *params: Any, hosts: str | Iterable[str] = "all", **options: Any) -> Any:
+        """Run `method` as a job across hosts in stages; see fleetclt.rollout (options: batch,
+        max_fail, window, pause, health, abort_on_halt, stall_after, progress)."""
+        from .rollout import run_rollout  # the rollout layer sits above the fleet
+        return run_rollout(self, method, params, self.select(hosts), **options)
+
     def _attempt(self, name: str, action: Callable[[HostSession], Any]) -> HostResult:
         started = time.monotonic()
         try:
-            session = self[name]
-            if not session.connected:
-                with self._connecting:
-                    session.connect()
-            value = action(session)
+            value = action(self.connected(name))
         except FleetError as exc:
             return HostResult.from_error(name, exc, time.monotonic() - started)
         except Exception as exc:  # a bug on one host must not sink the whole fan-out

@@ -273,7 +273,7 @@ def system_version_short(conn: "Connection") -> str:
 
 @api("system.ready")
 def system_ready(conn: "Connection") -> bool:
-    return True
+    return not conn.host.faults.not_ready
 
 
 @api("system.state")

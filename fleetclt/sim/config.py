@@ -66,6 +66,7 @@ class Faults:
     stalled_methods: frozenset[str] = frozenset()  # ... or only these
     handshake_status: int | None = None      # e.g. 302, 307, 404 instead of 101
     close_on_connect: int | None = None      # e.g. 1008 (IP allowlist)
+    not_ready: bool = False                  # system.ready answers false
 
 
 @dataclass

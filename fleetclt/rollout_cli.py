@@ -1,0 +1,121 @@
+"""`fleetclt rollout`: a job across hosts in stages, with a failure budget, live progress and resume.
+
+Layer: front end; imports rollout, rollout_plan, rollout_view, journal, fleet, inventory, output.
+
+Ctrl-C once stops starting new jobs and detaches from running ones (they go on
+on their hosts; the journal keeps their ids for --resume); twice exits at once.
+Exit 0 when every host succeeded, 2 otherwise, 1 when nothing ran.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+from typing import Any
+
+import gevent
+
+from . import output
+from .errors import ConfigError
+from .fleet import Fleet
+from .fleet_cli import OUTPUTS, selection
+from .inventory import load_inventory
+from .journal import Journal
+from .rollout import Rollout, RolloutResult
+from .rollout_plan import Budget, RolloutPlan, parse_batch
+from .rollout_view import RolloutView
+from .single import call_params, parse_arg
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def add_rollout_command(commands: Any) -> None:
+    parser = commands.add_parser("rollout", help="run a job across hosts in stages (failure budget, resume)",
+                                 description="Run METHOD as a job on the selected hosts, stage by stage.")
+    parser.add_argument("--hosts", metavar="PATTERN", help="which hosts (see `fleetclt hosts`)")
+    parser.add_argument("--batch", default="100%", metavar="SPEC",
+                        help="stage sizes, e.g. 1,10%%,100%% (the last repeats; default one stage)")
+    parser.add_argument("--window", type=int, metavar="N", help="a sliding window of N hosts instead of stages")
+    parser.add_argument("--max-fail", default="0", metavar="N|P%",
+                        help="failed hosts tolerated over the whole rollout (default 0: halt on the first)")
+    parser.add_argument("--pause", type=float, default=0.0, metavar="S", help="wait between stages")
+    parser.add_argument("--health", metavar="'METHOD [ARG ...]'",
+                        help="after each stage, call this on the stage's hosts; falsy or error = failed")
+    parser.add_argument("--abort-on-halt", action="store_true", help="abort running jobs when halting")
+    parser.add_argument("--stall", type=float, default=300.0, metavar="S",
+                        help="warn when a job's progress has not changed for S seconds (default 300)")
+    parser.add_argument("--output", "-o", choices=OUTPUTS, help="default: table on a terminal, else json")
+    parser.add_argument("--forks", type=int, default=100, metavar="N", help="hosts worked on at once")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted rollout from its journal")
+    parser.add_argument("method", metavar="METHOD", nargs="?")
+    parser.add_argument("args", nargs="*", metavar="ARG")
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    view = RolloutView(sys.stderr, sys.stderr.isatty(), args.stall)
+    rollout = _resume(args, view) if args.resume else _start(args, view)
+    interrupts = [0]
+
+    def on_interrupt() -> None:
+        interrupts[0] += 1
+        if interrupts[0] > 1:
+            os._exit(EXIT_INTERRUPTED)
+        print(f"\nstopping: no new jobs; resume with: fleetclt rollout --resume {rollout.run_id}",
+              file=sys.stderr, flush=True)
+        rollout.stop()
+    handler = gevent.signal_handler(signal.SIGINT, on_interrupt)
+    print(f"rollout {rollout.run_id}: journal {rollout.journal.path}", file=sys.stderr, flush=True)
+    try:
+        result = rollout.run()
+    finally:
+        handler.cancel()
+        rollout.fleet.close()
+    view.close(rollout)
+    _render(result, args.output or ("table" if sys.stdout.isatty() else "json"))
+    return EXIT_OK if result.ok else EXIT_SOME_FAILED
+
+
+def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
+    if not args.method:
+        raise ConfigError("rollout needs METHOD (or --resume RUN_ID)")
+    parse_batch(args.batch)
+    Budget.parse(args.max_fail)
+    inventory, names = selection(args)
+    plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
+                       max_fail=args.max_fail, window=args.window, pause=args.pause,
+                       health=_health(args.health), abort_on_halt=args.abort_on_halt, stall_after=args.stall)
+    return Rollout.start(Fleet(inventory, forks=args.forks), plan, names, view)
+
+
+def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
+    if args.method:
+        raise ConfigError("--resume takes the method and hosts from the journal; give no METHOD")
+    journal, replay = Journal.open(args.resume)
+    inventory = load_inventory(args.inventory or replay.header["inventory"])
+    return Rollout.resume(Fleet(inventory, forks=args.forks), journal, replay, view)
+
+
+def _health(text: str | None) -> tuple[Any, ...]:
+    if not text:
+        return ()
+    method, *raw = shlex.split(text)
+    return (method, *(parse_arg(item) for item in raw))
+
+
+def _render(result: RolloutResult, fmt: str) -> None:
+    report = result.to_dict()
+    if fmt == "table":
+        for name, row in report["hosts"].items():
+            detail = output.to_json(row["result"], indent=False) if "result" in row else \
+                (row.get("error") or {}).get("reason", "")
+            print(f"{name:16} stage {row['stage']:<3} {row['status']:12} job {row['job_id'] or '-':<6} {detail}")
+        print(f"{result.stop_reason} ({', '.join(f'{n} {s}' for s, n in report['summary'].items())})")
+    elif fmt == "yaml":
+        print(output.to_yaml(report), end="")
+    elif fmt == "jsonl":
+        for name, row in report["hosts"].items():
+            print(output.to_json({"host": name, **row}, indent=False))
+    else:
+        print(output.to_json(report))
