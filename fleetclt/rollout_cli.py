@@ -82,6 +82,8 @@ def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
         raise ConfigError("rollout needs METHOD (or --resume RUN_ID)")
     parse_batch(args.batch)
     Budget.parse(args.max_fail)
+    if args.window is not None and args.window < 1:
+        raise ConfigError("--window needs at least 1 host")
     inventory, names = selection(args)
     plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
                        max_fail=args.max_fail, window=args.window, pause=args.pause,
