@@ -82,3 +82,45 @@ def wait_until(predicate, timeout=10.0, step=0.005):
     with gevent.Timeout(timeout, AssertionError(f"condition not met within {timeout} s")):
         while not predicate():
             gevent.sleep(step)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """A throwaway CA and a certificate for localhost / 127.0.0.1: paths, SHA-256 pin, client context."""
+    import hashlib
+
+    from gevent import ssl
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    leaf.private_key_pem.write_to_path(folder / "key.pem")
+    leaf.cert_chain_pems[0].write_to_path(folder / "cert.pem")
+    ca.cert_pem.write_to_path(folder / "ca.pem")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # gevent's class: create_default_context() is not
+    ca.configure_trust(context)
+    der = ssl.PEM_cert_to_DER_cert((folder / "cert.pem").read_text())
+    return {"cert": str(folder / "cert.pem"), "key": str(folder / "key.pem"), "ca": str(folder / "ca.pem"),
+            "pin": hashlib.sha256(der).hexdigest(), "context": context}
+
+
+@pytest.fixture
+def simulated_fleet(monkeypatch):
+    """Start `count` simulated hosts on distinct 127.x addresses; returns (SimFleet, Inventory)."""
+    import yaml
+
+    from fleetclt.inventory import parse_inventory
+    from fleetclt.sim.fleet import SimFleet
+    started = []
+
+    def start(count, base_address, job_duration=20.0, speed=1000.0, password="pw"):
+        monkeypatch.setenv("SIMULATED_FLEET_PW", password)
+        sim = SimFleet.create(count, base_address=base_address, users={"admin": password},
+                              clock=SimClock(speed=speed), faults=Faults(job_duration=job_duration)).start()
+        started.append(sim)
+        text = yaml.safe_dump(sim.inventory({"env": "SIMULATED_FLEET_PW"}))
+        return sim, parse_inventory(text, "sim.yaml")
+
+    yield start
+    for sim in started:
+        sim.stop()

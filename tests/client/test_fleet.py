@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import gevent
 import pytest
-import yaml
 
 from fleetclt.errors import AuthError
 from fleetclt.fleet import Fleet, session_for
 from fleetclt.inventory import parse_inventory
 from fleetclt.results import Status
-from fleetclt.sim import Faults, ManualClock, SimClock
-from fleetclt.sim.fleet import SimFleet
+from fleetclt.sim import Faults, ManualClock
 from tests.conftest import wait_until
 from tests.wsclient import WsClient
 
@@ -18,18 +16,18 @@ PASSWORD = "fleet-pw"
 
 
 @pytest.fixture
-def sim(monkeypatch):
-    monkeypatch.setenv("SIM_PW", PASSWORD)
-    fleet = SimFleet.create(40, base_address="127.5.0.1", users={"admin": PASSWORD},
-                            clock=SimClock(speed=1000), faults=Faults(job_duration=50))
-    with fleet:
-        yield fleet
+def sim_and_inventory(simulated_fleet):
+    return simulated_fleet(40, "127.5.0.1", job_duration=50, password=PASSWORD)
 
 
 @pytest.fixture
-def fleet(sim):
-    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "SIM_PW"})), "sim.yaml")
-    with Fleet.from_inventory(inventory, forks=16, max_connecting=8) as fleet:
+def sim(sim_and_inventory):
+    return sim_and_inventory[0]
+
+
+@pytest.fixture
+def fleet(sim_and_inventory):
+    with Fleet.from_inventory(sim_and_inventory[1], forks=16, max_connecting=8) as fleet:
         yield fleet
 
 
@@ -85,8 +83,8 @@ def test_patterns_select_hosts(fleet):
     assert fleet.select("@failed", failed=["sim007"]) == ["sim007"]
 
 
-def test_connects_are_bounded_separately_from_forks(sim):
-    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "SIM_PW"})), "sim.yaml")
+def test_connects_are_bounded_separately_from_forks(sim_and_inventory):
+    inventory = sim_and_inventory[1]
     connecting = []
     peak = [0]
 

@@ -2,28 +2,24 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from fleetclt.fleet import Fleet
-from fleetclt.inventory import parse_inventory
 from fleetclt.journal import Journal
-from fleetclt.sim import Faults, SimClock
-from fleetclt.sim.fleet import SimFleet
 
 
 @pytest.fixture
-def sim(monkeypatch):
-    monkeypatch.setenv("ROLL_PW", "pw")
-    fleet = SimFleet.create(45, base_address="127.9.0.1", users={"admin": "pw"},
-                            clock=SimClock(speed=1000), faults=Faults(job_duration=20))
-    with fleet:
-        yield fleet
+def sim_and_inventory(simulated_fleet):
+    return simulated_fleet(45, "127.9.0.1")
 
 
 @pytest.fixture
-def fleet(sim):
-    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "ROLL_PW"})), "sim.yaml")
-    with Fleet(inventory) as fleet:
+def sim(sim_and_inventory):
+    return sim_and_inventory[0]
+
+
+@pytest.fixture
+def fleet(sim_and_inventory):
+    with Fleet(sim_and_inventory[1]) as fleet:
         yield fleet
 
 

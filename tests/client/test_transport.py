@@ -4,34 +4,20 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from gevent import socket, ssl
+from gevent import socket
 
 from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
 from fleetclt.tls import TLSPolicy, fingerprint_of
 from fleetclt.transport import Endpoint, open_websocket
 
 
-@pytest.fixture(scope="module")
-def cert_files(tmp_path_factory):
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    folder = tmp_path_factory.mktemp("tls")
-    leaf.private_key_pem.write_to_path(folder / "key.pem")
-    leaf.cert_chain_pems[0].write_to_path(folder / "cert.pem")
-    ca.cert_pem.write_to_path(folder / "ca.pem")
-    der = ssl.PEM_cert_to_DER_cert((folder / "cert.pem").read_text())
-    return {"cert": str(folder / "cert.pem"), "key": str(folder / "key.pem"), "ca": str(folder / "ca.pem"),
-            "pin": hashlib.sha256(der).hexdigest()}
-
-
 @pytest.fixture
-def tls_host(make_host, cert_files):
-    return make_host(certfile=cert_files["cert"], keyfile=cert_files["key"])
+def tls_host(make_host, tls_files):
+    return make_host(certfile=tls_files["cert"], keyfile=tls_files["key"])
 
 
-def test_pinned_self_signed_certificate_is_accepted(tls_host, cert_files, session_for):
-    session = session_for(tls_host, tls=TLSPolicy(fingerprint=cert_files["pin"]))
+def test_pinned_self_signed_certificate_is_accepted(tls_host, tls_files, session_for):
+    session = session_for(tls_host, tls=TLSPolicy(fingerprint=tls_files["pin"]))
     assert session.call("system.info")["hostname"] == "nas01"
 
 
@@ -48,9 +34,9 @@ def test_unknown_self_signed_certificate_is_rejected_with_advice(tls_host, sessi
     assert not isinstance(rejected.value, PinMismatch)
 
 
-def test_ca_file_verifies_the_host(tls_host, cert_files, session_for):
+def test_ca_file_verifies_the_host(tls_host, tls_files, session_for):
     session = session_for(tls_host, uri=tls_host.uri.replace("127.0.0.1", "localhost"),
-                          tls=TLSPolicy(ca_file=cert_files["ca"]))
+                          tls=TLSPolicy(ca_file=tls_files["ca"]))
     assert session.call("core.ping") == "pong"
 
 
@@ -98,3 +84,31 @@ def test_endpoint_parsing():
     with pytest.raises(ValueError, match="not a websocket uri"):
         Endpoint.parse("http://nas/api/current")
     assert fingerprint_of(b"x") == hashlib.sha256(b"x").hexdigest()
+
+
+def test_endpoint_keeps_the_query():
+    assert Endpoint.parse("ws://127.0.0.1:9001/runCase?case=3&agent=x").target == "/runCase?case=3&agent=x"
+
+
+def test_wrong_pin_closes_the_tls_socket(tls_host):
+    """The TLS socket owns the fd once wrapped: a pin mismatch must close it, not the plain one."""
+    import os
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(PinMismatch):
+        open_websocket("nas01", Endpoint.parse(tls_host.uri), TLSPolicy(fingerprint="ab" * 32), 5)
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_server_faults_get_close_codes(host):
+    """Our verdict on a bad server reaches it as a close code (RFC 6455 7.1.7): 1003 binary, 1009 size."""
+    from fleetclt.errors import ProtocolError
+    ws = open_websocket("nas01", Endpoint.parse(host.uri), TLSPolicy(), 5)
+    ws.max_message = 1000
+    host.inject("x" * 1001)
+    with pytest.raises(ProtocolError, match="larger than 1000 bytes .closed with 1009"):
+        ws.receive()
+    ws = open_websocket("nas01", Endpoint.parse(host.uri), TLSPolicy(), 5)
+    for conn in list(host.connections):
+        conn.ws.send(b"\x00", binary=True)
+    with pytest.raises(ProtocolError, match="binary frame .closed with 1003"):
+        ws.receive()

@@ -6,7 +6,6 @@ import urllib.request
 
 import gevent
 import pytest
-from gevent import ssl
 
 from tests.wsclient import Rejected, WsClient
 
@@ -47,17 +46,9 @@ def test_bad_websocket_key_is_a_400_not_a_crash(host):
     sock.close()
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("localhost", "127.0.0.1")
-    folder = tmp_path_factory.mktemp("tls")
-    leaf.private_key_pem.write_to_path(folder / "key.pem")
-    leaf.cert_chain_pems[0].write_to_path(folder / "cert.pem")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # gevent's class: create_default_context() is not
-    ca.configure_trust(context)
-    return str(folder / "cert.pem"), str(folder / "key.pem"), context
+@pytest.fixture
+def certificate(tls_files):
+    return tls_files["cert"], tls_files["key"], tls_files["context"]
 
 
 def test_wss_counts_as_secure_for_plain_api_keys(make_host, certificate):
