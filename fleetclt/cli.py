@@ -15,11 +15,13 @@ import argparse
 import logging
 import sys
 from typing import NoReturn, Sequence
+from urllib.parse import urlsplit
 
 import gevent
 
 from . import __version__, fleet_cli, rollout_cli, single
 from .errors import FleetError
+from .tls import server_fingerprint
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 FLEET_COMMANDS = ("call", "ping")
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         fleet_cli.add_fleet_options(commands.choices[name])
     fleet_cli.add_hosts_command(commands)
     rollout_cli.add_rollout_command(commands)
+    fingerprint = commands.add_parser(
+        "fingerprint", help="print a host's TLS certificate fingerprint, to pin it (tls_fingerprint)")
+    fingerprint.add_argument("target", metavar="URI|HOST[:PORT]")
     from .demo import add_arguments as demo_arguments
     from .sim.serve import add_arguments as sim_arguments
     demo_arguments(commands.add_parser("demo", help="boot a simulated fleet and drive it"))
@@ -85,6 +90,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return fleet_cli.run_hosts(args)
     if args.command == "rollout":
         return rollout_cli.run_rollout(args)
+    if args.command == "fingerprint":
+        return _fingerprint(args.target)
     if args.command in FLEET_COMMANDS and getattr(args, "hosts", None):
         return (fleet_cli.run_call if args.command == "call" else fleet_cli.run_ping)(args)
     if args.command in single.COMMANDS:
@@ -94,6 +101,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return serve(args, args.sim_inventory or args.inventory)
     from .demo import run as demo
     return demo(args)
+
+
+def _fingerprint(target: str) -> int:
+    """Trust on first use, made explicit: show the fingerprint, never store it silently."""
+    parts = urlsplit(target if "//" in target else f"wss://{target}")
+    host, port = parts.hostname or "", parts.port or 443
+    print(server_fingerprint(host, port))
+    print("check it on the host (System > Certificates), then pin it: tls_fingerprint: <the line above>",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m fleetclt.cli`

@@ -14,7 +14,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from gevent import ssl
+import gevent
+from gevent import socket, ssl
 
 from .errors import PinMismatch, TLSError
 
@@ -48,6 +49,23 @@ def _context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
 def fingerprint_of(der: bytes) -> str:
     """The lowercase hex SHA-256 of a DER certificate, as inventories pin it."""
     return hashlib.sha256(der).hexdigest()
+
+
+def server_fingerprint(host: str, port: int, timeout: float = 10.0) -> str:
+    """Fetch a server's certificate without trusting it and return its SHA-256 fingerprint.
+
+    Trust on first use made explicit: the caller shows it to a human, who pins it.
+    """
+    try:
+        with gevent.Timeout(timeout, TLSError(f"no TLS handshake within {timeout:g} s", host)):
+            raw = socket.create_connection((host, port))
+            with _context(False, None).wrap_socket(raw, server_hostname=host) as conn:
+                der = conn.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(f"cannot read the certificate of {host}:{port}: {exc}", host) from None
+    if not der:
+        raise TLSError("the server sent no certificate", host)
+    return fingerprint_of(der)
 
 
 def check_pin(host_name: str, der: bytes | None, expected: str | None) -> None:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 
 import pytest
-from gevent import socket
+from gevent import socket, subprocess
 
 from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
 from fleetclt.tls import TLSPolicy, fingerprint_of
@@ -112,3 +113,10 @@ def test_server_faults_get_close_codes(host):
         conn.ws.send(b"\x00", binary=True)
     with pytest.raises(ProtocolError, match="binary frame .closed with 1003"):
         ws.receive()
+
+
+def test_fingerprint_command_prints_the_pin(tls_host, tls_files):
+    result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "fingerprint", tls_host.uri],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == tls_files["pin"]
+    assert "tls_fingerprint" in result.stderr
