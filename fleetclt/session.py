@@ -172,14 +172,15 @@ class HostSession:
             self._link.subscribe(event, self.timeouts.call)
 
     def close(self) -> None:
-        """Log out by closing the socket; stops keepalive and reconnects."""
+        """Log out by closing the socket; returns once keepalive and reconnects have stopped."""
         self._closed = True
         self._wake_supervisor.set()
         link, self._link = self._link, None
         if link is not None:
             link.close()
-        if self._supervisor is not None:
-            self._supervisor.kill(block=False)
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not gevent.getcurrent():
+            supervisor.kill(block=True, timeout=1.0)
 
     # -- calls -----------------------------------------------------------------------
     def _call(self, method: str, params: list[Any], timeout: float | None, retry_safe: bool) -> Any:
