@@ -18,6 +18,7 @@ the standard library on the hot path (perf-notes.md section 5).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 from typing import Any, Callable
 
@@ -60,9 +61,15 @@ def _date_from_ms(ms: Any) -> dt.datetime:
     if isinstance(ms, bool) or not isinstance(ms, (int, float)):
         raise DecodeError(f"$date expects a number of milliseconds, got {ms!r}")
     try:
-        return _EPOCH + dt.timedelta(milliseconds=ms)
+        return _cached_date(ms) if type(ms) is int else _EPOCH + dt.timedelta(milliseconds=ms)
     except (OverflowError, ValueError) as exc:
         raise DecodeError(f"$date out of range: {ms!r}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_date(ms: int) -> dt.datetime:
+    """Build times and boot times repeat in every reply of a host: datetimes are immutable, share them."""
+    return _EPOCH + dt.timedelta(milliseconds=ms)
 
 
 def _iso(parse: Callable[[str], Any], name: str) -> Callable[[Any], Any]:
@@ -101,15 +108,25 @@ def _decode_dict(obj: dict[str, Any]) -> Any:
             return convert(_revive(value) if key == "$set" else value)
     elif len(obj) == 2 and obj.get("$type") == "date" and "$value" in obj:
         return _parse_date(obj["$value"])
-    return {key: _revive(value) for key, value in obj.items()}
+    for key, value in obj.items():  # in place: orjson's fresh objects are ours to change
+        if type(value) in _CONTAINERS:
+            obj[key] = _revive(value)
+    return obj
 
 
 def _revive(value: Any) -> Any:
-    if isinstance(value, dict):
+    """Replace tagged objects inside a freshly decoded value; only containers are walked."""
+    kind = type(value)
+    if kind is dict:
         return _decode_dict(value)
-    if isinstance(value, list):
-        return [_revive(item) for item in value]
+    if kind is list:
+        for index, item in enumerate(value):
+            if type(item) in _CONTAINERS:
+                value[index] = _revive(item)
     return value
+
+
+_CONTAINERS = (dict, list)  # orjson decodes to exactly these types
 
 
 def loads(text: str | bytes) -> Any:

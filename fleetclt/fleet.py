@@ -1,6 +1,6 @@
 """The fleet: one persistent HostSession per inventory host, and fan-out over them.
 
-Layer: fleet (thin composer); imports session, inventory, results, tls, rlimit.
+Layer: fleet (thin composer); imports session, fanout, inventory, results, tls, rlimit.
 
 Every fleet feature is "map a session method over hosts, collect outcomes".
 Two separate bounds: `max_connecting` caps connects and logins in progress
@@ -21,6 +21,7 @@ from gevent.lock import BoundedSemaphore
 from gevent.pool import Pool
 
 from .errors import CallTimeout, FleetError
+from .fanout import PipelinedCall
 from .inventory import HostSpec, Inventory, load_inventory
 from .login import Credentials
 from .results import FleetResult, HostResult, Status
@@ -89,17 +90,30 @@ class Fleet:
              timeout: float | None = None, deadline: float | None = None,
              on_result: ResultCallback | None = None, on_progress: HostProgress | None = None,
              failed: Iterable[str] = ()) -> FleetResult:
-        """Call `method` on every selected host in parallel; one HostResult per host."""
+        """Call `method` on every selected host in parallel; one HostResult per host.
+
+        A plain call (no job) goes out pipelined to every connected host (see
+        fleetclt.fanout: no greenlet per host, so `forks` does not bound those);
+        hosts still to connect take the greenlet-per-host path, bounded by `forks`.
+        """
         def action(session: HostSession) -> Any:
             progress = _bind(on_progress, session.name)
             return session.call(method, *params, timeout=timeout, job=job, on_progress=progress)
-        return self.run(action, hosts=hosts, deadline=deadline, on_result=on_result, failed=failed)
+        names = self.select(hosts, failed)
+        if job:
+            return self._run(names, action, deadline, on_result)
+        return self._run(names, action, deadline, on_result,
+                         lambda record: PipelinedCall(method, list(params), timeout, record))
 
     def run(self, action: Callable[[HostSession], Any], *, hosts: str | Iterable[str] = "all",
             deadline: float | None = None, on_result: ResultCallback | None = None,
             failed: Iterable[str] = ()) -> FleetResult:
         """Apply `action` to each selected host's session; the general form of `call`."""
-        names = self.select(hosts, failed)
+        return self._run(self.select(hosts, failed), action, deadline, on_result)
+
+    def _run(self, names: list[str], action: Callable[[HostSession], Any], deadline: float | None,
+             on_result: ResultCallback | None,
+             pipelined: Callable[[ResultCallback], PipelinedCall] | None = None) -> FleetResult:
         ensure_open_files(len(self._sessions) + len(names))
         results: dict[str, HostResult] = {}
 
@@ -107,12 +121,18 @@ class Fleet:
             results[result.host] = result
             if on_result is not None:
                 on_result(result)
+        fan = pipelined(record) if pipelined is not None else None
+        slow = fan.send((name, self._sessions.get(name)) for name in names) if fan is not None else names
         pool = Pool(self.forks)
-        driver = gevent.spawn(self._drive, pool, names, action, record)
+        driver = gevent.spawn(self._drive, pool, slow, action, record)
         driver.join(timeout=deadline)
-        if not driver.dead:
+        overdue = not driver.dead
+        if overdue:
             driver.kill()
             pool.kill()
+        if fan is not None:
+            fan.wait(deadline)
+        if overdue:
             _mark_overdue(names, results, deadline, record)
         self.last_result = FleetResult(results, names)
         return self.last_result

@@ -16,15 +16,31 @@ import gevent
 from gevent.event import AsyncResult, Event
 from gevent.lock import BoundedSemaphore
 
-from .errors import CallTimeout, ConnectionLost, HandshakeError, ProtocolError, SessionError
-from .protocol import (Connected, ConnectionFailure, Dialect, ErrorReply, Event as ProtocolEvent,
-                       HandshakeFailed, Reply, RequestId)
+from .errors import (
+    CallTimeout,
+    ConnectionLost,
+    HandshakeError,
+    ProtocolError,
+    SessionError,
+)
+from .protocol import (
+    Connected,
+    ConnectionFailure,
+    Dialect,
+    ErrorReply,
+    HandshakeFailed,
+    Reply,
+    RequestId,
+)
+from .protocol import Event as ProtocolEvent
+from .redact import redact_frame
 from .transport import WebSocket
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 10
 EventHandler = Callable[[ProtocolEvent], None]
+Settle = Callable[[Any, "BaseException | None"], None]  # (result, error): exactly one is meaningful
 
 
 class Link:
@@ -34,7 +50,7 @@ class Link:
                  window: int = DEFAULT_WINDOW) -> None:
         self.host_name, self.ws, self.dialect = host_name, ws, dialect
         self._on_event = on_event
-        self._pending: dict[RequestId, AsyncResult] = {}
+        self._pending: dict[RequestId, AsyncResult | _Pending] = {}
         self._window = BoundedSemaphore(window)
         self._connected = AsyncResult()
         self.dead = Event()
@@ -42,6 +58,7 @@ class Link:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.bad_frames = 0
+        self._wire_log = log.isEnabledFor(logging.DEBUG)  # --debug: every frame, credentials masked
         self._reader = gevent.spawn(self._read_loop)
 
     def handshake(self, timeout: float) -> None:
@@ -50,7 +67,7 @@ class Link:
         if not frames:
             return
         for frame in frames:
-            self.ws.send(frame)
+            self._send(frame)
         try:
             self._connected.get(timeout=timeout)
         except gevent.Timeout:
@@ -64,9 +81,40 @@ class Link:
         """Subscribe; returns the subscription id (JSON-RPC core.subscribe or DDP sub/ready)."""
         return self._exchange(lambda: self.dialect.subscribe(name), f"subscribe {name}", timeout)
 
+    def start_call(self, method: str, params: list[Any], settle: Settle) -> RequestId | None:
+        """Send one call without waiting; `settle(value, error)` runs in the reader when it ends.
+
+        For pipelined fan-out: no greenlet and no timer per call. Returns the
+        request id (for `cancel`), or None, having sent nothing, when the link is
+        dead or its window is full; the caller then uses `call()`.
+        """
+        if self.dead.is_set() or not self._window.acquire(blocking=False):
+            return None
+        call_id, frame = self.dialect.request(method, params)
+        self._pending[call_id] = _Pending(lambda value, error: self._settled(call_id, settle, value, error))
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            self._send(frame)
+        except SessionError as exc:
+            self._pending[call_id].set_exception(exc)
+        return call_id
+
+    def cancel(self, call_id: RequestId, error: SessionError) -> None:
+        """Give up on a `start_call` (its deadline passed): settle it with `error` now."""
+        waiter = self._pending.get(call_id)
+        if waiter is not None and not waiter.ready():
+            waiter.set_exception(error)
+
+    def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None) -> None:
+        self.in_flight -= 1
+        self._pending.pop(call_id, None)
+        self._window.release()
+        settle(value, error)
+
     def send(self, frame: str) -> None:
         """Send a frame that gets no reply (notification, unsubscribe)."""
-        self.ws.send(frame)
+        self._send(frame)
 
     def close(self, error: SessionError | None = None) -> None:
         """Close politely; pending calls fail with `error` (ConnectionLost by default)."""
@@ -77,12 +125,16 @@ class Link:
     def _exchange(self, build: Callable[[], tuple[RequestId, str]], what: str, timeout: float | None) -> Any:
         if self.dead.is_set():
             raise self._lost()
-        timer = gevent.Timeout(timeout, CallTimeout(f"{what}: no reply within {timeout:g} s",
-                                                    self.host_name) if timeout else None)
+        # The CallTimeout is built only when the timer fires: most calls never need it.
+        timer = gevent.Timeout(timeout)  # raises itself; None: never
         timer.start()
         try:
             with self._window:
                 return self._send_and_wait(*build())
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            raise CallTimeout(f"{what}: no reply within {timeout:g} s", self.host_name) from None
         finally:
             timer.close()
 
@@ -92,7 +144,7 @@ class Link:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            self.ws.send(frame)
+            self._send(frame)
             return waiter.get()
         finally:
             self.in_flight -= 1
@@ -100,6 +152,11 @@ class Link:
 
     def _lost(self) -> SessionError:
         return self.error or ConnectionLost("connection lost", self.host_name)
+
+    def _send(self, frame: str) -> None:
+        if self._wire_log:
+            log.debug("%s > %s", self.host_name, redact_frame(frame))
+        self.ws.send(frame)
 
     def _read_loop(self) -> None:
         try:
@@ -112,6 +169,11 @@ class Link:
             self._die(ConnectionLost(f"reader failed: {exc!r}", self.host_name))
 
     def _receive_one(self, text: str) -> None:
+        if self._wire_log:
+            log.debug("%s < %s", self.host_name, redact_frame(text))
+        self._dispatch_text(text)
+
+    def _dispatch_text(self, text: str) -> None:
         """Dispatch one frame; a frame we cannot parse is logged and skipped, not fatal.
 
         A newer server may add notification types; dropping the connection on each
@@ -160,6 +222,28 @@ class Link:
         if not self._connected.ready():
             self._connected.set_exception(error)
         self._on_event(LinkDown(error))
+
+
+class _Pending:
+    """The reply slot of a `start_call`: what `_pending` needs of an AsyncResult, run inline."""
+
+    __slots__ = ("_settle", "_done")
+
+    def __init__(self, settle: Settle) -> None:
+        self._settle, self._done = settle, False
+
+    def ready(self) -> bool:
+        return self._done
+
+    def set(self, value: Any) -> None:
+        if not self._done:
+            self._done = True
+            self._settle(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self._settle(None, error)
 
 
 class LinkDown:

@@ -1,0 +1,85 @@
+"""Measurements shared by every contender worker: CPU, RSS, percentiles, the result line.
+
+Layer: bench worker support; standard library only, so that importing it adds
+nothing to a contender's process (the asyncio and thread workers import no gevent).
+
+CPU is `time.process_time()` (every thread of the process), RSS is read from
+/proc/self/status. A worker prints exactly one JSON object on its last stdout line.
+"""
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+JOB_METHOD, JOB_PARAMS = "service.restart", ["nfs"]
+CALL_METHOD = "system.info"
+
+
+def rss_kib(key: str = "VmRSS") -> int:
+    """Resident set (or, with key='VmHWM', its peak) of this process in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile; with few rounds the p99 is the slowest round."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def raise_nofile(needed: int) -> None:
+    """Soft open-file limit up to the hard one when `needed` descriptors do not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@dataclass
+class Rounds:
+    """Round times and the CPU they cost; `run` does the warm-up and the measured rounds."""
+
+    calls_per_round: int
+    times: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    failures: int = 0
+
+    def run(self, one_round: Callable[[], int], rounds: int, warmup: int) -> None:
+        """`one_round` returns how many calls failed."""
+        for _ in range(warmup):
+            one_round()
+        cpu0 = time.process_time()
+        for _ in range(rounds):
+            started = time.perf_counter()
+            self.failures += one_round()
+            self.times.append(time.perf_counter() - started)
+        self.cpu = time.process_time() - cpu0
+
+    def figures(self) -> dict[str, Any]:
+        calls = self.calls_per_round * len(self.times)
+        return {
+            "round_ms_median": round(percentile(self.times, 0.5) * 1000, 2),
+            "round_ms_p99": round(percentile(self.times, 0.99) * 1000, 2),
+            "cpu_us_per_call": round(self.cpu / calls * 1e6, 1),
+            "calls_per_s": round(calls / sum(self.times), 1),
+            "rounds": len(self.times),
+            "round_failures": self.failures,
+        }
+
+
+def emit(result: dict[str, Any]) -> None:
+    """The worker's answer: one JSON line, last on stdout."""
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def load_spec() -> dict[str, Any]:
+    """The worker's task, a JSON object given as the only argument."""
+    return json.loads(sys.argv[1])

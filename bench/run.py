@@ -1,0 +1,130 @@
+"""`python -m bench`: run every contender against fresh simulated fleets; write JSON + markdown.
+
+Layer: bench orchestration; imports bench.sims and bench.report, and starts the
+contender workers (bench.worker_*) as separate processes.
+
+Why a process per contender and a fresh fleet each time: CPU and RSS are then
+the contender's alone, a gevent hub never meets an asyncio loop, and each
+contender starts with the server's rate limiter (20 logins per host and source
+address per 60 s) and fleetclt's auth budget untouched, so the login figures
+say what the contender itself used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.sims import bench_env, start_fleet
+
+BIG_ONLY = ("fleetclt", "asyncio")  # contenders run at 10,000 hosts
+BIG = 10000
+THREAD_ROUNDS = 12  # warm-up + rounds + job run stay under the server's 20 logins/min
+WORKERS = {"fleetclt": "bench.worker_fleetclt", "cli": "bench.worker_cli",
+           "threads": "bench.worker_threads", "asyncio": "bench.worker_asyncio"}
+BASELINE = "baseline"  # the fleetclt API worker on another checkout (--baseline), to judge a change
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50 hosts, few rounds: under a minute")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        help="fleet sizes (default 100,1000,10000)")
+    parser.add_argument("--contenders", type=lambda s: s.split(","), default=list(WORKERS),
+                        help=f"subset of {','.join(WORKERS)}")
+    parser.add_argument("--rounds", type=int, help="measured rounds (default 30; quick 4)")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="injected per-reply latency (default 20)")
+    parser.add_argument("--job-seconds", type=float, help="simulated job duration (default 2; quick 0.5)")
+    parser.add_argument("--job-hosts", type=int, help="size that runs the job fan-out (default 1000)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for results.json/.md")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run the API contender on the fleetclt package found in DIR "
+                             "(e.g. a `git worktree` of the previous commit): before/after in one run")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.sizes = args.sizes or ([50] if quick else [100, 1000, BIG])
+    args.rounds = args.rounds or (4 if quick else 30)
+    args.warmup = 1 if quick else 2
+    args.job_seconds = args.job_seconds if args.job_seconds is not None else (0.5 if quick else 2.0)
+    args.job_hosts = args.job_hosts or (args.sizes[-1] if quick else 1000)
+    if args.baseline:
+        args.contenders = [*args.contenders, BASELINE]
+    return args
+
+
+def worker_spec(args: argparse.Namespace, name: str, size: int, fleet: Any) -> dict[str, Any]:
+    rounds = min(args.rounds, THREAD_ROUNDS) if name == "threads" else args.rounds
+    return {"count": size, "inventory": str(fleet.inventory), "hosts": fleet.hosts, "rounds": rounds,
+            "warmup": args.warmup if name != "cli" else 0, "max_connecting": 200, "depth": 4,
+            "saturation_rounds": 3 if args.quick else 5, "job": size == args.job_hosts}
+
+
+def run_worker(args: argparse.Namespace, name: str, size: int, octet: int, scratch: Path) -> dict[str, Any]:
+    """A fresh fleet, one contender process against it, the fleet stopped again."""
+    folder = scratch / f"{name}-{size}"
+    fleet = start_fleet(size, folder, latency_ms=args.latency_ms, job_seconds=args.job_seconds, first_octet=octet)
+    try:
+        env = bench_env()
+        env["FLEETCLT_STATE_DIR"] = str(folder / "state")
+        cwd = None
+        if name == BASELINE:  # `python -m` puts the working directory first: its fleetclt wins
+            cwd, env["PYTHONPATH"] = args.baseline.resolve(), str(Path(__file__).resolve().parent.parent)
+        spec = json.dumps(worker_spec(args, name, size, fleet))
+        module = WORKERS.get(name, WORKERS["fleetclt"])
+        done = subprocess.run([sys.executable, "-m", module, spec], capture_output=True, text=True,
+                              env=env, cwd=cwd, timeout=1800)
+    finally:
+        fleet.stop()
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"{name} at {size} hosts failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
+    octet = 20
+    with tempfile.TemporaryDirectory(prefix="fleetclt-bench-") as scratch:
+        for size in args.sizes:
+            results[str(size)] = {}
+            for name in args.contenders:
+                if size >= BIG and name not in BIG_ONLY:
+                    continue
+                started = time.monotonic()
+                results[str(size)][name] = run_worker(args, name, size, octet, Path(scratch))
+                octet += 1 + (size - 1) // 5000
+                print(f"{name:>9} N={size:<6} done in {time.monotonic() - started:5.1f} s", file=sys.stderr)
+    return results
+
+
+def document(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "platform": f"{platform.system()} {platform.machine()}"},
+        "config": {"quick": args.quick, "sizes": args.sizes, "rounds": args.rounds, "warmup": args.warmup,
+                   "cli_rounds": min(args.rounds, 3), "thread_rounds": min(args.rounds, THREAD_ROUNDS),
+                   "latency_ms": args.latency_ms, "job_seconds": args.job_seconds, "job_hosts": args.job_hosts,
+                   "call": "system.info", "job": "service.restart nfs", "command": " ".join(sys.argv),
+                   "baseline": str(args.baseline) if args.baseline else None},
+        "results": results,
+        "ratios": {size: report.ratios(by) for size, by in results.items()},
+        "targets": report.targets(results, args.job_seconds),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    doc = document(args, run_all(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    table = report.markdown(doc)
+    (args.out / "results.md").write_text(table)
+    print(table)
+    return 0

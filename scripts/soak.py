@@ -1,0 +1,272 @@
+#!/usr/bin/env python
+"""Soak: many simulated hosts with random drops and restarts while calls and jobs flow.
+
+    python scripts/soak.py                    # 1,000 hosts for 600 s
+    python scripts/soak.py --hosts 1000 --duration 120
+    python scripts/soak.py --short --json     # 100 hosts for 12 s (tests/test_soak.py)
+
+The simulator runs in a child process (this script with --serve) so the client's
+RSS and fds are measured alone and each side gets a core. The child plays the
+chaos (drop_connections / restart on random hosts, seeded) and samples every
+host's login counter once a second, to report the most logins any host saw in
+any 60 s window. The parent drives a Fleet: rounds over random host samples,
+each host doing a call (core.ping / system.info) or a job (service.restart,
+followed by events, re-attached by id after a drop) until the time is up.
+
+Accounting: every host of every round has exactly one outcome (sent == sum of
+statuses), and every job that got an id has an outcome (started == finished +
+failed + unknown + timed out + lost). The report exits non-zero when anything
+is unaccounted for, a host went over the login budget, or EBUSY was seen.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import gevent  # noqa: E402
+from gevent import subprocess  # noqa: E402
+
+PASSWORD = "soak-pw"
+SERVER_LOGIN_BUDGET = 20      # TrueNAS: 20 unauthenticated calls per method per 60 s
+BASE_ADDRESS = "127.9.0.1"
+
+
+# -- child: the simulator and the chaos ----------------------------------------------------
+def serve(args: argparse.Namespace) -> int:
+    """Run the hosts, print their uris, make chaos until 'stop' arrives, print the counters."""
+    from fleetclt.sim import Faults, SimClock
+    from fleetclt.sim.fleet import SimFleet
+
+    fleet = SimFleet.create(args.hosts, base_address=BASE_ADDRESS, users={"admin": PASSWORD},
+                            clock=SimClock(speed=1), faults=Faults(job_duration=args.job_seconds))
+    fleet.start()
+    print(json.dumps({h.name: h.uri for h in fleet.hosts}), flush=True)
+    rng = random.Random(args.seed)
+    chaos = {"drops": 0, "restarts": 0}
+    peaks: dict[str, int] = {}
+    workers = [gevent.spawn(_chaos, fleet, rng, args, chaos), gevent.spawn(_sample_logins, fleet, peaks)]
+    gevent.get_hub().threadpool.apply(sys.stdin.readline)  # blocks a thread, not the hub
+    gevent.killall(workers)
+    totals = collections.Counter()
+    for host in fleet.hosts:
+        totals.update({k: v for k, v in vars(host.counters).items() if not k.startswith("peak")})
+    print(json.dumps({"counters": dict(totals), "chaos": chaos,
+                      "max_logins_per_60s": max(peaks.values(), default=0)}), flush=True)
+    fleet.stop()
+    return 0
+
+
+def _chaos(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[str, int]) -> None:
+    """Each tick: every host is dropped with p=drop_rate*tick, restarted with p=restart_rate*tick."""
+    tick = 0.25
+    while True:
+        gevent.sleep(tick)
+        for host in fleet.hosts:
+            roll = rng.random()
+            if roll < args.restart_rate * tick:
+                host.restart()
+                chaos["restarts"] += 1
+            elif roll < (args.restart_rate + args.drop_rate) * tick:
+                host.drop_connections()
+                chaos["drops"] += 1
+
+
+def _sample_logins(fleet: Any, peaks: dict[str, int]) -> None:
+    """Once a second: logins (ok, failed and refused) each host saw in the last 60 s."""
+    history: dict[str, collections.deque] = {h.name: collections.deque() for h in fleet.hosts}
+    while True:
+        now = time.monotonic()
+        for host in fleet.hosts:
+            c = host.counters
+            seen, window = c.logins_ok + c.logins_failed + c.rate_limited, history[host.name]
+            window.append((now, seen))
+            while window[0][0] < now - 60:
+                window.popleft()
+            peaks[host.name] = max(peaks.get(host.name, 0), seen - window[0][1])
+        gevent.sleep(1.0)
+
+
+# -- parent: the client ----------------------------------------------------------------------
+class Ledger:
+    """What the client sent and what came back, by kind and status."""
+
+    def __init__(self) -> None:
+        self.sent = collections.Counter()
+        self.outcomes: dict[str, collections.Counter] = {"call": collections.Counter(),
+                                                        "job": collections.Counter()}
+        self.jobs = collections.Counter()  # started / finished / failed / unknown / timeout / lost
+        self.rounds = 0
+
+    def job_action(self, session: Any) -> Any:
+        job_id = session.call("service.restart", "nfs")
+        self.jobs["started"] += 1
+        try:
+            result = session.wait_job(job_id, timeout=60)
+        except BaseException as exc:
+            self.jobs[_job_outcome(exc)] += 1
+            raise
+        self.jobs["finished"] += 1
+        return result
+
+
+def _job_outcome(exc: BaseException) -> str:
+    from fleetclt.results import status_of
+    return {"failed": "failed", "job_unknown": "unknown", "timeout": "timeout"}.get(
+        status_of(exc).value, "lost")
+
+
+def drive(fleet: Any, ledger: Ledger, names: list[str], rng: random.Random, until: float,
+          sample: int, job_share: float) -> None:
+    """Rounds over random samples until `until`; one greenlet of several."""
+    while time.monotonic() < until:
+        chosen = rng.sample(names, min(sample, len(names)))
+        kinds = {name: "job" if rng.random() < job_share else "call" for name in chosen}
+        method = rng.choice(["core.ping", "system.info"])
+
+        def action(session: Any) -> Any:
+            if kinds[session.name] == "job":
+                return ledger.job_action(session)
+            return session.call(method, timeout=10, retry_safe=True)
+        result = fleet.run(action, hosts=chosen, deadline=120)
+        for name, host_result in result.items():
+            ledger.sent[kinds[name]] += 1
+            ledger.outcomes[kinds[name]][host_result.status.value] += 1
+        ledger.rounds += 1
+
+
+def memory() -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of this process, in KiB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return {"rss_kib": int(fields["VmRSS"].split()[0]), "peak_rss_kib": int(fields["VmHWM"].split()[0])}
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def run_client(args: argparse.Namespace, uris: dict[str, str]) -> dict[str, Any]:
+    from fleetclt.fleet import Fleet
+    from fleetclt.inventory import parse_inventory
+
+    os.environ["SOAK_PW"] = PASSWORD
+    text = "defaults: {username: admin, password: {env: SOAK_PW}, timeout: 10, connect_timeout: 5}\nhosts:\n"
+    text += "".join(f"  {name}: {{uri: '{uri}'}}\n" for name, uri in uris.items())
+    ledger, rng = Ledger(), random.Random(args.seed + 1)
+    started = time.monotonic()
+    fds = {"start": open_fds(), "peak": 0}
+    with Fleet.from_inventory(parse_inventory(text, "soak.yaml"), forks=200, max_connecting=50) as fleet:
+        until = started + args.duration
+        drivers = [gevent.spawn(drive, fleet, ledger, list(uris), rng, until, args.sample, args.job_share)
+                   for _ in range(args.drivers)]
+        watcher = gevent.spawn(_watch_fds, fds)
+        gevent.joinall(drivers, raise_error=True)
+        watcher.kill()
+        sessions = list(fleet._sessions.values())
+        stats = collections.Counter()
+        for session in sessions:
+            stats.update(vars(session.stats))
+        fds["open_before_close"] = open_fds()
+    fds["after_close"] = _settled_fds(fds["start"])
+    return {"seconds": round(time.monotonic() - started, 1), "rounds": ledger.rounds,
+            "sent": dict(ledger.sent), "outcomes": {k: dict(v) for k, v in ledger.outcomes.items()},
+            "jobs": dict(ledger.jobs), "sessions": dict(stats), "memory": memory(), "fds": fds}
+
+
+def _settled_fds(target: int, timeout: float = 10.0) -> int:
+    """Open fds once closing has run its course (killed greenlets close their sockets as they unwind)."""
+    deadline = time.monotonic() + timeout
+    while open_fds() > target and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    return open_fds()
+
+
+def _watch_fds(fds: dict[str, int]) -> None:
+    while True:
+        fds["peak"] = max(fds["peak"], open_fds())
+        gevent.sleep(1.0)
+
+
+def check(report: dict[str, Any]) -> list[str]:
+    """Everything that must hold; an empty list means the soak passed."""
+    client, server = report["client"], report["server"]
+    problems = []
+    for kind in ("call", "job"):
+        if client["sent"].get(kind, 0) != sum(client["outcomes"][kind].values()):
+            problems.append(f"{kind}s unaccounted for: sent {client['sent'].get(kind, 0)}, "
+                            f"outcomes {client['outcomes'][kind]}")
+    jobs = dict(client["jobs"])
+    started = jobs.pop("started", 0)
+    if started != sum(jobs.values()):
+        problems.append(f"jobs unaccounted for: started {started}, outcomes {jobs}")
+    if server["counters"].get("rate_limited", 0):
+        problems.append(f"EBUSY refusals: {server['counters']['rate_limited']}")
+    if server["max_logins_per_60s"] > SERVER_LOGIN_BUDGET:
+        problems.append(f"a host saw {server['max_logins_per_60s']} logins in 60 s (budget {SERVER_LOGIN_BUDGET})")
+    if client["fds"]["after_close"] > client["fds"]["start"]:
+        problems.append(f"fds left open: {client['fds']}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve:
+        return serve(args)
+    state = tempfile.TemporaryDirectory(prefix="fleetclt-soak-")
+    os.environ["FLEETCLT_STATE_DIR"] = state.name  # auth budgets of this run only
+    child = subprocess.Popen([sys.executable, __file__, "--serve", *_child_args(args)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        uris = json.loads(child.stdout.readline())
+        client = run_client(args, uris)
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+        server = json.loads(child.stdout.readline())
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+        state.cleanup()
+    report = {"hosts": args.hosts, "client": client, "server": server}
+    report["problems"] = check(report)
+    print(json.dumps(report, indent=None if args.json else 2))
+    return 1 if report["problems"] else 0
+
+
+def _child_args(args: argparse.Namespace) -> list[str]:
+    return ["--hosts", str(args.hosts), "--seed", str(args.seed), "--drop-rate", str(args.drop_rate),
+            "--restart-rate", str(args.restart_rate), "--job-seconds", str(args.job_seconds)]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of traffic")
+    parser.add_argument("--short", action="store_true", help="100 hosts, 12 s, more chaos (CI)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--drop-rate", type=float, default=0.004, help="drops per host per second")
+    parser.add_argument("--restart-rate", type=float, default=0.001, help="restarts per host per second")
+    parser.add_argument("--job-seconds", type=float, default=3.0, help="how long each job runs")
+    parser.add_argument("--sample", type=int, default=100, help="hosts per round")
+    parser.add_argument("--drivers", type=int, default=3, help="rounds in flight at once")
+    parser.add_argument("--job-share", type=float, default=0.3, help="share of hosts doing a job")
+    parser.add_argument("--json", action="store_true", help="one-line JSON report")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.short:
+        args.hosts, args.duration, args.sample = min(args.hosts, 100), min(args.duration, 12.0), 30
+        args.drop_rate, args.restart_rate, args.job_seconds = 0.05, 0.02, 1.0
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())
