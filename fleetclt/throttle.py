@@ -17,13 +17,14 @@ Shape:
 * A *store* holds one ``BucketState`` per key (``"address:port"`` or a unix
   socket path) and hands them out inside ``transaction()``: one
   read-modify-write, exclusive against every other user of the same store.
-  - ``FileStore`` (the default): ``auth-budget.json`` under
-    ``$FLEETCLT_STATE_DIR``, else ``$XDG_STATE_HOME/fleetclt``, else
-    ``~/.local/state/fleetclt`` (made 0700, files 0600), guarded by ``flock`` on a
-    separate ``auth-budget.lock`` (the JSON file is replaced atomically, so it
-    cannot carry the lock itself). A corrupt or unreadable file logs a warning
-    and starts fresh; if the directory cannot be used at all the store falls
-    back to process-local memory, with a warning, rather than refuse logins.
+  - ``FileStore`` (the default): one small JSON file per server in
+    ``auth-budget/`` under ``$FLEETCLT_STATE_DIR``, else
+    ``$XDG_STATE_HOME/fleetclt``, else ``~/.local/state/fleetclt`` (made 0700,
+    files 0600), each guarded by ``flock`` on itself and rewritten in place, so
+    a login costs the same for 10 servers or 10,000. A corrupt or unreadable file
+    logs a warning and starts that server fresh; if the directory cannot be used
+    at all the store falls back to process-local memory, with a warning, rather
+    than refuse logins.
   - ``MemoryStore``: per-process budgets, for library users who want no files:
     ``AuthThrottle(store=MemoryStore())``.
 * ``AuthThrottle(bucket=TokenBucket(clock=...), store=..., sleep=...)`` is what
@@ -34,7 +35,8 @@ Shape:
   backwards is tolerated. Waiting happens outside the lock, which is held for
   one small read and write, so a blocking ``flock`` costs the hub microseconds.
   After a wait the token is taken afresh: another process may have won it.
-* Entries idle for 10 minutes with a full bucket are pruned on every write.
+* Servers idle for 10 minutes with a full bucket are forgotten, in a sweep that
+  runs at most once per 10 minutes per throttle.
 
 ``Backoff`` is capped exponential with full jitter (AWS architecture blog), so
 a fleet that lost its network does not come back in lock-step.
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -54,7 +57,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from .errors import ThrottledError
-from .state import ensure_dir, state_dir as default_state_dir, write_private
+from .state import ensure_dir, state_dir as default_state_dir
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -62,8 +65,7 @@ States = dict[str, "BucketState"]
 
 SERVER_WINDOW = 60.0
 PRUNE_IDLE = 600.0  # the server clears its whole limiter every 10 min
-STATE_FILE = "auth-budget.json"
-LOCK_FILE = "auth-budget.lock"
+BUDGET_DIR = "auth-budget"   # one file per server inside the state dir
 _EPSILON = 1e-6  # a millionth of a token is float rounding, not budget; keeps waits above clock resolution
 
 log = logging.getLogger(__name__)
@@ -137,15 +139,12 @@ class TokenBucket:
         full = state.tokens + max(0.0, now - state.stamp) / self.refill_seconds >= self.capacity
         return now - state.stamp > PRUNE_IDLE and full and state.blocked_until <= now
 
-    def prune(self, states: States, now: float) -> None:
-        for key in [k for k, s in states.items() if self.is_idle(s, now)]:
-            del states[key]
-
 
 class Store(Protocol):
-    """Per-key bucket states handed out for one exclusive read-modify-write."""
+    """Bucket states handed out one key at a time, for one exclusive read-modify-write."""
 
-    def transaction(self) -> contextlib.AbstractContextManager[States]: ...
+    def transaction(self, key: str) -> contextlib.AbstractContextManager[States]: ...
+    def sweep(self, is_idle: Callable[[BucketState], bool]) -> None: ...
 
 
 class MemoryStore:
@@ -155,36 +154,60 @@ class MemoryStore:
         self.states: States = {}
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[States]:
+    def transaction(self, key: str) -> Iterator[States]:
         yield self.states  # no I/O inside: greenlets cannot interleave here
+
+    def sweep(self, is_idle: Callable[[BucketState], bool]) -> None:
+        for key in [k for k, state in self.states.items() if is_idle(state)]:
+            del self.states[key]
 
 
 class FileStore:
-    """Budgets in one JSON file shared by every process of this user, under an flock."""
+    """One small file per server under the state dir, each locked with flock while used.
+
+    A file per key keeps a login O(1) however many servers the user talks to (one
+    shared file made 1,000 logins parse and rewrite 1,000 entries each). The file
+    is rewritten in place under its own lock; a torn write reads as corrupt and
+    starts that key fresh, with a warning.
+    """
 
     def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
-        self.dir = Path(state_dir) if state_dir is not None else default_state_dir()
-        self.path = self.dir / STATE_FILE
+        self.dir = (Path(state_dir) if state_dir is not None else default_state_dir()) / BUDGET_DIR
         self._fallback: MemoryStore | None = None
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.dir)!r})"
 
+    def path(self, key: str) -> Path:
+        return self.dir / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[States]:
+    def transaction(self, key: str) -> Iterator[States]:
         try:
-            lock_fd = self._open_lock()
+            fd = self._open(key)
         except OSError as exc:
-            with self._memory(exc).transaction() as states:
+            with self._memory(exc).transaction(key) as states:
                 yield states
             return
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            states = self._load()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            states = self._load(fd, key)
             yield states
-            self._save(states)
+            self._save(fd, key, states.get(key))
         finally:
-            os.close(lock_fd)  # closing drops the flock
+            os.close(fd)  # closing drops the flock
+
+    def sweep(self, is_idle: Callable[[BucketState], bool]) -> None:
+        """Delete the files of servers not touched for a while (their buckets are full again)."""
+        if self._fallback is not None:
+            return self._fallback.sweep(is_idle)
+        for path in self.dir.glob("*.json") if self.dir.is_dir() else ():
+            try:
+                state = BucketState.from_json(json.loads(path.read_bytes()))
+            except (OSError, ValueError):
+                continue
+            if is_idle(state):
+                path.unlink(missing_ok=True)
 
     def _memory(self, exc: OSError) -> MemoryStore:
         if self._fallback is None:
@@ -192,31 +215,34 @@ class FileStore:
             self._fallback = MemoryStore()
         return self._fallback
 
-    def _open_lock(self) -> int:
+    def _open(self, key: str) -> int:
+        ensure_dir(self.dir.parent)
         ensure_dir(self.dir)
-        return os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return os.open(self.path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
-    def _load(self) -> States:
+    def _load(self, fd: int, key: str) -> States:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("cannot read auth budget file %s (%s); starting fresh", self.path, exc)
-            return {}
-        try:
-            buckets = json.loads(text)["buckets"]
-            return {str(key): BucketState.from_json(raw) for key, raw in buckets.items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("corrupt auth budget file %s (%s); starting fresh", self.path, exc)
-            return {}
-
-    def _save(self, states: States) -> None:
-        body = json.dumps({"version": 1, "buckets": {k: asdict(s) for k, s in states.items()}})
-        try:
-            write_private(self.path, body)
+            raw = os.pread(fd, 4096, 0)
         except OSError as exc:
-            log.warning("cannot write auth budget file %s (%s)", self.path, exc)
+            log.warning("cannot read auth budget of %s (%s); starting fresh", key, exc)
+            return {}
+        if not raw:
+            return {}
+        try:
+            return {key: BucketState.from_json(json.loads(raw))}
+        except ValueError as exc:  # includes JSON and UTF-8 decoding errors
+            log.warning("corrupt auth budget of %s (%s); starting fresh", key, exc)
+            return {}
+
+    def _save(self, fd: int, key: str, state: BucketState | None) -> None:
+        if state is None:
+            return
+        body = json.dumps({"key": key, **asdict(state)}).encode()
+        try:
+            os.pwrite(fd, body, 0)
+            os.ftruncate(fd, len(body))
+        except OSError as exc:
+            log.warning("cannot write auth budget of %s (%s)", key, exc)
 
 
 @dataclass
@@ -227,6 +253,7 @@ class AuthThrottle:
     max_wait: float = 30.0
     sleep: Sleep = time.sleep
     store: Store = field(default_factory=FileStore)
+    _last_sweep: float | None = field(default=None, init=False, repr=False)
 
     def acquire(self, key: str, host: str, *, max_wait: float | None = None) -> None:
         """Take a token for server `key` (address:port), sleeping (outside the lock) if that is quick.
@@ -247,17 +274,23 @@ class AuthThrottle:
 
     def block(self, key: str, seconds: float = SERVER_WINDOW) -> None:
         """The server at `key` refused a login with EBUSY: spend nothing for `seconds`."""
-        with self.store.transaction() as states:
+        with self.store.transaction(key) as states:
             now = self.bucket.clock()
             self.bucket.block(self._state(states, key, now), now, seconds)
-            self.bucket.prune(states, now)
+        self._maybe_sweep(now)
 
     def _try_take(self, key: str) -> float:
-        with self.store.transaction() as states:
+        with self.store.transaction(key) as states:
             now = self.bucket.clock()
             delay = self.bucket.take(self._state(states, key, now), now)
-            self.bucket.prune(states, now)
-            return delay
+        self._maybe_sweep(now)
+        return delay
+
+    def _maybe_sweep(self, now: float) -> None:
+        """Forget idle servers, at most once per PRUNE_IDLE (and once at first use)."""
+        if self._last_sweep is None or now - self._last_sweep >= PRUNE_IDLE:
+            self._last_sweep = now
+            self.store.sweep(lambda state: self.bucket.is_idle(state, now))
 
     def _state(self, states: States, key: str, now: float) -> BucketState:
         if key not in states:

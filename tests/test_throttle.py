@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fleetclt.errors import ThrottledError
-from fleetclt.throttle import (LOCK_FILE, STATE_FILE, AuthThrottle, Backoff, BucketState, FileStore,
+from fleetclt.throttle import (BUDGET_DIR, AuthThrottle, Backoff, BucketState, FileStore,
                                MemoryStore, TokenBucket)
 from fleetclt.state import state_dir as default_state_dir
 
@@ -70,7 +70,9 @@ def granted(t: AuthThrottle, tries: int, key: str = KEY) -> int:
 
 
 def stored(state_dir: Path) -> dict[str, dict[str, float]]:
-    return json.loads((state_dir / STATE_FILE).read_text())["buckets"]
+    """Every server's stored budget, by key."""
+    entries = [json.loads(path.read_text()) for path in (state_dir / BUDGET_DIR).glob("*.json")]
+    return {entry["key"]: entry for entry in entries}
 
 
 # --- the bucket ------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def test_bucket_state_rejects_non_numbers() -> None:
 
 def test_default_store_is_the_shared_file(state_dir: Path) -> None:
     t = AuthThrottle()
-    assert isinstance(t.store, FileStore) and t.store.dir == state_dir
+    assert isinstance(t.store, FileStore) and t.store.dir == state_dir / BUDGET_DIR
     assert not state_dir.exists()  # no I/O in the constructor
 
 
@@ -221,8 +223,8 @@ def test_created_dir_and_files_are_private(state_dir: Path, fake: FakeTime) -> N
     nested = state_dir / "deeper"
     throttle(fake, store=FileStore(nested)).acquire(KEY, "nas07")
     assert stat.S_IMODE(nested.stat().st_mode) == 0o700
-    assert stat.S_IMODE((nested / STATE_FILE).stat().st_mode) == 0o600
-    assert stat.S_IMODE((nested / LOCK_FILE).stat().st_mode) == 0o600
+    assert stat.S_IMODE((nested / BUDGET_DIR).stat().st_mode) == 0o700
+    assert stat.S_IMODE(FileStore(nested).path(KEY).stat().st_mode) == 0o600
 
 
 def test_an_existing_dir_keeps_its_mode(state_dir: Path, fake: FakeTime) -> None:
@@ -232,12 +234,13 @@ def test_an_existing_dir_keeps_its_mode(state_dir: Path, fake: FakeTime) -> None
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o755
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'["a list"]', b'{"buckets": []}',
-                                     b'{"buckets": {"k": {"tokens": "x"}}}', b"\xff\xfe\x00"])
+@pytest.mark.parametrize("content", [b"{not json", b'["a list"]', b'{"tokens": []}',
+                                     b'{"tokens": "x", "stamp": 1}', b"\xff\xfe\x00"])
 def test_corrupt_state_file_recovers(state_dir: Path, fake: FakeTime, caplog: pytest.LogCaptureFixture,
                                      content: bytes) -> None:
-    state_dir.mkdir()
-    (state_dir / STATE_FILE).write_bytes(content)
+    path = FileStore(state_dir).path(KEY)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
     with caplog.at_level(logging.WARNING, logger="fleetclt.throttle"):
         assert granted(throttle(fake), 9) == 5
     assert "starting fresh" in caplog.text
@@ -246,10 +249,10 @@ def test_corrupt_state_file_recovers(state_dir: Path, fake: FakeTime, caplog: py
 
 def test_unreadable_state_file_does_not_crash(state_dir: Path, fake: FakeTime,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    (state_dir / STATE_FILE).mkdir(parents=True)  # reading and replacing it both fail
+    FileStore(state_dir).path(KEY).mkdir(parents=True)  # opening it for writing fails
     with caplog.at_level(logging.WARNING, logger="fleetclt.throttle"):
         throttle(fake).acquire(KEY, "nas07")
-    assert "cannot read" in caplog.text and "cannot write" in caplog.text
+    assert "budgets are per process" in caplog.text
 
 
 def test_unusable_state_dir_falls_back_to_a_process_budget(tmp_path: Path, fake: FakeTime,
@@ -277,9 +280,10 @@ def test_idle_full_entries_are_pruned(state_dir: Path, fake: FakeTime) -> None:
 
 def test_pruning_keeps_a_bucket_that_is_not_full_yet() -> None:
     bucket = TokenBucket(capacity=5, refill_seconds=600)
-    states = {"slow": BucketState(tokens=0, stamp=0), "full": BucketState(tokens=5, stamp=0)}
-    bucket.prune(states, now=601)
-    assert set(states) == {"slow"}
+    store = MemoryStore()
+    store.states.update({"slow": BucketState(tokens=0, stamp=0), "full": BucketState(tokens=5, stamp=0)})
+    store.sweep(lambda state: bucket.is_idle(state, 601))
+    assert set(store.states) == {"slow"}
 
 
 _WORKER = """
