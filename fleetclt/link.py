@@ -156,7 +156,11 @@ class Link:
     def _send(self, frame: str) -> None:
         if self._wire_log:
             log.debug("%s > %s", self.host_name, redact_frame(frame))
-        self.ws.send(frame)
+        try:
+            self.ws.send(frame)
+        except ConnectionLost as exc:
+            self._die(exc)  # the socket is gone even if the reader has not noticed yet
+            raise
 
     def _read_loop(self) -> None:
         try:

@@ -144,7 +144,21 @@ class Store(Protocol):
     """Bucket states handed out one key at a time, for one exclusive read-modify-write."""
 
     def transaction(self, key: str) -> contextlib.AbstractContextManager[States]: ...
-    def sweep(self, is_idle: Callable[[BucketState], bool]) -> None: ...
+    def sweep(self, is_idle: Callable[[BucketState], bool], now: float) -> None: ...
+
+
+class _SweepTimer:
+    """At most one sweep per PRUNE_IDLE for each place budgets live (shared by every throttle)."""
+
+    _last: dict[str, float] = {}
+
+    @classmethod
+    def due(cls, place: str, now: float) -> bool:
+        last = cls._last.get(place)
+        if last is not None and 0 <= now - last < PRUNE_IDLE:
+            return False
+        cls._last[place] = now
+        return True
 
 
 class MemoryStore:
@@ -157,9 +171,10 @@ class MemoryStore:
     def transaction(self, key: str) -> Iterator[States]:
         yield self.states  # no I/O inside: greenlets cannot interleave here
 
-    def sweep(self, is_idle: Callable[[BucketState], bool]) -> None:
-        for key in [k for k, state in self.states.items() if is_idle(state)]:
-            del self.states[key]
+    def sweep(self, is_idle: Callable[[BucketState], bool], now: float) -> None:
+        if _SweepTimer.due(f"memory:{id(self)}", now):
+            for key in [k for k, state in self.states.items() if is_idle(state)]:
+                del self.states[key]
 
 
 class FileStore:
@@ -197,10 +212,16 @@ class FileStore:
         finally:
             os.close(fd)  # closing drops the flock
 
-    def sweep(self, is_idle: Callable[[BucketState], bool]) -> None:
-        """Delete the files of servers not touched for a while (their buckets are full again)."""
+    def sweep(self, is_idle: Callable[[BucketState], bool], now: float) -> None:
+        """Delete the files of servers not touched for a while (their buckets are full again).
+
+        Every session has its own throttle: the sweep timer is per directory, or
+        1,000 first logins would each read 1,000 files.
+        """
         if self._fallback is not None:
-            return self._fallback.sweep(is_idle)
+            return self._fallback.sweep(is_idle, now)
+        if not _SweepTimer.due(str(self.dir), now):
+            return
         for path in self.dir.glob("*.json") if self.dir.is_dir() else ():
             try:
                 state = BucketState.from_json(json.loads(path.read_bytes()))
@@ -253,7 +274,6 @@ class AuthThrottle:
     max_wait: float = 30.0
     sleep: Sleep = time.sleep
     store: Store = field(default_factory=FileStore)
-    _last_sweep: float | None = field(default=None, init=False, repr=False)
 
     def acquire(self, key: str, host: str, *, max_wait: float | None = None) -> None:
         """Take a token for server `key` (address:port), sleeping (outside the lock) if that is quick.
@@ -287,10 +307,8 @@ class AuthThrottle:
         return delay
 
     def _maybe_sweep(self, now: float) -> None:
-        """Forget idle servers, at most once per PRUNE_IDLE (and once at first use)."""
-        if self._last_sweep is None or now - self._last_sweep >= PRUNE_IDLE:
-            self._last_sweep = now
-            self.store.sweep(lambda state: self.bucket.is_idle(state, now))
+        """Forget idle servers (the store runs this at most once per PRUNE_IDLE)."""
+        self.store.sweep(lambda state: self.bucket.is_idle(state, now), now)
 
     def _state(self, states: States, key: str, now: float) -> BucketState:
         if key not in states:

@@ -282,7 +282,7 @@ def test_pruning_keeps_a_bucket_that_is_not_full_yet() -> None:
     bucket = TokenBucket(capacity=5, refill_seconds=600)
     store = MemoryStore()
     store.states.update({"slow": BucketState(tokens=0, stamp=0), "full": BucketState(tokens=5, stamp=0)})
-    store.sweep(lambda state: bucket.is_idle(state, 601))
+    store.sweep(lambda state: bucket.is_idle(state, 601), 601)
     assert set(store.states) == {"slow"}
 
 

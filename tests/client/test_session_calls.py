@@ -118,7 +118,7 @@ def test_a_drop_fails_calls_in_flight_unless_marked_safe(host, session_for):
     host.set_stall(True)
     plain = gevent.spawn(session.call, "system.info")
     safe = gevent.spawn(session.call, "system.info", retry_safe=True)
-    wait_until(lambda: host.counters.peak_inflight >= 2)
+    wait_until(lambda: session._link.in_flight == 2)
     host.drop_connections()
     with pytest.raises(ConnectionLost, match="without a close frame"):
         plain.get(timeout=10)
@@ -132,7 +132,7 @@ def test_null_id_error_fails_every_pending_call(host, session_for):
     session.connect()
     host.set_stall(True)
     pending = [gevent.spawn(session.call, "core.ping") for _ in range(3)]
-    wait_until(lambda: host.counters.peak_inflight >= 3)
+    wait_until(lambda: session._link.in_flight == 3)
     host.inject('{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}')
     for call in pending:
         with pytest.raises(RemoteCallError, match="Parse error"):
