@@ -325,14 +325,16 @@ class HostSession:
         timeout = self.timeouts.connect
         steps = []
         if isinstance(link.dialect, JsonRpcDialect):
-            steps.append(gevent.spawn(link.call, "core.set_options", [{"legacy_jobs": True}], timeout))
+            steps.append(_quietly(link.call, "core.set_options", [{"legacy_jobs": True}], timeout))
         try:
             self._login(link)
-            steps += [gevent.spawn(link.subscribe, event, timeout)
+            steps += [_quietly(link.subscribe, event, timeout)
                       for event in [JOB_EVENT, *(e for e in self._subscribers if e != JOB_EVENT)]]
             boot_id = link.call("system.boot_id", [], timeout)
             for step in steps:
-                step.get()  # re-raises the step's error
+                error = step.get()
+                if error is not None:
+                    raise error
         finally:
             gevent.killall(steps, block=False)
         self._note_boot(boot_id)
@@ -412,3 +414,15 @@ class HostSession:
 
     def _refuse_insecure_key(self) -> None:
         refuse_insecure_key(self.name, self._endpoint, self._credentials)
+
+
+def _quietly(func: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+    """Run a set-up call alongside others; its error becomes its value (re-raised by the caller),
+    so gevent does not print a traceback for a failure we handle."""
+    def run() -> SessionError | None:
+        try:
+            func(*args)
+        except SessionError as exc:
+            return exc
+        return None
+    return gevent.spawn(run)
