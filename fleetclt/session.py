@@ -26,9 +26,9 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from .ddp import DdpDialect
-from .errors import (AuthError, CallTimeout, ConnectionLost, FleetError, HandshakeError, JobUnknown,
-                     NotAJobError, SessionError, UnreachableError)
-from .jobs import JOB_EVENT, Job, JobTracker, is_terminal
+from .errors import (AuthError, CallTimeout, ConnectionLost, FleetError, HandshakeError, NotAJobError, SessionError, UnreachableError)
+from .job_watch import Call, JobWatch, ProgressCallback
+from .jobs import JOB_EVENT
 from .link import Link, LinkDown
 from .login import Credentials, log_in, refuse_insecure_key
 from .protocol import CollectionUpdate, JsonRpcDialect, is_int
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 LEGACY_PATH, CURRENT_PATH = "/websocket", "/api/current"
 OLD_SERVER_STATUSES = frozenset({301, 302, 303, 307, 308, 404})
-ProgressCallback = Callable[[Job], None]
 EventCallback = Callable[[CollectionUpdate], None]
 
 
@@ -87,9 +86,7 @@ class HostSession:
         self._window = window
         self._link: Link | None = None
         self._connect_lock = Semaphore()
-        self._jobs = JobTracker(name)
-        self._job_wakeups: dict[int, Event] = {}
-        self._unknown_jobs: set[int] = set()
+        self._jobs = JobWatch(name)
         self._subscribers: dict[str, list[EventCallback]] = {}
         self.boot_id: str | None = None
         self.stats = SessionStats()
@@ -149,16 +146,9 @@ class HostSession:
         """Follow a job by its events until it ends; re-attach by id after a reconnect."""
         timeout = self.timeouts.job if timeout is None else timeout
         idle = self.timeouts.job_idle if idle_timeout is None else idle_timeout
-        wakeup = self._job_wakeups.setdefault(job_id, Event())
-        self._jobs.watch(job_id)
-        try:
-            with gevent.Timeout(timeout, CallTimeout(f"job {job_id} did not end within {timeout} s",
-                                                     self.name) if timeout else None):
-                return self._follow(job_id, wakeup, idle, on_progress)
-        finally:
-            self._job_wakeups.pop(job_id, None)
-            self._unknown_jobs.discard(job_id)
-            self._jobs.forget(job_id)
+        with gevent.Timeout(timeout, CallTimeout(f"job {job_id} did not end within {timeout} s",
+                                                 self.name) if timeout else None):
+            return self._jobs.wait(job_id, self._live_call, idle, on_progress)
 
     def abort_job(self, job_id: int) -> None:
         self.call("core.job_abort", job_id)
@@ -194,61 +184,23 @@ class HostSession:
                     raise
         raise AssertionError("unreachable")
 
-    def _follow(self, job_id: int, wakeup: Event, idle: float | None,
-                on_progress: ProgressCallback | None) -> Any:
-        link = self._ensure_link()
-        if not self._jobs.get(job_id) and self._refresh_jobs(link, [job_id]):
-            self._unknown_jobs.add(job_id)
-        seen: Any = None
-        while True:
-            if job_id in self._unknown_jobs:
-                raise JobUnknown(f"job {job_id} is not known to the server any more "
-                                 "(it restarted, or the job was transient)", self.name)
-            job = self._jobs.get(job_id) or {}
-            if on_progress is not None and job and job.get("progress") != seen:
-                seen = job.get("progress")
-                on_progress(dict(job))
-            if is_terminal(job):
-                return self._jobs.consume(job_id)
-            wakeup.clear()
-            if not wakeup.wait(idle):
-                self._check_idle_job(job_id, idle)
-            if self._link is None or self._link.dead.is_set():
-                link = self._ensure_link()
+    def _live_call(self) -> Call:
+        """A call function on a live link (reconnecting if needed), for the job watch."""
+        return self._call_on(self._ensure_link())
 
-    def _check_idle_job(self, job_id: int, idle: float | None) -> None:
-        """No event for `idle` seconds: ask once (a transient job sends no events)."""
-        assert self._link is not None
-        if self._refresh_jobs(self._link, [job_id]):
-            self._unknown_jobs.add(job_id)
-            return
-        job = self._jobs.get(job_id) or {}
-        if not is_terminal(job):
-            raise CallTimeout(f"job {job_id} made no progress for {idle:g} s "
-                              f"(last: {job.get('progress', {}).get('description') or 'nothing'})", self.name)
-
-    def _refresh_jobs(self, link: Link, job_ids: list[int]) -> set[int]:
-        """Look jobs up by id (after a reconnect, or when events may have been missed).
-
-        Returns the ids the server does not know.
-        """
-        found = link.call("core.get_jobs", [[["id", "in", job_ids]]], self.timeouts.call)
-        for job in found:
-            self._on_event(CollectionUpdate("changed", JOB_EVENT, job.get("id"), job))
-        return set(job_ids) - {job.get("id") for job in found}
+    def _call_on(self, link: Link) -> Call:
+        return lambda method, params: link.call(method, params, self.timeouts.call)
 
     # -- events --------------------------------------------------------------------
     def _on_event(self, event: Any) -> None:
         if isinstance(event, LinkDown):
             self.stats.drops += 0 if self._closed else 1
-            self._wake_all()
+            self._jobs.wake_all()
             return
         if not isinstance(event, CollectionUpdate):
             return
         if event.collection == JOB_EVENT:
-            job = self._jobs.feed(event)
-            if job is not None and event.id in self._job_wakeups:
-                self._job_wakeups[event.id].set()
+            self._jobs.feed(event)
         for callback in self._subscribers.get(event.collection, []):
             self._run_callback(callback, event)
 
@@ -257,10 +209,6 @@ class HostSession:
             callback(event)
         except Exception:  # a subscriber's bug must not kill the connection's reader
             log.exception("%s: subscriber for %s failed", self.name, event.collection)
-
-    def _wake_all(self) -> None:
-        for wakeup in self._job_wakeups.values():
-            wakeup.set()
 
     # -- connecting ------------------------------------------------------------------
     def _ensure_link(self) -> Link:
@@ -338,21 +286,13 @@ class HostSession:
         finally:
             gevent.killall(steps, block=False)
         self._note_boot(boot_id)
-        watched = list(self._job_wakeups)
-        if watched:
-            self._reattach(link, watched)
+        self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
 
     def _note_boot(self, boot_id: str) -> None:
         if self.boot_id is not None and boot_id != self.boot_id:
             self.stats.restarts_seen += 1
             log.warning("%s: middleware restarted (boot id changed)", self.name)
         self.boot_id = boot_id
-
-    def _reattach(self, link: Link, job_ids: list[int]) -> None:
-        """Find jobs we were waiting for again, by id; never start them again."""
-        self._unknown_jobs |= self._refresh_jobs(link, job_ids)
-        self.stats.jobs_reattached += len(job_ids)
-        self._wake_all()
 
     # -- keepalive and background reconnects ------------------------------------------
     def _start_supervisor(self) -> None:
@@ -368,7 +308,7 @@ class HostSession:
                 failures = 0
                 if not link.dead.wait(self._keepalive_interval()):
                     self._keepalive(link)
-            elif self._subscribers or self._job_wakeups:
+            elif self._subscribers or self._jobs.waiting:
                 failures = self._background_reconnect(failures)
             else:
                 self._wake_supervisor.clear()
