@@ -291,6 +291,7 @@ import os, sys, time
 from fleetclt.errors import ThrottledError
 from fleetclt.throttle import AuthThrottle, TokenBucket
 go = sys.argv[1]
+print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.005)
 t = AuthThrottle(bucket=TokenBucket(clock=lambda: 1000.0), max_wait=0)  # frozen: no refill in the race
@@ -311,7 +312,7 @@ def test_processes_racing_on_one_state_dir_never_overspend(state_dir: Path, tmp_
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(go)], env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(8)]
-    time.sleep(0.3)  # let them import, so they start taking at about the same time
+    assert [p.stdout.readline() for p in procs] == ["ready\n"] * 8  # all imported: the race is fair
     go.touch()
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs]

@@ -12,11 +12,12 @@ import gevent
 import pytest
 from gevent.server import StreamServer
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request
+from wsproto.events import AcceptConnection, Pong, Request
 
 from fleetclt.errors import ConnectionLost, ProtocolError
 from fleetclt.tls import TLSPolicy
 from fleetclt.transport import Endpoint, WebSocket, open_websocket
+from tests.conftest import wait_until
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None) -> bytes:
@@ -75,6 +76,7 @@ def serve() -> Iterator:
         ws.send("go")
         return ws
 
+    start.servers = servers  # type: ignore[attr-defined]
     yield start
     for ws in sockets:
         ws.close()
@@ -92,7 +94,8 @@ def test_texts_and_a_ping_in_one_chunk_then_byte_by_byte(serve) -> None:
     assert ws._fast
     with gevent.Timeout(5):
         assert [ws.receive() for _ in range(4)] == ["one", "två", "x" * 300, "slow"]
-    gevent.sleep(0.05)
+    server = serve.servers[-1]
+    wait_until(lambda: any(isinstance(e, Pong) and e.payload == b"hi" for e in server.received))
 
 
 def test_fragmented_message_with_a_ping_inside(serve) -> None:
