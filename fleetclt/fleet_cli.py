@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, TextIO
 
 from . import output
+from .errors import ConfigError
 from .fleet import Fleet
 from .inventory import Inventory, load_inventory
 from .results import FleetResult, HostResult
@@ -52,7 +53,6 @@ def selection(args: argparse.Namespace) -> tuple[Inventory, list[str]]:
     pattern = args.hosts or "all"
     names = [spec.name for spec in inventory.select(pattern, failed=last_failed(inventory.path))]
     if not names:
-        from .errors import ConfigError
         raise ConfigError(f"no host of {inventory.path} matches {pattern!r}")
     return inventory, names
 

@@ -56,8 +56,6 @@ class Link:
         self.dead = Event()
         self.error: SessionError | None = None
         self.in_flight = 0
-        self.peak_in_flight = 0
-        self.bad_frames = 0
         self._wire_log = log.isEnabledFor(logging.DEBUG)  # --debug: every frame, credentials masked
         self._reader = gevent.spawn(self._read_loop)
 
@@ -93,7 +91,6 @@ class Link:
         call_id, frame = self.dialect.request(method, params)
         self._pending[call_id] = _Pending(lambda value, error: self._settled(call_id, settle, value, error))
         self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             self._send(frame)
         except SessionError as exc:
@@ -142,7 +139,6 @@ class Link:
         waiter = AsyncResult()
         self._pending[call_id] = waiter
         self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             self._send(frame)
             return waiter.get()
@@ -186,7 +182,6 @@ class Link:
         try:
             events = self.dialect.receive(text)
         except ProtocolError as exc:
-            self.bad_frames += 1
             log.warning("%s: skipped a frame: %s", self.host_name, exc)
             return
         for event in events:

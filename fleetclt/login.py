@@ -39,10 +39,12 @@ class Credentials:
 
 @dataclass(frozen=True)
 class _Attempt:
+    """A login call, and the older one to use on servers without it (None: there is none)."""
+
     method: str
     params: list[Any]
-    fallback: str
-    fallback_params: list[Any]
+    fallback: str | None = None
+    fallback_params: list[Any] | None = None
 
 
 def log_in(link: Link, creds: Credentials, throttle: AuthThrottle, key: str, timeout: float) -> bool:
@@ -80,20 +82,21 @@ def _api_key_attempt(creds: Credentials) -> _Attempt:
     assert creds.api_key is not None
     key = creds.api_key.reveal()
     if not creds.username:
-        return _Attempt("auth.login_with_api_key", [key], "auth.login_with_api_key", [key])
+        return _Attempt("auth.login_with_api_key", [key])
     data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}
     return _Attempt("auth.login_ex", [data], "auth.login_with_api_key", [key])
 
 
 def _call(link: Link, attempt: _Attempt, throttle: AuthThrottle, key: str, timeout: float) -> Any:
-    if isinstance(link.dialect, DdpDialect):
-        return _throttled(link, attempt.fallback, attempt.fallback_params, throttle, key, timeout)
+    """The legacy dialect has only the old methods; a new server without the new one gets the old."""
+    if attempt.fallback is not None and isinstance(link.dialect, DdpDialect):
+        return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
     try:
         return _throttled(link, attempt.method, attempt.params, throttle, key, timeout)
     except SessionError as exc:
-        if not is_method_missing(exc):
+        if attempt.fallback is None or not is_method_missing(exc):
             raise
-    return _throttled(link, attempt.fallback, attempt.fallback_params, throttle, key, timeout)
+    return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
 
 
 def _throttled(link: Link, method: str, params: list[Any], throttle: AuthThrottle, key: str,

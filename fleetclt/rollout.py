@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import gevent
@@ -50,7 +50,6 @@ class RolloutResult:
     plan: RolloutPlan
     hosts: dict[str, HostRecord]
     stop_reason: str
-    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -37,8 +37,6 @@ class MethodMissing(Exception):
 class Connection:
     """State the server keeps per websocket: login, options, subscriptions."""
 
-    dialect = "base"
-
     def __init__(self, host: "SimHost", ws: Any, environ: dict[str, Any]) -> None:
         self.host, self.ws = host, ws
         self.ip: str = environ.get("REMOTE_ADDR") or ""

@@ -23,8 +23,6 @@ _MAX_CALLS = 20
 class DdpConnection(Connection):
     """A /websocket websocket."""
 
-    dialect = "ddp"
-
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._connected = False

@@ -9,9 +9,8 @@ interface set-up is needed. One listener and one session cost about 2 fds.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -60,7 +59,7 @@ class SimFleet:
         hosts = [SimHost(HostConfig(f"sim{i + 1:0{width}d}", address=address, port=port,
                                     version=version_list[i % len(version_list)],
                                     users=dict(users or {DEFAULT_USER: "fleetclt-sim"})),
-                         clock=clock, faults=Faults(**vars(faults)) if faults else None)
+                         clock=clock, faults=replace(faults) if faults else None)
                  for i, address in enumerate(loopback_addresses(base_address, count))]
         return cls(hosts, clock)
 
@@ -103,14 +102,6 @@ class SimFleet:
 
 def new_password() -> str:
     return secrets.token_urlsafe(18)
-
-
-def write_secret_file(path: Path, secret: str) -> None:
-    """Write a secret readable by its owner only (created 0600, never widened)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
 
 
 def write_inventory(path: Path, inventory: Mapping[str, Any], header: str) -> None:

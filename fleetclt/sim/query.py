@@ -8,7 +8,6 @@ Options: get, count, limit, offset, order_by ("-field" descends), select.
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 from typing import Any, Callable, Iterable
 
@@ -106,8 +105,3 @@ def filter_list(items: Iterable[dict[str, Any]], filters: Any = None, options: A
             raise MatchNotFound()
         return found[0]
     return found
-
-
-def fnmatch_any(name: str, patterns: Iterable[str]) -> bool:
-    """True when `name` matches one of the glob patterns."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

@@ -46,8 +46,6 @@ def _validate(message: dict[str, Any]) -> str | None:
 class RpcConnection(Connection):
     """A /api/current websocket."""
 
-    dialect = "jsonrpc"
-
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._slots = Semaphore(RUNNING_CALLS)

@@ -24,7 +24,8 @@ from ..errors import ConfigError
 from ..inventory import HostSpec, load_inventory
 from .clock import SimClock
 from .config import DEFAULT_USER, Faults, HostConfig
-from .fleet import SimFleet, new_password, write_inventory, write_secret_file
+from ..state import write_private
+from .fleet import SimFleet, new_password, write_inventory
 
 DEFAULT_PORT = 6000
 
@@ -134,7 +135,7 @@ def _write_files(fleet: SimFleet, args: argparse.Namespace, password: str, stder
             print(f"export {args.password_env}='{password}'   # shown once", file=stderr, flush=True)
     else:
         secret_path = path.with_name(path.name + ".secret")
-        write_secret_file(secret_path, password)
+        write_private(secret_path, password + "\n")  # 0600, written atomically
         reference = {"file": str(secret_path.resolve())}
     write_inventory(path, fleet.inventory(reference), f"written by fleetclt sim for {len(fleet.hosts)} hosts")
     return f"inventory={path}"
