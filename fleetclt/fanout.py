@@ -7,7 +7,9 @@ as the call itself (perf-notes.md section 4c: 30-40 us per call). Here every
 request goes out from the calling greenlet, each reply settles its host's
 result inline in that connection's reader greenlet, and one wait covers the
 round. Hosts that cannot take a call right now (not connected yet, window
-full, dead link) are handed back for the ordinary greenlet-per-host path.
+full, dead link), and hosts whose server ended the session (ENOTAUTHENTICATED:
+the session logs in again on its own path), are handed back for the ordinary
+greenlet-per-host path.
 """
 from __future__ import annotations
 
@@ -19,20 +21,13 @@ from gevent.event import Event
 
 from .errors import CallTimeout, FleetError
 from .link import Link
-from .protocol import RequestId
+from .protocol import RequestId, is_not_authenticated
 from .results import HostResult, Status
 from .session import HostSession
 
 log = logging.getLogger(__name__)
 
 ResultCallback = Callable[[HostResult], None]
-
-
-def live_link(session: HostSession) -> Link | None:
-    """The session's open link, or None. Reads a private field: session.py has no public
-    accessor yet (wanted: `HostSession.live_link()`)."""
-    link = session._link  # noqa: SLF001 (see docstring)
-    return link if link is not None and not link.dead.is_set() else None
 
 
 class PipelinedCall:
@@ -45,12 +40,13 @@ class PipelinedCall:
         self._waiting: dict[str, tuple[Link, RequestId | None, float]] = {}
         self._all_settled = Event()
         self._all_settled.set()
+        self.again: list[str] = []  # refused unrun because the session ended: retry through the session
 
     def send(self, sessions: Iterable[tuple[str, HostSession | None]]) -> list[str]:
         """Start the call on every live session; returns the names left for the slow path."""
         left = []
         for name, session in sessions:
-            link = live_link(session) if session is not None else None
+            link = session.live_link() if session is not None else None
             if link is None or not self._start(name, session, link):  # type: ignore[arg-type]
                 left.append(name)
         return left
@@ -80,6 +76,9 @@ class PipelinedCall:
     def _settle(self, name: str, value: Any, error: BaseException | None) -> None:
         """Runs in the link's reader greenlet: it must never raise."""
         self._forget(name)
+        if error is not None and is_not_authenticated(error):
+            self.again.append(name)
+            return
         try:
             self._record(self._result(name, value, error))
         except Exception:

@@ -121,17 +121,15 @@ class Fleet:
             results[result.host] = result
             if on_result is not None:
                 on_result(result)
+        started = time.monotonic()
         fan = pipelined(record) if pipelined is not None else None
         slow = fan.send((name, self._sessions.get(name)) for name in names) if fan is not None else names
         pool = Pool(self.forks)
-        driver = gevent.spawn(self._drive, pool, slow, action, record)
-        driver.join(timeout=deadline)
-        overdue = not driver.dead
-        if overdue:
-            driver.kill()
-            pool.kill()
+        overdue = self._drive_within(pool, slow, action, record, deadline)
         if fan is not None:
             fan.wait(deadline)
+            left = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
+            overdue = self._drive_within(pool, fan.again, action, record, left) or overdue
         if overdue:
             _mark_overdue(names, results, deadline, record)
         self.last_result = FleetResult(results, names)
@@ -141,6 +139,19 @@ class Fleet:
         """Deliver `event` updates of every selected host to `callback` (see HostSession.subscribe)."""
         for name in self.select(hosts):
             self[name].subscribe(event, callback)
+
+    def _drive_within(self, pool: Pool, names: list[str], action: Callable[[HostSession], Any],
+                      record: ResultCallback, timeout: float | None) -> bool:
+        """Work through `names` in the pool; True when `timeout` passed first (the rest is stopped)."""
+        if not names:
+            return False
+        driver = gevent.spawn(self._drive, pool, names, action, record)
+        driver.join(timeout=timeout)
+        if driver.dead:
+            return False
+        driver.kill()
+        pool.kill()
+        return True
 
     def _drive(self, pool: Pool, names: list[str], action: Callable[[HostSession], Any],
                record: ResultCallback) -> None:

@@ -26,12 +26,13 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from .ddp import DdpDialect
-from .errors import (AuthError, CallTimeout, ConnectionLost, FleetError, HandshakeError, NotAJobError, SessionError, UnreachableError)
+from .errors import (AuthError, CallTimeout, ConnectionLost, FleetError, HandshakeError, NotAJobError,
+                     RemoteCallError, SessionError, UnreachableError)
 from .job_watch import Call, JobWatch, ProgressCallback
 from .jobs import JOB_EVENT
 from .link import Link, LinkDown
 from .login import Credentials, log_in, refuse_insecure_key
-from .protocol import CollectionUpdate, JsonRpcDialect, is_int
+from .protocol import CollectionUpdate, JsonRpcDialect, is_int, is_not_authenticated
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
 from .transport import Endpoint, open_websocket
@@ -116,6 +117,11 @@ class HostSession:
     def connected(self) -> bool:
         return self._link is not None and not self._link.dead.is_set()
 
+    def live_link(self) -> Link | None:
+        """The open connection, for pipelined fan-out; None when a call would have to connect."""
+        link = self._link
+        return link if link is not None and not link.dead.is_set() else None
+
     @property
     def dialect(self) -> str:
         """'ddp' for the legacy /websocket endpoint, else 'jsonrpc'."""
@@ -182,6 +188,12 @@ class HostSession:
             except ConnectionLost:
                 if not retry_safe or attempt:
                     raise
+            except RemoteCallError as exc:
+                if attempt or not (is_not_authenticated(exc) and self.stats.logins):
+                    raise
+                # The server ended our session (expiry, logout elsewhere) and refused the call
+                # unrun: open a fresh, logged-in connection the usual way, then send it again.
+                link.close(ConnectionLost("the server ended the session", self.name))
         raise AssertionError("unreachable")
 
     def _live_call(self) -> Call:

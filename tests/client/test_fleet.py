@@ -138,3 +138,13 @@ def test_throttled_tls_rejected_and_job_unknown_through_real_faults(make_host, t
         statuses = {name: r.status for name, r in running.get(timeout=20).items()}
         statuses.update({name: r.status for name, r in fleet.call("core.ping", hosts="tls,busy").items()})
     assert statuses == {"restarting": Status.JOB_UNKNOWN, "tls": Status.TLS_REJECTED, "busy": Status.THROTTLED}
+
+
+def test_sessions_the_servers_ended_log_in_again_within_a_fan_out(sim, fleet):
+    assert not fleet.call("core.ping").failed
+    sim["sim002"].expire_sessions()
+    sim["sim009"].expire_sessions()
+    result = fleet.call("system.info")
+    assert not result.failed and result["sim009"].result["hostname"] == "sim009"
+    assert [h.counters.logins_ok for h in sim.hosts] == [2 if h.name in ("sim002", "sim009") else 1
+                                                         for h in sim.hosts]

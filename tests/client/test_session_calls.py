@@ -106,7 +106,7 @@ def test_fifty_concurrent_calls_never_exceed_the_window(host, session_for):
     host.set_stall(True)
     calls = [gevent.spawn(session.call, "core.ping") for _ in range(50)]
     wait_until(lambda: host.counters.peak_inflight >= 10)
-    assert session._link.in_flight == 10, "the other 40 wait locally, not on the server"
+    assert session.live_link().in_flight == 10, "the other 40 wait locally, not on the server"
     host.set_stall(False)
     assert [c.get(timeout=10) for c in calls] == ["pong"] * 50
     assert host.counters.peak_inflight == 10 and host.counters.too_many_calls == 0
@@ -118,7 +118,7 @@ def test_a_drop_fails_calls_in_flight_unless_marked_safe(host, session_for):
     host.set_stall(True)
     plain = gevent.spawn(session.call, "system.info")
     safe = gevent.spawn(session.call, "system.info", retry_safe=True)
-    wait_until(lambda: session._link.in_flight == 2)
+    wait_until(lambda: session.live_link().in_flight == 2)
     host.drop_connections()
     with pytest.raises(ConnectionLost, match="without a close frame"):
         plain.get(timeout=10)
@@ -132,7 +132,7 @@ def test_null_id_error_fails_every_pending_call(host, session_for):
     session.connect()
     host.set_stall(True)
     pending = [gevent.spawn(session.call, "core.ping") for _ in range(3)]
-    wait_until(lambda: session._link.in_flight == 3)
+    wait_until(lambda: session.live_link().in_flight == 3)
     host.inject('{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}')
     for call in pending:
         with pytest.raises(RemoteCallError, match="Parse error"):
@@ -161,3 +161,11 @@ def test_unix_socket_session(make_host, session_for, tmp_path):
     host = make_host(unix_path=path)
     session = session_for(host, uri=f"ws+unix://{path}")
     assert session.call("system.info")["hostname"] == "nas01"
+
+
+def test_a_session_the_server_ended_is_logged_in_again(host, session_for):
+    session = session_for(host)
+    assert session.call("core.ping") == "pong"
+    host.expire_sessions()
+    assert session.call("system.info")["hostname"] == "nas01"
+    assert host.counters.logins_ok == 2 and session.stats.logins == 2
