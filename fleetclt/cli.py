@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from typing import NoReturn, Sequence
 from urllib.parse import urlsplit
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    _quiet_interrupts()
+    handle_interrupts()
     try:
         return _dispatch(args)
     except FleetError as exc:
@@ -78,11 +80,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _quiet_interrupts() -> None:
-    """Ctrl-C caught in gevent's hub is still raised in the main greenlet (exit 130),
-    but the hub no longer prints it with a timestamp first."""
+def handle_interrupts() -> None:
+    """Ctrl-C raises KeyboardInterrupt in the main greenlet (exit 130) at once, quietly.
+
+    Quietly: the hub no longer prints it with a timestamp first. At once: every
+    signal wakes gevent's loop. Python's C handler only sets a flag; the hub checks it between loop
+    iterations. A signal that lands just before the loop enters epoll_wait, or
+    in another thread (gevent's resolver pool), left the flag unread until the
+    next timer, 25 s away for an idle `subscribe`. Python's wake-up fd closes
+    that gap: the C handler also writes a byte to a pipe the loop watches.
+    """
     hub = gevent.get_hub()
     hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
+    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    watcher = hub.loop.io(read_end, 1, ref=False)  # never keeps the program alive alone
+    watcher.start(_drain, read_end)
+
+
+def _drain(fd: int) -> None:
+    """Empty the wake-up pipe; running any Python code here lets the hub raise the pending signal."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _dispatch(args: argparse.Namespace) -> int:

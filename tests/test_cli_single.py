@@ -173,12 +173,21 @@ def test_connection_options_after_the_command(cli, nas):
 
 
 # -- subscribe --------------------------------------------------------------------------------
+def like_a_foreground_job() -> None:
+    """Give the child the default SIGINT action a terminal's foreground command has.
+
+    A shell's background job (CI may run the suite as one) ignores SIGINT, every
+    child inherits that, and Python then never installs its KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_subscriber(nas, state_dir, *args: str):
     """A `subscribe` process, returned once it is subscribed (it says so at --debug)."""
     argv = [sys.executable, "-m", "fleetclt.cli", "--debug", *as_admin(nas), "subscribe", *args]
     env = {**os.environ, **PW_ENV, "FLEETCLT_STATE_DIR": str(state_dir)}
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                               text=True, env=env, start_new_session=True)
+                               text=True, env=env, start_new_session=True, preexec_fn=like_a_foreground_job)
     with gevent.Timeout(RUN_TIMEOUT):
         while f"subscribed to {args[0]}" not in process.stderr.readline():
             assert process.poll() is None, process.stderr.read()
@@ -208,6 +217,37 @@ def test_ctrl_c_exits_130_without_a_traceback(nas, tmp_path):
         process.kill()
     assert (process.returncode, out) == (130, "")
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+# A signal taken by another thread while the main one sleeps in epoll_wait: Python
+# only sets a flag, so without a wake-up the loop would sleep on for the hour.
+SIGNAL_IN_ANOTHER_THREAD = """
+import signal, threading, gevent
+from fleetclt.cli import handle_interrupts
+handle_interrupts()
+main = threading.get_native_id()
+
+def main_waits_in_the_loop():
+    with open(f"/proc/self/task/{main}/wchan") as wchan:
+        return "epoll" in wchan.read()
+
+def interrupt_from_this_thread():
+    while not main_waits_in_the_loop():
+        pass
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
+try:
+    gevent.sleep(3600)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_a_signal_wakes_the_loop_even_when_another_thread_takes_it():
+    done = subprocess.run([sys.executable, "-c", SIGNAL_IN_ANOTHER_THREAD], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT, preexec_fn=like_a_foreground_job)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "interrupted\n", "")
 
 
 def test_subscribe_times_out_with_exit_1(cli, nas):
