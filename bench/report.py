@@ -76,7 +76,8 @@ def markdown(document: dict[str, Any]) -> str:
     lines = [f"Machine: {machine['cores']} cores, Python {machine['python']}, {machine['platform']}. "
              f"Latency {config['latency_ms']:g} ms per reply, jobs {config['job_seconds']:g} s, "
              f"{config['rounds']} rounds (+{config['warmup']} warm-up; CLI {config['cli_rounds']}, "
-             f"thread per host {config['thread_rounds']}).", ""]
+             f"thread per host {config['thread_rounds']}). API, asyncio and baseline: median of "
+             f"{config.get('repeat', 1)} runs taken in turn against one fleet.", ""]
     for size, by in sorted(document["results"].items(), key=lambda kv: int(kv[0])):
         lines += _size_table(size, by, document["ratios"].get(size, {})) + [""]
     lines += ["| size | target | value | met |", "|---|---|---|---|"]

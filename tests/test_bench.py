@@ -33,6 +33,7 @@ def test_quick_bench_reports_every_contender_and_figure(tmp_path: Path) -> None:
         for key in set(FIGURES) - NOT_MEASURED.get(name, set()):
             assert isinstance(figures.get(key), (int, float)), (name, key)
     ours = by_contender["fleetclt"]
+    assert ours["runs"] == by_contender["asyncio"]["runs"] == 2 and by_contender["cli"]["runs"] == 1
     assert ours["logins_per_host_max"] == 1 and ours["ebusy"] == 0
     assert ours["round_failures"] == 0 and ours["job_failures"] == 0
     assert set(document["ratios"][size]) == set(WORKERS) - {"fleetclt"}
