@@ -81,5 +81,7 @@ def emit(result: dict[str, Any]) -> None:
 
 
 def load_spec() -> dict[str, Any]:
-    """The worker's task, a JSON object given as the only argument."""
-    return json.loads(sys.argv[1])
+    """The worker's task: a JSON file named by the only argument (at 10,000 hosts the
+    JSON is ~1 MB, past the kernel's 128 KiB limit on one command-line argument)."""
+    with open(sys.argv[1], encoding="utf-8") as spec:
+        return json.load(spec)

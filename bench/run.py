@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench import report
 from bench.sims import bench_env, start_fleet
@@ -82,10 +82,11 @@ def run_worker(args: argparse.Namespace, name: str, size: int, fleet: Any, state
     cwd = None
     if name == BASELINE:  # `python -m` puts the working directory first: its fleetclt wins
         cwd, env["PYTHONPATH"] = args.baseline.resolve(), str(Path(__file__).resolve().parent.parent)
-    spec = json.dumps(worker_spec(args, name, size, fleet))
+    spec = state.with_name(state.name + ".spec.json")
+    spec.write_text(json.dumps(worker_spec(args, name, size, fleet)))
     module = WORKERS.get(name, WORKERS["fleetclt"])
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", module, spec], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", module, str(spec)], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=1800)
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"{name} at {size} hosts failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -125,7 +126,8 @@ def median_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
 WORST_OF = {"logins_per_host_max", "ebusy", "connect_failures", "round_failures", "job_failures"}
 
 
-def run_all(args: argparse.Namespace) -> dict[str, Any]:
+def run_all(args: argparse.Namespace, on_size: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Every size; `on_size` gets the results so far after each one."""
     results: dict[str, dict[str, Any]] = {}
     octet = 20
     with tempfile.TemporaryDirectory(prefix="fleetclt-bench-") as scratch:
@@ -140,6 +142,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 by_name.update(with_fleet(args, size, folder, octet, group, repeat))
                 octet += 1 + (size - 1) // 5000
             results[str(size)] = {n: by_name[n] for n in names}
+            on_size(results)
     return results
 
 
@@ -158,12 +161,17 @@ def document(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    doc = document(args, run_all(args))
+def write(args: argparse.Namespace, results: dict[str, Any]) -> str:
+    """Write JSON and markdown for the sizes measured so far (a later size may still fail)."""
+    doc = document(args, results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     table = report.markdown(doc)
     (args.out / "results.md").write_text(table)
-    print(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(write(args, run_all(args, lambda so_far: write(args, so_far))))
     return 0
