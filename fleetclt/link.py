@@ -89,7 +89,7 @@ class Link:
         if self.dead.is_set() or not self._window.acquire(blocking=False):
             return None
         call_id, frame = self.dialect.request(method, params)
-        self._pending[call_id] = _Pending(lambda value, error: self._settled(call_id, settle, value, error))
+        self._pending[call_id] = _Pending(self, call_id, settle)
         self.in_flight += 1
         try:
             self._send(frame)
@@ -189,9 +189,13 @@ class Link:
 
     def _dispatch(self, event: ProtocolEvent) -> None:
         if isinstance(event, Reply):
-            self._resolve(event.id, lambda w: w.set(event.result))
+            waiter = self._waiter(event.id)
+            if waiter is not None:
+                waiter.set(event.result)
         elif isinstance(event, ErrorReply):
-            self._resolve(event.id, lambda w: w.set_exception(event.error))
+            waiter = self._waiter(event.id)
+            if waiter is not None:
+                waiter.set_exception(event.error)
         elif isinstance(event, ConnectionFailure):
             for waiter in list(self._pending.values()):
                 waiter.set_exception(event.error)
@@ -203,12 +207,13 @@ class Link:
         else:
             self._on_event(event)
 
-    def _resolve(self, call_id: RequestId, settle: Callable[[AsyncResult], None]) -> None:
+    def _waiter(self, call_id: RequestId) -> AsyncResult | _Pending | None:
+        """The unsettled waiter of a reply's call; None (logged) for an unknown id."""
         waiter = self._pending.get(call_id)
         if waiter is None:
             log.debug("%s: reply for unknown id %r dropped", self.host_name, call_id)
-        elif not waiter.ready():
-            settle(waiter)
+            return None
+        return None if waiter.ready() else waiter
 
     def _die(self, error: SessionError) -> None:
         if self.dead.is_set():
@@ -226,10 +231,10 @@ class Link:
 class _Pending:
     """The reply slot of a `start_call`: what `_pending` needs of an AsyncResult, run inline."""
 
-    __slots__ = ("_settle", "_done")
+    __slots__ = ("_link", "_call_id", "_settle", "_done")
 
-    def __init__(self, settle: Settle) -> None:
-        self._settle, self._done = settle, False
+    def __init__(self, link: Link, call_id: RequestId, settle: Settle) -> None:
+        self._link, self._call_id, self._settle, self._done = link, call_id, settle, False
 
     def ready(self) -> bool:
         return self._done
@@ -237,12 +242,12 @@ class _Pending:
     def set(self, value: Any) -> None:
         if not self._done:
             self._done = True
-            self._settle(value, None)
+            self._link._settled(self._call_id, self._settle, value, None)
 
     def set_exception(self, error: BaseException) -> None:
         if not self._done:
             self._done = True
-            self._settle(None, error)
+            self._link._settled(self._call_id, self._settle, None, error)
 
 
 class LinkDown:

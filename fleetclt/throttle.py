@@ -222,13 +222,21 @@ class FileStore:
             return self._fallback.sweep(is_idle, now)
         if not _SweepTimer.due(str(self.dir), now):
             return
-        for path in self.dir.glob("*.json") if self.dir.is_dir() else ():
+        try:
+            entries = [e for e in os.scandir(self.dir) if e.name.endswith(".json")]
+        except OSError:
+            return
+        for entry in entries:
             try:
-                state = BucketState.from_json(json.loads(path.read_bytes()))
+                if 0 <= now - entry.stat().st_mtime < PRUNE_IDLE:
+                    continue  # written within the idle time: cannot be idle, no need to read it
+                with open(entry.path, "rb") as budget:
+                    state = BucketState.from_json(json.loads(budget.read()))
             except (OSError, ValueError):
                 continue
             if is_idle(state):
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):  # another process swept it first
+                    os.unlink(entry.path)
 
     def _memory(self, exc: OSError) -> MemoryStore:
         if self._fallback is None:

@@ -278,6 +278,18 @@ def test_idle_full_entries_are_pruned(state_dir: Path, fake: FakeTime) -> None:
     assert set(stored(state_dir)) == {"new:1"}
 
 
+def test_the_sweep_skips_files_written_within_the_idle_time(state_dir: Path) -> None:
+    # A process's first login sweeps; reading every budget file there slowed a
+    # 1,000-host connect. A file written in the last 10 minutes cannot be idle.
+    store = FileStore(state_dir)
+    with store.transaction("written:1") as states:
+        states["written:1"] = BucketState(tokens=5, stamp=0.0)  # idle by its contents
+    store.sweep(lambda state: True, time.time())
+    assert set(stored(state_dir)) == {"written:1"}
+    store.sweep(lambda state: True, time.time() + 601)  # the next sweep, 10 minutes on
+    assert set(stored(state_dir)) == set()
+
+
 def test_pruning_keeps_a_bucket_that_is_not_full_yet() -> None:
     bucket = TokenBucket(capacity=5, refill_seconds=600)
     store = MemoryStore()
