@@ -14,6 +14,7 @@ CONTENDERS = {"fleetclt": "fleetclt API", "cli": "fleetclt CLI", "threads": "thr
               "asyncio": "asyncio reference", "baseline": "fleetclt baseline (--baseline)"}
 FIGURES = {
     "connect_login_s": "connect+login s",
+    "connect_cpu_us_per_host": "connect CPU us/host",
     "round_ms_median": "round ms median",
     "round_ms_p99": "round ms p99",
     "cpu_us_per_call": "CPU us/call",

@@ -132,9 +132,10 @@ async def saturation(ref: Reference, depth: int, rounds: int) -> float:
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     ref = Reference(spec["hosts"], spec["max_connecting"])
     count = len(ref.hosts)
-    rss0, started = rss_kib(), time.perf_counter()
+    rss0, cpu0, started = rss_kib(), time.process_time(), time.perf_counter()
     await ref.open_all()
     out: dict[str, Any] = {"connect_login_s": round(time.perf_counter() - started, 3), "connect_failures": 0,
+                           "connect_cpu_us_per_host": round((time.process_time() - cpu0) / count * 1e6),
                            "rss_kib_per_session": round((rss_kib() - rss0) / count, 1)}
     out.update((await timed_rounds(ref, spec)).figures())
     if spec.get("saturation_rounds"):

@@ -32,11 +32,12 @@ def tally(result: FleetResult) -> int:
 
 
 def connect_all(fleet: Fleet, count: int) -> dict[str, Any]:
-    rss0 = rss_kib()
+    rss0, cpu0 = rss_kib(), time.process_time()
     started = time.perf_counter()
     failures = tally(fleet.run(HostSession.connect, hosts="all"))
     elapsed = time.perf_counter() - started
     return {"connect_login_s": round(elapsed, 3), "connect_failures": failures,
+            "connect_cpu_us_per_host": round((time.process_time() - cpu0) / count * 1e6),
             "rss_kib_per_session": round((rss_kib() - rss0) / count, 1)}
 
 
