@@ -114,7 +114,7 @@ class Fleet:
     def _run(self, names: list[str], action: Callable[[HostSession], Any], deadline: float | None,
              on_result: ResultCallback | None,
              pipelined: Callable[[ResultCallback], PipelinedCall] | None = None) -> FleetResult:
-        ensure_open_files(len(self._sessions) + len(names))
+        ensure_open_files(len(self._sessions) + sum(name not in self._sessions for name in names))
         results: dict[str, HostResult] = {}
 
         def record(result: HostResult) -> None:

@@ -1,8 +1,12 @@
 """Fleet fan-out over simulated hosts: results per host, bad hosts isolated, deadlines, patterns."""
 from __future__ import annotations
 
+import sys
+
 import gevent
 import pytest
+import yaml
+from gevent import subprocess
 
 from fleetclt.errors import AuthError
 from fleetclt.fleet import Fleet, session_for
@@ -148,3 +152,26 @@ def test_sessions_the_servers_ended_log_in_again_within_a_fan_out(sim, fleet):
     assert not result.failed and result["sim009"].result["hostname"] == "sim009"
     assert [h.counters.logins_ok for h in sim.hosts] == [2 if h.name in ("sim002", "sim009") else 1
                                                          for h in sim.hosts]
+
+
+# Every fan-out checks the open-file limit first. A second one counted the sockets it
+# already held twice: at 10,000 hosts and a hard limit of 20,000 it refused to run.
+SECOND_FAN_OUT_NEAR_THE_LIMIT = """
+import resource, sys
+from fleetclt.fleet import Fleet
+from fleetclt.inventory import parse_inventory
+from fleetclt.rlimit import FD_MARGIN
+inventory = parse_inventory(sys.stdin.read(), "sim.yaml")
+hosts = len(inventory.hosts)
+limit = FD_MARGIN + hosts + hosts // 2  # room for the fleet's sockets once, not twice
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+with Fleet.from_inventory(inventory, forks=hosts) as fleet:
+    print(*(len(fleet.call("core.ping").ok) for _ in range(2)))
+"""
+
+
+def test_a_second_fan_out_counts_the_open_sessions_once(sim):
+    inventory = yaml.safe_dump(sim.inventory({"env": "SIMULATED_FLEET_PW"}))
+    done = subprocess.run([sys.executable, "-c", SECOND_FAN_OUT_NEAR_THE_LIMIT], input=inventory,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "40 40\n", "")
