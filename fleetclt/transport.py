@@ -20,7 +20,7 @@ import gevent
 from gevent import socket, ssl
 from gevent.lock import Semaphore
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, Pong,
                             RejectConnection, RejectData, Request, TextMessage)
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
@@ -130,14 +130,14 @@ def frame_bounds(data: bytes, start: int) -> tuple[int, int] | None:
     return position, position + length
 
 
-def _wsproto_idle(ws: WSConnection, pending: list[Any]) -> bool:
+def _wsproto_idle(ws: Connection, pending: list[Any]) -> bool:
     """True when nothing arrived after the upgrade response: wsproto holds no part of a frame.
 
     A server that speaks first (an echo test server, not TrueNAS) may leave half
     a frame in wsproto's decoder; that connection then stays on wsproto's parser.
     """
     try:
-        decoder = ws.connection._proto._frame_decoder  # type: ignore[union-attr]
+        decoder = ws._proto._frame_decoder
         return not pending and len(decoder.buffer) == 0 and decoder.header is None
     except AttributeError:
         return False  # another wsproto version: stay on its parser
@@ -146,7 +146,7 @@ def _wsproto_idle(ws: WSConnection, pending: list[Any]) -> bool:
 class WebSocket:
     """A connected websocket: `receive()` from one reader greenlet, `send()` from any."""
 
-    def __init__(self, host_name: str, sock: Any, ws: WSConnection, pending: list[Any]) -> None:
+    def __init__(self, host_name: str, sock: Any, ws: Connection, pending: list[Any]) -> None:
         self.host_name, self._sock, self._ws = host_name, sock, ws
         self._send_lock = Semaphore()
         self._pending = pending
@@ -425,7 +425,9 @@ def _start_tls(host_name: str, sock: Any, endpoint: Endpoint, tls: TLSPolicy) ->
     return wrapped
 
 
-def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> tuple[WSConnection, list[Any]]:
+def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> tuple[Connection, list[Any]]:
+    """The upgrade; returns the frame protocol alone (the HTTP handshake's ~20 objects per
+    session, h11 state and all, would otherwise live as long as the connection)."""
     ws = WSConnection(ConnectionType.CLIENT)
     sock.sendall(ws.send(Request(host=endpoint.netloc, target=endpoint.target)))
     while True:
@@ -439,7 +441,8 @@ def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> tuple[WSConnectio
             raise HandshakeError(f"bad websocket handshake: {exc}", host_name) from None
         for index, event in enumerate(events):
             if isinstance(event, AcceptConnection):
-                return ws, events[index + 1:]
+                assert ws.connection is not None  # wsproto sets it with AcceptConnection
+                return ws.connection, events[index + 1:]
             if isinstance(event, RejectConnection):
                 _reject(host_name, event)
             if isinstance(event, RejectData):
