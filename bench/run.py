@@ -36,6 +36,11 @@ BASELINE = "baseline"  # the fleetclt API worker on another checkout (--baseline
 # 2-core machine one run each swung CPU per call by +-20 %; the median of runs
 # taken in turn against the same servers does not.
 ALTERNATING = ("fleetclt", "asyncio", BASELINE)
+REPO = Path(__file__).resolve().parent.parent
+# The other checkout's fleetclt under this checkout's API worker: fleetclt is imported
+# first from the baseline folder, then the worker module from here.
+BASELINE_LAUNCH = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); import fleetclt; del sys.path[0]; "
+                   "runpy.run_module('bench.worker_fleetclt', run_name='__main__', alter_sys=True)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,15 +84,13 @@ def run_worker(args: argparse.Namespace, name: str, size: int, fleet: Any, state
     """One contender process against a running fleet, with its own auth-budget state dir."""
     env = bench_env()
     env["FLEETCLT_STATE_DIR"] = str(state)
-    cwd = None
-    if name == BASELINE:  # `python -m` puts the working directory first: its fleetclt wins
-        cwd, env["PYTHONPATH"] = args.baseline.resolve(), str(Path(__file__).resolve().parent.parent)
     spec = state.with_name(state.name + ".spec.json")
     spec.write_text(json.dumps(worker_spec(args, name, size, fleet)))
-    module = WORKERS.get(name, WORKERS["fleetclt"])
+    command = [sys.executable, "-m", WORKERS.get(name, ""), str(spec)]
+    if name == BASELINE:
+        command = [sys.executable, "-c", BASELINE_LAUNCH, str(args.baseline.resolve()), str(spec)]
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", module, str(spec)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=1800)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=1800)
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(f"{name} at {size} hosts failed ({done.returncode}):\n{done.stderr[-3000:]}")
     print(f"{name:>9} N={size:<6} done in {time.monotonic() - started:5.1f} s", file=sys.stderr)
