@@ -37,6 +37,7 @@ BASELINE = "baseline"  # the fleetclt API worker on another checkout (--baseline
 # taken in turn against the same servers does not.
 ALTERNATING = ("fleetclt", "asyncio", BASELINE)
 REPO = Path(__file__).resolve().parent.parent
+WORST_OF = {"logins_per_host_max", "ebusy", "connect_failures", "round_failures", "job_failures"}  # not medians
 # The other checkout's fleetclt under this checkout's API worker: fleetclt is imported
 # first from the baseline folder, then the worker module from here.
 BASELINE_LAUNCH = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); import fleetclt; del sys.path[0]; "
@@ -86,9 +87,10 @@ def run_worker(args: argparse.Namespace, name: str, size: int, fleet: Any, state
     env["FLEETCLT_STATE_DIR"] = str(state)
     spec = state.with_name(state.name + ".spec.json")
     spec.write_text(json.dumps(worker_spec(args, name, size, fleet)))
-    command = [sys.executable, "-m", WORKERS.get(name, ""), str(spec)]
     if name == BASELINE:
         command = [sys.executable, "-c", BASELINE_LAUNCH, str(args.baseline.resolve()), str(spec)]
+    else:
+        command = [sys.executable, "-m", WORKERS[name], str(spec)]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=1800)
     if done.returncode != 0 or not done.stdout.strip():
@@ -124,9 +126,6 @@ def median_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = max(values) if key in WORST_OF else statistics.median(values)
     merged["runs"] = len(runs)
     return merged
-
-
-WORST_OF = {"logins_per_host_max", "ebusy", "connect_failures", "round_failures", "job_failures"}
 
 
 def run_all(args: argparse.Namespace, on_size: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ literal ``-P``/``-K`` still works but is warned about. Each secret is wrapped in
 Connection options are accepted before the command (``fleetclt --uri U call m``)
 and after it (``fleetclt call --uri U m``): ``add_connection_options`` adds them to
 both parsers, with SUPPRESS defaults in the subcommand so that an option given
-before the command survives. Fleet mode (``--hosts PATTERN``, issue 4) is meant
-to join ``--uri`` in that same group.
+before the command survives. Fleet mode (``--hosts PATTERN``) is fleet_cli.py's,
+with its own option group; cli.py picks it when ``--hosts`` is given.
 """
 from __future__ import annotations
 

@@ -69,6 +69,7 @@ PRUNE_IDLE = 600.0  # the server clears its whole limiter every 10 min
 # per login on ext4 against 40 us for rewriting it, i.e. 0.1-0.2 s per 1,000-host
 # connect for every run more than 10 minutes after the last. 4 KiB per server on disk.
 FILE_KEEP = 86400.0
+_BUDGET_FILE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 BUDGET_DIR = "auth-budget"   # one file per server inside the state dir
 _EPSILON = 1e-6  # a millionth of a token is float rounding, not budget; keeps waits above clock resolution
 
@@ -256,11 +257,11 @@ class FileStore:
         """The key's file; the folders are made only when missing (one syscall per login, not five)."""
         path = self.path(key)
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return os.open(path, _BUDGET_FILE_FLAGS, 0o600)
         except FileNotFoundError:
             ensure_dir(self.dir.parent)
             ensure_dir(self.dir)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return os.open(path, _BUDGET_FILE_FLAGS, 0o600)
 
     def _load(self, fd: int, key: str) -> States:
         try:
