@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket as pysocket
 from collections import deque
 from dataclasses import dataclass
@@ -86,6 +87,13 @@ class WsClient:
 
     def send_bytes(self, data: bytes) -> None:
         self._write(self.ws.send(BytesMessage(data=data)))
+
+    def send_raw_text_frame(self, payload: bytes, fin: bool = True) -> None:
+        """A text frame built by hand, so its payload may be invalid UTF-8 (wsproto takes only str)."""
+        assert len(payload) < 126
+        mask = os.urandom(4)
+        masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+        self._write(bytes([(0x80 if fin else 0) | 0x1, 0x80 | len(payload)]) + mask + masked)
 
     def request(self, method: str, *params: Any) -> int:
         msg_id = next(self._ids)

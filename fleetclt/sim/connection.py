@@ -1,6 +1,6 @@
 """One client connection to a simulated host, whatever its dialect.
 
-Layer: simulator; imports registry, failures, config, jobs and gevent.
+Layer: simulator; imports registry, failures, config, jobs, workers and gevent.
 
 The dialects (rpc.py for /api/current, ddp.py for the legacy /websocket) only
 frame messages; everything a call goes through on the real server lives here:
@@ -16,11 +16,11 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import gevent
 from gevent.lock import Semaphore
 
 from .failures import ENOTAUTHENTICATED, CallError
 from .registry import REGISTRY, Method
+from .workers import CallWorkers
 
 if TYPE_CHECKING:
     from .host import SimHost
@@ -47,7 +47,7 @@ class Connection:
         self.subscriptions: dict[str, str] = {}
         self.closed = False
         self._send_lock = Semaphore()
-        self._calls: set[gevent.Greenlet] = set()
+        self._calls = CallWorkers()
 
     # -- transport ---------------------------------------------------------
     def serve(self) -> None:
@@ -110,15 +110,13 @@ class Connection:
             pass
 
     def spawn_call(self, func: Any, *args: Any) -> None:
-        """Run one call in its own greenlet; they die with the connection."""
-        greenlet = gevent.spawn(func, *args)
-        self._calls.add(greenlet)
-        greenlet.link(self._calls.discard)
+        """Run one call concurrently with the others; they die with the connection."""
+        self._calls.submit(func, args)
 
     def finish(self) -> None:
         """The socket is gone: cancel pending calls (26.0 behaviour), forget the login."""
         self.closed = True
-        gevent.killall(list(self._calls), block=False)
+        self._calls.kill()
         self.user = None
         self.subscriptions.clear()
 

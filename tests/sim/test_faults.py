@@ -7,6 +7,7 @@ import gevent
 import pytest
 
 from fleetclt.sim import ManualClock
+from tests.conftest import wait_until
 from tests.wsclient import Rejected, WsClient
 
 
@@ -80,3 +81,18 @@ def test_counters_count_connections_and_logins(make_host, client_for):
     for _ in range(3):
         client_for(host).login()
     assert host.counters.connections == 3 and host.counters.logins_ok == 3
+
+
+def test_a_call_still_pending_when_its_client_goes_is_cancelled(client, host, client_for):
+    """26.0 cancels a connection's calls when it closes: the stalled user.create never runs."""
+    client.login()
+    host.set_stall(True, frozenset({"user.create"}))
+    before = host.counters.calls
+    client.request("user.create", {"username": "ghost", "full_name": "G", "password": "x"})
+    wait_until(lambda: host.counters.calls > before)
+    client.close()
+    assert host.wait_disconnected(timeout=5)
+    host.set_stall(False)
+    other = client_for(host)
+    other.login()
+    assert other.result("user.query", [["username", "=", "ghost"]], {"count": True}) == 0

@@ -1,6 +1,8 @@
 """JSON-RPC framing, limits and error shapes of /api/current."""
 from __future__ import annotations
 
+import pytest
+
 from tests.wsclient import Closed
 
 
@@ -73,6 +75,18 @@ def test_binary_frame_closes_with_1003(client):
     client.send_bytes(b"\x00\x01")
     closed = client.wait_closed()
     assert closed.code == 1003 and "message type" in closed.reason
+
+
+@pytest.mark.parametrize("frames", [
+    [(b'{"jsonrpc": "2.0", "id": 1, "method": "core.ping", "params": ["\xff"]}', True)],
+    [(b'["\xc3', True)],                                            # ends inside a character
+    [(b'["\xed\xa0\x80', False)],                                   # a surrogate, first fragment only
+], ids=["invalid byte", "truncated", "fails fast mid-message"])
+def test_invalid_utf8_closes_1007(client, frames):
+    """Checked per frame, so the last case closes before the message's final fragment."""
+    for payload, fin in frames:
+        client.send_raw_text_frame(payload, fin)
+    assert client.wait_closed().code == 1007
 
 
 def test_anonymous_message_over_8k_closes_1007(client):
