@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any, Callable
 
 JOB_METHOD, JOB_PARAMS = "service.restart", ["nfs"]
 CALL_METHOD = "system.info"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(key: str = "VmRSS") -> int:
@@ -42,33 +44,58 @@ def raise_nofile(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of another process (a simulator), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 @dataclass
 class Rounds:
-    """Round times and the CPU they cost; `run` does the warm-up and the measured rounds."""
+    """Round times and the CPU they cost, ours and the simulators' (`sim_pids`).
+
+    The simulators' CPU over the measured rounds says whether the fleet kept up:
+    near one core per simulator process, round times measure the fixture, not
+    the client.
+    """
 
     calls_per_round: int
+    sim_pids: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     cpu: float = 0.0
+    sim_cpu: float = 0.0
     failures: int = 0
 
     def run(self, one_round: Callable[[], int], rounds: int, warmup: int) -> None:
         """`one_round` returns how many calls failed."""
         for _ in range(warmup):
             one_round()
-        cpu0 = time.process_time()
+        self.begin()
         for _ in range(rounds):
             started = time.perf_counter()
             self.failures += one_round()
             self.times.append(time.perf_counter() - started)
-        self.cpu = time.process_time() - cpu0
+        self.end()
+
+    def begin(self) -> None:
+        self.cpu, self.sim_cpu = -time.process_time(), -self._sims_cpu()
+
+    def end(self) -> None:
+        self.cpu += time.process_time()
+        self.sim_cpu += self._sims_cpu()
+
+    def _sims_cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.sim_pids)
 
     def figures(self) -> dict[str, Any]:
-        calls = self.calls_per_round * len(self.times)
+        calls, elapsed = self.calls_per_round * len(self.times), sum(self.times)
         return {
             "round_ms_median": round(percentile(self.times, 0.5) * 1000, 2),
             "round_ms_p99": round(percentile(self.times, 0.99) * 1000, 2),
             "cpu_us_per_call": round(self.cpu / calls * 1e6, 1),
-            "calls_per_s": round(calls / sum(self.times), 1),
+            "sim_cpu_cores": round(self.sim_cpu / elapsed, 2),
+            "calls_per_s": round(calls / elapsed, 1),
             "rounds": len(self.times),
             "round_failures": self.failures,
         }

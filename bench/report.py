@@ -18,6 +18,7 @@ FIGURES = {
     "round_ms_median": "round ms median",
     "round_ms_p99": "round ms p99",
     "cpu_us_per_call": "CPU us/call",
+    "sim_cpu_cores": "sim CPU cores",
     "rss_kib_per_session": "RSS KiB/session",
     "calls_per_s": "calls/s",
     "job_fanout_s": "job fan-out s",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import report
-from bench.sims import bench_env, start_fleet
+from bench.sims import bench_env, shard_sizes, start_fleet
 
 BIG_ONLY = ("fleetclt", "asyncio")  # contenders run at 10,000 hosts
 BIG = 10000
@@ -78,7 +78,8 @@ def worker_spec(args: argparse.Namespace, name: str, size: int, fleet: Any) -> d
     rounds = min(args.rounds, THREAD_ROUNDS) if name == "threads" else args.rounds
     return {"count": size, "inventory": str(fleet.inventory), "hosts": fleet.hosts, "rounds": rounds,
             "warmup": args.warmup if name != "cli" else 0, "max_connecting": 200, "depth": 4,
-            "saturation_rounds": 3 if args.quick else 5, "job": size == args.job_hosts}
+            "saturation_rounds": 3 if args.quick else 5, "job": size == args.job_hosts,
+            "sim_pids": [proc.pid for proc in fleet.procs]}
 
 
 def run_worker(args: argparse.Namespace, name: str, size: int, fleet: Any, state: Path) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def run_all(args: argparse.Namespace, on_size: Callable[[dict[str, Any]], Any]) 
             for group, repeat in groups:
                 folder = Path(scratch) / f"{'-'.join(group)}-{size}"
                 by_name.update(with_fleet(args, size, folder, octet, group, repeat))
-                octet += 1 + (size - 1) // 5000
+                octet += len(shard_sizes(size, os.cpu_count() or 1))
             results[str(size)] = {n: by_name[n] for n in names}
             on_size(results)
     return results

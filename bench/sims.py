@@ -3,10 +3,14 @@
 Layer: bench orchestration; imports nothing from fleetclt (it runs the CLI).
 
 Why separate processes: the simulator and the client must not share a CPU
-accounting or a hub. One simulator process holds one listener plus one session
-per host (3 fds a host), so big fleets are split into shards of at most
-`SHARD_SIZE` hosts, each on its own 127.x.0.0/16 range. All shards share one
-password, passed by environment variable, so one inventory covers them all.
+accounting or a hub. A fleet is split into shards, each on its own
+127.x.0.0/16 range: one per core from `SPLIT_FROM` hosts on, because one
+simulator process serving 1,000 hosts spends about as much CPU per fan-out
+round as the round lasts (real hosts each have their own CPU, so a saturated
+simulator would time itself, not the client); and never more than
+`MAX_SHARD` hosts in one (a listener plus a session per host, 3 fds a host).
+All shards share one password, passed by environment variable, so one
+inventory covers them all.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-SHARD_SIZE = 5000
+MAX_SHARD = 5000
+SPLIT_FROM = 500
 PASSWORD_ENV = "FLEETCLT_BENCH_PASSWORD"
 READY_TIMEOUT = 120.0
 
@@ -56,10 +61,10 @@ def bench_env() -> dict[str, str]:
 
 def start_fleet(count: int, folder: Path, *, latency_ms: float, job_seconds: float,
                 first_octet: int) -> SimFleetProcs:
-    """Start ceil(count / SHARD_SIZE) simulators on 127.<first_octet + i>.0.1 and wait for READY."""
+    """Start the shards (`shard_sizes`) on 127.<first_octet + i>.0.1 and wait for READY."""
     folder.mkdir(parents=True, exist_ok=True)
     env = bench_env()
-    sizes = [min(SHARD_SIZE, count - start) for start in range(0, count, SHARD_SIZE)]
+    sizes = shard_sizes(count, os.cpu_count() or 1)
     procs = [_spawn(size, folder / f"shard{i}.yaml", f"127.{first_octet + i}.0.1", latency_ms,
                     job_seconds, env, folder / f"shard{i}.log") for i, size in enumerate(sizes)]
     fleet = SimFleetProcs(procs, folder / "fleet.yaml")
@@ -71,6 +76,12 @@ def start_fleet(count: int, folder: Path, *, latency_ms: float, job_seconds: flo
         fleet.stop()
         raise
     return fleet
+
+
+def shard_sizes(count: int, cores: int) -> list[int]:
+    """Hosts per simulator: one per core from SPLIT_FROM hosts, at most MAX_SHARD each, as even as can be."""
+    shards = max(-(-count // MAX_SHARD), min(cores, count // SPLIT_FROM), 1)
+    return [count // shards + (index < count % shards) for index in range(shards)]
 
 
 def _spawn(count: int, inventory: Path, listen: str, latency_ms: float, job_seconds: float,

@@ -107,15 +107,15 @@ class Reference:
 
 async def timed_rounds(ref: Reference, spec: dict[str, Any]) -> Rounds:
     """Rounds.run, but each round awaited (process CPU includes the event loop)."""
-    rounds = Rounds(len(ref.hosts))
+    rounds = Rounds(len(ref.hosts), spec["sim_pids"])
     for _ in range(spec["warmup"]):
         await ref.fan_out(CALL_METHOD, [])
-    cpu0 = time.process_time()
+    rounds.begin()
     for _ in range(spec["rounds"]):
         started = time.perf_counter()
         rounds.failures += await ref.fan_out(CALL_METHOD, [])
         rounds.times.append(time.perf_counter() - started)
-    rounds.cpu = time.process_time() - cpu0
+    rounds.end()
     return rounds
 
 

@@ -71,7 +71,7 @@ def main() -> None:
     raise_nofile(count + 500)
     with Fleet.from_inventory(spec["inventory"], forks=count, max_connecting=spec["max_connecting"]) as fleet:
         out = connect_all(fleet, count)
-        rounds = Rounds(count)
+        rounds = Rounds(count, spec["sim_pids"])
         rounds.run(lambda: one_round(fleet), spec["rounds"], spec["warmup"])
         out.update(rounds.figures())
         if spec.get("saturation_rounds"):

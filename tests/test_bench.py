@@ -14,10 +14,13 @@ import pytest
 
 from bench.report import FIGURES
 from bench.run import WORKERS
+from bench.sims import MAX_SHARD, shard_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 # The CLI connects inside every round; the thread contender too, so its connect CPU is not apart.
-NOT_MEASURED = {"cli": {"connect_login_s", "connect_cpu_us_per_host"}, "threads": {"connect_cpu_us_per_host"}}
+# Simulator CPU is taken around the rounds of the persistent-session contenders only.
+NOT_MEASURED = {"cli": {"connect_login_s", "connect_cpu_us_per_host", "sim_cpu_cores"},
+                "threads": {"connect_cpu_us_per_host", "sim_cpu_cores"}}
 
 
 @pytest.mark.slow
@@ -39,3 +42,12 @@ def test_quick_bench_reports_every_contender_and_figure(tmp_path: Path) -> None:
     assert ours["round_failures"] == 0 and ours["job_failures"] == 0
     assert set(document["ratios"][size]) == set(WORKERS) - {"fleetclt"}
     assert (tmp_path / "results.md").read_text().startswith("Machine:")
+
+
+@pytest.mark.parametrize("count, cores, expected", [
+    (100, 2, [100]), (999, 2, [999]), (1000, 2, [500, 500]), (1001, 2, [501, 500]),
+    (10000, 2, [5000, 5000]), (10001, 2, [3334, 3334, 3333]), (1000, 1, [1000]), (1500, 8, [500, 500, 500]),
+])
+def test_fleets_are_split_one_simulator_per_core_and_never_past_the_shard_limit(count, cores, expected):
+    sizes = shard_sizes(count, cores)
+    assert sizes == expected and sum(sizes) == count and max(sizes) <= MAX_SHARD
