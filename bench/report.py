@@ -25,6 +25,11 @@ FIGURES = {
     "logins_per_host_max": "logins/host",
     "ebusy": "EBUSY",
 }
+# The issue sets the RSS target for a 10,000-host process; it is checked from 1,000 hosts.
+# Below that the ~0.8 MiB the first connect costs once (gevent's lazy imports, wsproto's
+# handshake, the auth-budget store) is most of the figure: 100 hosts read 38 KiB a session
+# where the 2nd to 100th read 30 and the 101st to 300th 25 (one run, /proc VmRSS).
+RSS_TARGET_FROM = 1000
 
 
 def ratios(by_contender: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
@@ -51,9 +56,10 @@ def targets(results: dict[str, dict[str, dict[str, Any]]], job_seconds: float) -
                    lambda r: r <= 0.2),
             _check(size, "CPU per call <= 0.9x asyncio reference", us, ref, "cpu_us_per_call", lambda r: r <= 0.9),
         ]
-        if us:
+        if us and int(size) >= RSS_TARGET_FROM:
             checks.append({"size": size, "target": "RSS per session < 40 KiB", "value": us["rss_kib_per_session"],
                            "met": us["rss_kib_per_session"] < 40})
+        if us:
             checks.append({"size": size, "target": "1 login per host, 0 EBUSY",
                            "value": f'{us["logins_per_host_max"]} / {us["ebusy"]}',
                            "met": us["logins_per_host_max"] == 1 and us["ebusy"] == 0})

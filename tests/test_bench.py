@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import FIGURES
+from bench.report import FIGURES, targets
 from bench.run import WORKERS
 from bench.sims import MAX_SHARD, shard_sizes
 
@@ -51,3 +51,10 @@ def test_quick_bench_reports_every_contender_and_figure(tmp_path: Path) -> None:
 def test_fleets_are_split_one_simulator_per_core_and_never_past_the_shard_limit(count, cores, expected):
     sizes = shard_sizes(count, cores)
     assert sizes == expected and sum(sizes) == count and max(sizes) <= MAX_SHARD
+
+
+def test_the_rss_target_is_checked_from_a_thousand_hosts_and_reads_its_figure():
+    ours = {"rss_kib_per_session": 41.0, "logins_per_host_max": 1, "ebusy": 0, "connect_login_s": 0.5}
+    checks = targets({"100": {"fleetclt": ours}, "1000": {"fleetclt": ours}}, job_seconds=2.0)
+    rss = [(c["size"], c["met"]) for c in checks if c["target"].startswith("RSS")]
+    assert rss == [("1000", False)]
