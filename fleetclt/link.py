@@ -86,9 +86,20 @@ class Link:
         request id (for `cancel`), or None, having sent nothing, when the link is
         dead or its window is full; the caller then uses `call()`.
         """
-        if self.dead.is_set() or not self._window.acquire(blocking=False):
+        if not self._take_slot():
             return None
-        call_id, frame = self.dialect.request(method, params)
+        return self._start(*self.dialect.request(method, params), settle)
+
+    def start_subscribe(self, name: str, settle: Settle) -> RequestId | None:
+        """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
+        if not self._take_slot():
+            return None
+        return self._start(*self.dialect.subscribe(name), settle)
+
+    def _take_slot(self) -> bool:
+        return not self.dead.is_set() and self._window.acquire(blocking=False)
+
+    def _start(self, call_id: RequestId, frame: str, settle: Settle) -> RequestId:
         self._pending[call_id] = _Pending(self, call_id, settle)
         self.in_flight += 1
         try:

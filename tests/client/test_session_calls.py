@@ -6,10 +6,10 @@ import logging
 import gevent
 import pytest
 
-from fleetclt.errors import (AuthError, ConnectionLost, InsecureCredentialError, NotAJobError,
+from fleetclt.errors import (AuthError, CallTimeout, ConnectionLost, InsecureCredentialError, NotAJobError,
                              RemoteCallError, ThrottledError, ValidationError)
 from fleetclt.secret import Secret
-from fleetclt.session import Credentials, HostSession
+from fleetclt.session import Credentials, HostSession, Timeouts
 from fleetclt.sim import ManualClock
 from tests.conftest import wait_until
 from tests.wsclient import WsClient
@@ -169,3 +169,32 @@ def test_a_session_the_server_ended_is_logged_in_again(host, session_for):
     host.expire_sessions()
     assert session.call("system.info")["hostname"] == "nas01"
     assert host.counters.logins_ok == 2 and session.stats.logins == 2
+
+
+@pytest.mark.parametrize("stalled, named", [("core.set_options", "core.set_options"),
+                                            ("core.subscribe", "subscribe core.get_jobs")])
+def test_a_set_up_call_without_reply_fails_the_connect_by_its_name(host, session_for, stalled, named):
+    """Set-up calls go out together with the login; each still answers within the connect timeout."""
+    host.set_stall(True, frozenset({stalled}))
+    session = session_for(host, timeouts=Timeouts(connect=0.5, call=10, keepalive=None))
+    with pytest.raises(CallTimeout, match=f"^nas01: {named}: no reply within 0.5 s"):
+        session.call("core.ping")
+    assert host.wait_disconnected(timeout=5), "the half set-up connection is closed"
+    host.set_stall(False)
+    assert session.call("core.ping") == "pong"
+    assert host.counters.logins_ok == 2
+
+
+def test_a_refused_subscription_fails_the_connect_with_the_server_error(host, session_for):
+    session = session_for(host)
+    session.subscribe("no.such.event", lambda event: None)
+    with pytest.raises(RemoteCallError, match="Not authorized"):
+        session.call("core.ping")
+
+
+def test_a_window_smaller_than_the_set_up_still_connects(host, session_for):
+    """With one call on the wire at a time the set-up calls wait for the slot instead of failing."""
+    session = session_for(host, window=1)
+    session.subscribe("user.query", lambda event: None)
+    assert session.call("core.ping") == "pong"
+    assert host.counters.peak_inflight == 1
