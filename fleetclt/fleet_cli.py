@@ -18,8 +18,9 @@ import time
 from typing import Any, Callable, TextIO
 
 from . import output
+from .argtypes import count, seconds
 from .errors import ConfigError
-from .fleet import Fleet
+from .fleet import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, Fleet
 from .inventory import Inventory, load_inventory
 from .results import FleetResult, HostResult
 from .session import HostSession
@@ -37,9 +38,17 @@ def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = Tru
     group.add_argument("--output", "-o", choices=OUTPUTS,
                        help="default: table on a terminal, else json")
     if with_forks:
-        group.add_argument("--forks", type=int, default=100, metavar="N", help="hosts worked on at once (100)")
-        group.add_argument("--deadline", type=float, metavar="SECONDS",
+        add_concurrency_options(group)
+        group.add_argument("--deadline", type=seconds, metavar="SECONDS",
                            help="stop waiting after this long; unfinished hosts are reported as timeout")
+
+
+def add_concurrency_options(parser: Any) -> None:
+    """--forks and --max-connecting, for every command that opens sessions."""
+    parser.add_argument("--forks", type=count, default=DEFAULT_FORKS, metavar="N",
+                        help=f"hosts worked on at once ({DEFAULT_FORKS})")
+    parser.add_argument("--max-connecting", type=count, default=DEFAULT_MAX_CONNECTING, metavar="N",
+                        help=f"connects and logins in progress at once ({DEFAULT_MAX_CONNECTING})")
 
 
 def add_hosts_command(commands: Any) -> None:
@@ -99,7 +108,7 @@ def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], met
         if progress is not None:
             progress.update(result)
     started = time.monotonic()
-    with Fleet(inventory, forks=args.forks) as fleet:
+    with Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting) as fleet:
         result = fleet.run(action, hosts=names, deadline=args.deadline, on_result=on_result)
     if progress is not None:
         progress.finish()

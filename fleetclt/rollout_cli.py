@@ -18,9 +18,10 @@ from typing import Any
 import gevent
 
 from . import output
+from .argtypes import count, seconds, seconds_or_zero
 from .errors import ConfigError
 from .fleet import Fleet
-from .fleet_cli import OUTPUTS, selection
+from .fleet_cli import OUTPUTS, add_concurrency_options, selection
 from .inventory import load_inventory
 from .journal import Journal
 from .rollout import Rollout, RolloutResult
@@ -37,17 +38,17 @@ def add_rollout_command(commands: Any) -> None:
     parser.add_argument("--hosts", metavar="PATTERN", help="which hosts (see `fleetclt hosts`)")
     parser.add_argument("--batch", default="100%", metavar="SPEC",
                         help="stage sizes, e.g. 1,10%%,100%% (the last repeats; default one stage)")
-    parser.add_argument("--window", type=int, metavar="N", help="a sliding window of N hosts instead of stages")
+    parser.add_argument("--window", type=count, metavar="N", help="a sliding window of N hosts instead of stages")
     parser.add_argument("--max-fail", default="0", metavar="N|P%",
                         help="failed hosts tolerated over the whole rollout (default 0: halt on the first)")
-    parser.add_argument("--pause", type=float, default=0.0, metavar="S", help="wait between stages")
+    parser.add_argument("--pause", type=seconds_or_zero, default=0.0, metavar="S", help="wait between stages")
     parser.add_argument("--health", metavar="'METHOD [ARG ...]'",
                         help="after each stage, call this on the stage's hosts; falsy or error = failed")
     parser.add_argument("--abort-on-halt", action="store_true", help="abort running jobs when halting")
-    parser.add_argument("--stall", type=float, default=300.0, metavar="S",
+    parser.add_argument("--stall", type=seconds, default=300.0, metavar="S",
                         help="warn when a job's progress has not changed for S seconds (default 300)")
     parser.add_argument("--output", "-o", choices=OUTPUTS, help="default: table on a terminal, else json")
-    parser.add_argument("--forks", type=int, default=100, metavar="N", help="hosts worked on at once")
+    add_concurrency_options(parser)
     parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted rollout from its journal")
     parser.add_argument("method", metavar="METHOD", nargs="?")
     parser.add_argument("args", nargs="*", metavar="ARG")
@@ -88,7 +89,7 @@ def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
     plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
                        max_fail=args.max_fail, window=args.window, pause=args.pause,
                        health=_health(args.health), abort_on_halt=args.abort_on_halt, stall_after=args.stall)
-    return Rollout.start(Fleet(inventory, forks=args.forks), plan, names, view)
+    return Rollout.start(Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting), plan, names, view)
 
 
 def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
@@ -96,7 +97,7 @@ def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
         raise ConfigError("--resume takes the method and hosts from the journal; give no METHOD")
     journal, replay = Journal.open(args.resume)
     inventory = load_inventory(args.inventory or replay.header["inventory"])
-    return Rollout.resume(Fleet(inventory, forks=args.forks), journal, replay, view)
+    return Rollout.resume(Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting), journal, replay, view)
 
 
 def _health(text: str | None) -> tuple[Any, ...]:

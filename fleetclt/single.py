@@ -30,6 +30,7 @@ from typing import Any, Callable, TextIO
 from gevent.queue import Empty, Queue
 
 from . import ejson, output
+from .argtypes import count, seconds
 from .errors import ConfigError, FleetError
 from .protocol import CollectionUpdate
 from .secret import Secret
@@ -87,19 +88,19 @@ def add_commands(commands: Any) -> None:
     call.add_argument("-j", "--job", action="store_true", help="wait for the job the method starts")
     call.add_argument("-jp", "--job-print", choices=("progressbar", "description"),
                       help="job progress on stderr (implies -j; default: a bar when stderr is a terminal)")
-    call.add_argument("-t", "--timeout", type=float, metavar="SECONDS",
+    call.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS",
                       help="time limit for the reply (with -j: for the job id only)")
     call.add_argument("method", metavar="METHOD")
     call.add_argument("args", nargs="*", metavar="ARG", help="JSON if it parses, else a string; a final - reads "
                       "a JSON array of arguments from stdin")
     ping = commands.add_parser("ping", help="log in and call core.ping")
     add_connection_options(ping, nested=True)
-    ping.add_argument("-t", "--timeout", type=float, metavar="SECONDS", help="time limit for the reply")
+    ping.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS", help="time limit for the reply")
     sub = commands.add_parser("subscribe", help="print events of a collection as JSON lines")
     add_connection_options(sub, nested=True)
     sub.add_argument("event", metavar="EVENT", help="e.g. core.get_jobs, pool.dataset.query or *")
-    sub.add_argument("-n", "--number", type=int, metavar="N", help="exit 0 after N events")
-    sub.add_argument("-t", "--timeout", type=float, metavar="SECONDS", help="exit 1 if the events take longer")
+    sub.add_argument("-n", "--number", type=count, metavar="N", help="exit 0 after N events")
+    sub.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS", help="exit 1 if the events take longer")
 
 
 # -- running ---------------------------------------------------------------------------

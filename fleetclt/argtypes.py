@@ -1,0 +1,42 @@
+"""argparse types for counts and durations: `--forks 0` is a usage error, not a hang.
+
+Layer: CLI support; standard library only.
+
+A zero pool waited forever (gevent's LoopExit traceback), a negative one raised
+ValueError, and a negative timeout failed every host as unreachable.
+"""
+from __future__ import annotations
+
+import math
+from argparse import ArgumentTypeError
+from typing import Callable, TypeVar
+
+Number = TypeVar("Number", int, float)
+
+
+def count(text: str) -> int:
+    """A whole number of 1 or more (hosts at once, events)."""
+    return _checked(text, int, "a whole number", lambda value: value >= 1, "1 or more")
+
+
+def seconds(text: str) -> float:
+    """A duration of more than zero seconds."""
+    return _checked(text, float, "a number of seconds", lambda value: value > 0, "more than 0 seconds")
+
+
+def seconds_or_zero(text: str) -> float:
+    """A duration of zero seconds or more (a pause that may be skipped)."""
+    return _checked(text, float, "a number of seconds", lambda value: value >= 0, "0 seconds or more")
+
+
+def _checked(text: str, convert: Callable[[str], Number], kind: str, allowed: Callable[[Number], bool],
+             rule: str) -> Number:
+    try:
+        value = convert(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ArgumentTypeError(f"not {kind}: {text!r}")
+    if not allowed(value):
+        raise ArgumentTypeError(f"must be {rule}, not {text}")
+    return value
