@@ -77,7 +77,7 @@ class Doc:
 
     path: str
     base_dir: str
-    loader: yaml.SafeLoader
+    loader: yaml.SafeLoader | yaml.CSafeLoader  # no common base class
 
     def at(self, node: Node, key: str) -> Location:
         return Location(self.path, node.start_mark.line + 1, key)

@@ -569,3 +569,17 @@ def test_yaml_structures_never_raise_anything_else(data):
                 max_size=8))
 def test_yaml_fragments_never_raise_anything_else(lines):
     parses_or_config_error("\n".join(lines))
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML built without libyaml: one parser only")
+def test_libyaml_reads_an_inventory_as_pyyaml_does_lines_included(monkeypatch):
+    """Valid inventories go through libyaml; secrets keep the line they were written on."""
+    import fleetclt.inventory as module
+    assert module.FAST_LOADER is yaml.CSafeLoader
+    fast = parse(ISSUE_EXAMPLE)
+    monkeypatch.setattr(module, "FAST_LOADER", yaml.SafeLoader)
+    slow = parse(ISSUE_EXAMPLE)
+    assert fast.hosts == slow.hosts and fast.groups == slow.groups
+    where = [(host.password.where, host.api_key and host.api_key.where) for host in fast.hosts.values()]
+    assert where == [(host.password.where, host.api_key and host.api_key.where) for host in slow.hosts.values()]
+    assert str(fast.hosts["nas02"].api_key.where) == "inventory.yaml:13: hosts.nas02.api_key"
