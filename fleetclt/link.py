@@ -104,8 +104,10 @@ class Link:
         self.in_flight += 1
         try:
             self._send(frame)
-        except SessionError as exc:
-            self._pending[call_id].set_exception(exc)
+        except SessionError as exc:  # a lost socket has settled every pending call already (_die)
+            pending = self._pending.get(call_id)
+            if pending is not None:
+                pending.set_exception(exc)
         return call_id
 
     def cancel(self, call_id: RequestId, error: SessionError) -> None:

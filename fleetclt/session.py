@@ -8,10 +8,12 @@ throttle and errors. Never monkey-patches; never does I/O in its constructor.
         nas.call("pool.dataset.lock", "tank/secure", job=True, on_progress=print)
 
 The first call connects: websocket (TLS pin checked before anything is sent),
-`core.set_options` (legacy job replies: the id comes back at once and no call
-slot is held while a job runs), login (through the auth throttle), a
-`core.get_jobs` subscription (jobs are followed by events, never polled), the
-caller's subscriptions, and re-attachment of jobs being waited for. A dropped
+login (through the auth throttle) with `system.boot_id` beside it, the caller's
+subscriptions, and re-attachment of jobs being waited for. From the first job
+on, every connection also gets `core.set_options` (legacy job replies: the id
+comes back at once and no call slot is held while a job runs) and a
+`core.get_jobs` subscription (jobs are followed by events, never polled); until
+then a plain call connects in one round trip after the upgrade. A dropped
 connection is reopened on the next need with capped, jittered backoff.
 """
 from __future__ import annotations
@@ -97,6 +99,9 @@ class HostSession:
         self._auth_failure: AuthError | None = None
         self._supervisor: gevent.Greenlet | None = None
         self._wake_supervisor = Event()
+        self._watch_jobs = False  # job events are subscribed from the first job on
+        self._job_events_on: Link | None = None
+        self._job_events_lock = Semaphore()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -141,6 +146,8 @@ class HostSession:
         A call in flight when the connection drops fails with ConnectionLost,
         unless `retry_safe` says it may run twice (reads), then it is sent again.
         """
+        if job:
+            self._follow_jobs()
         result = self._call(method, list(params), timeout, retry_safe)
         if not job:
             return result
@@ -152,6 +159,7 @@ class HostSession:
     def wait_job(self, job_id: int, *, on_progress: ProgressCallback | None = None,
                  timeout: float | None = None, idle_timeout: float | None = None) -> Any:
         """Follow a job by its events until it ends; re-attach by id after a reconnect."""
+        self._follow_jobs()
         timeout = self.timeouts.job if timeout is None else timeout
         idle = self.timeouts.job_idle if idle_timeout is None else idle_timeout
         with gevent.Timeout(timeout, CallTimeout(f"job {job_id} did not end within {timeout} s",
@@ -165,7 +173,11 @@ class HostSession:
         """Receive `event` updates; the subscription survives reconnects."""
         first = event not in self._subscribers
         self._subscribers.setdefault(event, []).append(callback)
-        if first and event != JOB_EVENT and self.connected:
+        if event == JOB_EVENT:
+            self._watch_jobs = True
+            if self.connected:
+                self._follow_jobs()
+        elif first and self.connected:
             assert self._link is not None
             self._link.subscribe(event, self.timeouts.call)
 
@@ -282,19 +294,38 @@ class HostSession:
         return ws, dialect_class(self.name)
 
     def _set_up(self, link: Link) -> None:
-        """The login, then options, subscriptions and the boot id together: two round trips
-        instead of five, which is most of the connect time on a WAN."""
-        timeout = self.timeouts.connect
-        steps = _SetUpCalls(link, timeout)
+        """The boot id (it needs no login) goes out with the login; subscriptions follow it.
+
+        A session that has not followed a job yet subscribes to no job events, so a
+        plain call connects in one round trip after the upgrade instead of two.
+        """
+        steps = _SetUpCalls(link, self.timeouts.connect)
+        boot_id = steps.call("system.boot_id", [])
         self._login(link)
+        if self._watch_jobs:
+            self._subscribe_job_events(link, steps)
+        for event in self._subscribers:
+            if event != JOB_EVENT:
+                steps.subscribe(event)
+        steps.wait()
+        self._note_boot(boot_id.get())
+        self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
+
+    def _follow_jobs(self) -> None:
+        """Job events from now on, on this connection and every later one (before a job starts)."""
+        self._watch_jobs = True
+        with self._job_events_lock:
+            link = self._ensure_link()  # a reconnect here subscribes in _set_up
+            if self._job_events_on is not link:
+                steps = _SetUpCalls(link, self.timeouts.connect)
+                self._subscribe_job_events(link, steps)
+                steps.wait()
+
+    def _subscribe_job_events(self, link: Link, steps: _SetUpCalls) -> None:
         if isinstance(link.dialect, JsonRpcDialect):
             steps.call("core.set_options", [{"legacy_jobs": True}])
-        for event in [JOB_EVENT, *(e for e in self._subscribers if e != JOB_EVENT)]:
-            steps.subscribe(event)
-        boot_id = link.call("system.boot_id", [], timeout)
-        steps.wait()
-        self._note_boot(boot_id)
-        self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
+        steps.subscribe(JOB_EVENT)
+        self._job_events_on = link
 
     def _note_boot(self, boot_id: str) -> None:
         if self.boot_id is not None and boot_id != self.boot_id:
@@ -377,20 +408,22 @@ class _SetUpCalls:
         self._link, self._timeout = link, timeout
         self._sent: list[tuple[str, RequestId, AsyncResult, float]] = []
 
-    def call(self, method: str, params: list[Any]) -> None:
-        self._send(method, self._link.start_call, self._link.call, method, params)
+    def call(self, method: str, params: list[Any]) -> AsyncResult:
+        """Its result, ready once `wait` has returned."""
+        return self._send(method, self._link.start_call, self._link.call, method, params)
 
     def subscribe(self, event: str) -> None:
         self._send(f"subscribe {event}", self._link.start_subscribe, self._link.subscribe, event)
 
     def _send(self, what: str, start: Callable[..., RequestId | None], call: Callable[..., Any],
-              *args: Any) -> None:
+              *args: Any) -> AsyncResult:
         outcome = AsyncResult()
         call_id = start(*args, partial(_settle_into, outcome))
         if call_id is None:  # a dead link raises its error here; a full window waits for a slot
-            call(*args, self._timeout)
-            return
-        self._sent.append((what, call_id, outcome, time.monotonic() + self._timeout))
+            outcome.set(call(*args, self._timeout))
+        else:
+            self._sent.append((what, call_id, outcome, time.monotonic() + self._timeout))
+        return outcome
 
     def wait(self) -> None:
         """Every reply, in the order sent; the first failure is raised."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import gevent
 import pytest
@@ -171,18 +172,30 @@ def test_a_session_the_server_ended_is_logged_in_again(host, session_for):
     assert host.counters.logins_ok == 2 and session.stats.logins == 2
 
 
-@pytest.mark.parametrize("stalled, named", [("core.set_options", "core.set_options"),
-                                            ("core.subscribe", "subscribe core.get_jobs")])
-def test_a_set_up_call_without_reply_fails_the_connect_by_its_name(host, session_for, stalled, named):
-    """Set-up calls go out together with the login; each still answers within the connect timeout."""
-    host.set_stall(True, frozenset({stalled}))
+def test_a_boot_id_without_reply_fails_the_connect_by_name(host, session_for):
+    """It goes out with the login and still answers within the connect timeout."""
+    host.set_stall(True, frozenset({"system.boot_id"}))
     session = session_for(host, timeouts=Timeouts(connect=0.5, call=10, keepalive=None))
-    with pytest.raises(CallTimeout, match=f"^nas01: {named}: no reply within 0.5 s"):
+    with pytest.raises(CallTimeout, match="^nas01: system.boot_id: no reply within 0.5 s"):
         session.call("core.ping")
     assert host.wait_disconnected(timeout=5), "the half set-up connection is closed"
     host.set_stall(False)
     assert session.call("core.ping") == "pong"
-    assert host.counters.logins_ok == 2
+    assert host.counters.logins_ok == 2 and session.boot_id == host.boot_id
+
+
+@pytest.mark.parametrize("stalled, named", [("core.set_options", "core.set_options"),
+                                            ("core.subscribe", "subscribe core.get_jobs")])
+def test_job_events_not_subscribed_in_time_fail_the_job_call_unstarted(host, session_for, stalled, named):
+    session = session_for(host, timeouts=Timeouts(connect=0.5, call=10, keepalive=None))
+    assert session.call("core.ping") == "pong"
+    host.set_stall(True, frozenset({stalled}))
+    with pytest.raises(CallTimeout, match=f"^nas01: {named}: no reply within 0.5 s"):
+        session.call("service.restart", "nfs", job=True)
+    assert host.counters.jobs_started == 0
+    host.set_stall(False)
+    assert session.call("service.restart", "nfs", job=True) is True
+    assert host.counters.jobs_started == 1 and host.counters.logins_ok == 1
 
 
 def test_a_refused_subscription_fails_the_connect_with_the_server_error(host, session_for):
@@ -198,3 +211,14 @@ def test_a_window_smaller_than_the_set_up_still_connects(host, session_for):
     session.subscribe("user.query", lambda event: None)
     assert session.call("core.ping") == "pong"
     assert host.counters.peak_inflight == 1
+
+
+def test_a_call_started_on_a_socket_that_just_broke_settles_once_with_connection_lost(host, session_for):
+    """The failed send kills the link, which settles every pending call, this one included."""
+    session = session_for(host)
+    session.connect()
+    link = session.live_link()
+    link.ws._sock.shutdown(socket.SHUT_WR)  # the next send fails at once: EPIPE
+    outcomes = []
+    assert link.start_call("core.ping", [], lambda value, error: outcomes.append(error)) is not None
+    assert len(outcomes) == 1 and isinstance(outcomes[0], ConnectionLost) and link.dead.is_set()

@@ -135,3 +135,35 @@ def test_jobs_over_the_legacy_dialect(make_host, session_for):
     old.faults.job_failure = "validation"
     with pytest.raises(ValidationError, match="Simulated validation failure"):
         session.call("service.restart", "nfs", job=True)
+
+
+def subscribed(host):
+    """The events each open connection of the host is subscribed to."""
+    return [sorted(conn.subscriptions.values()) for conn in host.connections]
+
+
+def test_job_events_are_subscribed_from_the_first_job_on(slow_host, session_for):
+    """Plain calls connect with the login and the boot id only; the first job adds the subscription."""
+    session = session_for(slow_host)
+    assert session.call("core.ping") == "pong" and session.boot_id == slow_host.boot_id
+    assert subscribed(slow_host) == [[]]
+    seen = []
+    assert session.call("update.update", {}, job=True, on_progress=seen.append) is True
+    assert subscribed(slow_host) == [["core.get_jobs"]] and seen[-1]["progress"]["percent"] == 100
+    session.call("update.update", {}, job=True)
+    assert subscribed(slow_host) == [["core.get_jobs"]], "subscribed once per connection"
+    slow_host.drop_connections()
+    wait_until(lambda: not session.connected)
+    assert session.call("core.ping") == "pong"
+    assert subscribed(slow_host) == [["core.get_jobs"]], "a session that follows jobs subscribes on reconnect"
+
+
+def test_a_job_event_subscriber_turns_job_events_on(host, session_for):
+    session = session_for(host)
+    session.call("core.ping")
+    started = []
+    session.subscribe("core.get_jobs", lambda event: started.append(event.fields.get("method")))
+    assert subscribed(host) == [["core.get_jobs"]]
+    job_id = session.call("service.restart", "nfs")
+    assert session.wait_job(job_id) is True
+    wait_until(lambda: "service.restart" in started)
