@@ -1,6 +1,7 @@
 """Secrets never leak: CLI and API at debug level, every credential kind, every file written."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -34,11 +35,14 @@ hosts:
   by-env: {{uri: "{nas.uri}", username: admin, password: {{env: HYGIENE_PW}}}}
   by-file: {{uri: "{nas.uri}", username: admin, api_key: {{file: {key_file}}}}}
 """)
-    return {"key": key_file, "inventory": inventory, "state": tmp_path / "state"}
+    return {"key": key_file, "inventory": inventory, "state": tmp_path / "state", "runs": itertools.count()}
 
 
 def run_cli(files, *args, stdin=None):
-    env = {**os.environ, "HYGIENE_PW": PASSWORD, "FLEETCLT_STATE_DIR": str(files["state"])}
+    """Each run with a state dir of its own under files["state"]: all of them log in to one
+    server, and a shared auth budget (a burst of 5) made the last runs wait ~17 s for it."""
+    state = files["state"] / str(next(files["runs"]))
+    env = {**os.environ, "HYGIENE_PW": PASSWORD, "FLEETCLT_STATE_DIR": str(state)}
     result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "--debug", *args], input=stdin,
                             capture_output=True, text=True, env=env, timeout=120)
     return result.stdout + result.stderr
