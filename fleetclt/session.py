@@ -302,12 +302,15 @@ class HostSession:
         steps = _SetUpCalls(link, self.timeouts.connect)
         boot_id = steps.call("system.boot_id", [])
         self._login(link)
-        if self._watch_jobs:
+        watch_jobs = self._watch_jobs  # once: a first job may start meanwhile and subscribes itself
+        if watch_jobs:
             self._subscribe_job_events(link, steps)
         for event in self._subscribers:
             if event != JOB_EVENT:
                 steps.subscribe(event)
         steps.wait()
+        if watch_jobs:
+            self._job_events_on = link
         self._note_boot(boot_id.get())
         self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
 
@@ -319,13 +322,13 @@ class HostSession:
             if self._job_events_on is not link:
                 steps = _SetUpCalls(link, self.timeouts.connect)
                 self._subscribe_job_events(link, steps)
-                steps.wait()
+                steps.wait()  # on a failure the next job tries again
+                self._job_events_on = link
 
     def _subscribe_job_events(self, link: Link, steps: _SetUpCalls) -> None:
         if isinstance(link.dialect, JsonRpcDialect):
             steps.call("core.set_options", [{"legacy_jobs": True}])
         steps.subscribe(JOB_EVENT)
-        self._job_events_on = link
 
     def _note_boot(self, boot_id: str) -> None:
         if self.boot_id is not None and boot_id != self.boot_id:

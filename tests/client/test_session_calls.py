@@ -196,6 +196,9 @@ def test_job_events_not_subscribed_in_time_fail_the_job_call_unstarted(host, ses
     host.set_stall(False)
     assert session.call("service.restart", "nfs", job=True) is True
     assert host.counters.jobs_started == 1 and host.counters.logins_ok == 1
+    (conn,) = host.connections
+    assert list(conn.subscriptions.values()) == ["core.get_jobs"] * 2, \
+        "the failed set-up was sent again by the next job (the first subscription completed meanwhile)"
 
 
 def test_a_refused_subscription_fails_the_connect_with_the_server_error(host, session_for):
