@@ -51,6 +51,11 @@ def add_concurrency_options(parser: Any) -> None:
                         help=f"connects and logins in progress at once ({DEFAULT_MAX_CONNECTING})")
 
 
+def fleet_for(inventory: Inventory, args: argparse.Namespace) -> Fleet:
+    """The Fleet that --forks and --max-connecting ask for."""
+    return Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting)
+
+
 def add_hosts_command(commands: Any) -> None:
     hosts = commands.add_parser("hosts", help="list the hosts a pattern selects, without connecting")
     add_fleet_options(hosts, with_forks=False)
@@ -108,7 +113,7 @@ def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], met
         if progress is not None:
             progress.update(result)
     started = time.monotonic()
-    with Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting) as fleet:
+    with fleet_for(inventory, args) as fleet:
         result = fleet.run(action, hosts=names, deadline=args.deadline, on_result=on_result)
     if progress is not None:
         progress.finish()

@@ -20,8 +20,7 @@ import gevent
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
 from .errors import ConfigError
-from .fleet import Fleet
-from .fleet_cli import OUTPUTS, add_concurrency_options, selection
+from .fleet_cli import OUTPUTS, add_concurrency_options, fleet_for, selection
 from .inventory import load_inventory
 from .journal import Journal
 from .rollout import Rollout, RolloutResult
@@ -89,7 +88,7 @@ def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
     plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
                        max_fail=args.max_fail, window=args.window, pause=args.pause,
                        health=_health(args.health), abort_on_halt=args.abort_on_halt, stall_after=args.stall)
-    return Rollout.start(Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting), plan, names, view)
+    return Rollout.start(fleet_for(inventory, args), plan, names, view)
 
 
 def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
@@ -97,7 +96,7 @@ def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
         raise ConfigError("--resume takes the method and hosts from the journal; give no METHOD")
     journal, replay = Journal.open(args.resume)
     inventory = load_inventory(args.inventory or replay.header["inventory"])
-    return Rollout.resume(Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting), journal, replay, view)
+    return Rollout.resume(fleet_for(inventory, args), journal, replay, view)
 
 
 def _health(text: str | None) -> tuple[Any, ...]:
