@@ -154,12 +154,16 @@ class HostSession:
         if not is_int(result):
             raise NotAJobError(f"{method} is not a job: it returned {result!r:.60} instead of a job id",
                                self.name)
-        return self.wait_job(result, on_progress=on_progress)
+        return self._wait_job(result, on_progress, None, None)  # job events are on already
 
     def wait_job(self, job_id: int, *, on_progress: ProgressCallback | None = None,
                  timeout: float | None = None, idle_timeout: float | None = None) -> Any:
         """Follow a job by its events until it ends; re-attach by id after a reconnect."""
         self._follow_jobs()
+        return self._wait_job(job_id, on_progress, timeout, idle_timeout)
+
+    def _wait_job(self, job_id: int, on_progress: ProgressCallback | None, timeout: float | None,
+                  idle_timeout: float | None) -> Any:
         timeout = self.timeouts.job if timeout is None else timeout
         idle = self.timeouts.job_idle if idle_timeout is None else idle_timeout
         with gevent.Timeout(timeout, CallTimeout(f"job {job_id} did not end within {timeout} s",
