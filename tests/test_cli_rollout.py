@@ -89,11 +89,15 @@ def test_sigkill_mid_stage_then_resume_starts_no_job_twice(sim, env):
 
 
 def test_ctrl_c_detaches_and_resume_finishes(sim, env):
+    for host in sim.hosts:
+        host.hold_jobs(True)  # no job may end before the interrupt, however slow the machine
     process = rollout(sim, env, "--hosts", "all", "--batch", "20", "-o", "json", "update.update", "{}")
     run_id, journal = first_line(process)
-    wait_until(lambda: running_in_journal(journal, ["sim001", "sim020"], stage=0), timeout=30)
+    wait_until(lambda: running_in_journal(journal, [f"sim{i:03d}" for i in range(1, 21)], stage=0), timeout=30)
     process.send_signal(signal.SIGINT)
     code, out, err = finish(process)
+    for host in sim.hosts:
+        host.hold_jobs(False)
     assert code == 2 and f"fleetclt rollout --resume {run_id}" in err
     report = orjson.loads(out)
     assert report["stop_reason"].startswith("interrupted")

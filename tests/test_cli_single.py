@@ -219,10 +219,12 @@ def test_ctrl_c_exits_130_without_a_traceback(nas, tmp_path):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
-# A signal taken by another thread while the main one sleeps in epoll_wait: Python
-# only sets a flag, so without a wake-up the loop would sleep on for the hour.
+# A signal taken by another thread while the main one waits in epoll_wait for a pipe
+# nobody writes to (no timer pending): Python only sets a flag, so without a wake-up
+# the loop would wait on until the test's timeout.
 SIGNAL_IN_ANOTHER_THREAD = """
-import signal, threading, gevent
+import os, signal, threading
+from gevent.socket import wait_read
 from fleetclt.cli import handle_interrupts
 handle_interrupts()
 main = threading.get_native_id()
@@ -237,8 +239,9 @@ def interrupt_from_this_thread():
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
 threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
+silent, _ = os.pipe()
 try:
-    gevent.sleep(3600)
+    wait_read(silent)
 except KeyboardInterrupt:
     print("interrupted")
 """

@@ -28,7 +28,8 @@ UPDATE_STEPS = ("Checking for updates", "Downloading update", "Verifying update 
 
 
 def work(conn: "Connection", job: Job, steps: Sequence[str]) -> None:
-    """Spend the job's duration in progress steps; fail midway if the host is set to."""
+    """Spend the job's duration in progress steps (holding while the host holds jobs); fail
+    midway if the host is set to."""
     faults = conn.host.faults
     pause = faults.job_duration / max(1, len(steps))
     for index, description in enumerate(steps):
@@ -37,6 +38,7 @@ def work(conn: "Connection", job: Job, steps: Sequence[str]) -> None:
             _fail(faults.job_failure, job.method)
         job.set_progress(percent, description)
         conn.host.clock.sleep(pause)
+        conn.host.jobs_released.wait()
     if faults.job_failure:
         _fail(faults.job_failure, job.method)
 

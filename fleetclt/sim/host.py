@@ -44,6 +44,8 @@ class SimHost:
         self.connections: set[Connection] = set()
         self.unstalled = Event()
         self.unstalled.set()
+        self.jobs_released = Event()  # cleared: running jobs hold after their current step
+        self.jobs_released.set()
         self._running_calls = 0
         self.revoked_keys: set[str] = set()
         self._idle = Event()
@@ -139,6 +141,11 @@ class SimHost:
         """Stalled hosts accept calls (all, or only `methods`) and answer none until released."""
         self.faults.stall, self.faults.stalled_methods = stalled and not methods, methods if stalled else frozenset()
         (self.unstalled.clear if stalled else self.unstalled.set)()
+
+    def hold_jobs(self, held: bool) -> None:
+        """Held jobs keep running at their current step until released: a test can act while
+        they run without racing their duration."""
+        (self.jobs_released.clear if held else self.jobs_released.set)()
 
     def delay_call(self, method: str) -> None:
         if self.faults.stall or method in self.faults.stalled_methods:
