@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from fleetclt.errors import InventoryError
+from .errors import InventoryError
 
 __all__ = ["Location", "Secret"]
 

@@ -121,7 +121,7 @@ class Ledger:
 
 
 def _job_outcome(exc: BaseException) -> str:
-    from fleetclt.results import status_of
+    from fleetclt.fleet.results import status_of
     return {"failed": "failed", "job_unknown": "unknown", "timeout": "timeout"}.get(
         status_of(exc).value, "lost")
 
@@ -156,8 +156,8 @@ def open_fds() -> int:
 
 
 def run_client(args: argparse.Namespace, uris: dict[str, str]) -> dict[str, Any]:
-    from fleetclt.fleet import Fleet
-    from fleetclt.inventory import parse_inventory
+    from fleetclt.fleet.fleet import Fleet
+    from fleetclt.inventory.load import parse_inventory
 
     os.environ["SOAK_PW"] = PASSWORD
     text = "defaults: {username: admin, password: {env: SOAK_PW}, timeout: 10, connect_timeout: 5}\nhosts:\n"

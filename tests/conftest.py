@@ -60,7 +60,7 @@ def _private_state_dir(tmp_path_factory, monkeypatch):
 def session_for():
     """HostSessions to a simulated host, closed after the test."""
     from fleetclt.secret import Secret
-    from fleetclt.session import Credentials, HostSession, Timeouts
+    from fleetclt.client.session import Credentials, HostSession, Timeouts
 
     sessions = []
 
@@ -74,14 +74,6 @@ def session_for():
     yield make
     for session in sessions:
         session.close()
-
-
-def wait_until(predicate, timeout=10.0, step=0.005):
-    """Wait for a condition another greenlet or the server brings about (bounded)."""
-    import gevent
-    with gevent.Timeout(timeout, AssertionError(f"condition not met within {timeout} s")):
-        while not predicate():
-            gevent.sleep(step)
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +101,7 @@ def simulated_fleet(monkeypatch):
     """Start `count` simulated hosts on distinct 127.x addresses; returns (SimFleet, Inventory)."""
     import yaml
 
-    from fleetclt.inventory import parse_inventory
+    from fleetclt.inventory.load import parse_inventory
     from fleetclt.sim.fleet import SimFleet
     started = []
 

@@ -13,7 +13,7 @@ import errno
 import uuid
 from typing import Any
 
-from .. import ejson
+from ..protocol import ejson
 from .connection import Connection, MethodMissing
 from .failures import CallError, ddp_error
 

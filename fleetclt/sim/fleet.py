@@ -18,7 +18,7 @@ import gevent
 import yaml
 
 from ..errors import ConfigError
-from ..rlimit import ensure_open_files
+from ..local.rlimit import ensure_open_files
 from .clock import SimClock
 from .config import DEFAULT_USER, Faults, HostConfig
 from .host import SimHost

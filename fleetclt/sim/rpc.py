@@ -15,7 +15,7 @@ from typing import Any
 
 from gevent.lock import Semaphore
 
-from .. import ejson
+from ..protocol import ejson
 from .connection import Connection, MethodMissing
 from .failures import (INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, TOO_MANY_CONCURRENT_CALLS,
                        jsonrpc_error)

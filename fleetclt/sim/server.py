@@ -30,7 +30,7 @@ from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket import websocket as gws
 from geventwebsocket.websocket import Header, WebSocket
 
-from .. import ejson
+from ..protocol import ejson
 from .config import version_tuple
 from .ddp import DdpConnection
 from .rpc import RpcConnection

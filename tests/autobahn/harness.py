@@ -7,7 +7,7 @@ The suite is frozen on Python 2.7, so it runs as a child process: pyenv's
 python2.7 installs `autobahntestsuite` from PyPI into `.autobahn/site` (once,
 about a minute), `wstest -m fuzzingserver` listens on 127.0.0.1 with webport 0,
 and this process walks /getCaseCount, /runCase (echoing every message through
-`fleetclt.transport.WebSocket` with `allow_binary`) and /updateReports, then
+`fleetclt.client.transport.WebSocket` with `allow_binary`) and /updateReports, then
 scores `index.json` the way wsproto did: behavior in {OK, NON-STRICT,
 INFORMATIONAL} and behaviorClose in {OK, INFORMATIONAL} pass, anything else fails.
 """
@@ -29,8 +29,8 @@ import gevent
 from gevent import socket
 
 from fleetclt.errors import SessionError
-from fleetclt.tls import TLSPolicy
-from fleetclt.transport import Endpoint, open_websocket
+from fleetclt.client.tls import TLSPolicy
+from fleetclt.client.transport import Endpoint, open_websocket
 from tests.faultproxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

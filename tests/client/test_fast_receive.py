@@ -15,9 +15,9 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Pong, Request
 
 from fleetclt.errors import ConnectionLost, ProtocolError
-from fleetclt.tls import TLSPolicy
-from fleetclt.transport import Endpoint, WebSocket, open_websocket
-from tests.conftest import wait_until
+from fleetclt.client.tls import TLSPolicy
+from fleetclt.client.transport import Endpoint, WebSocket, open_websocket
+from tests.helpers import wait_until
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None) -> bytes:

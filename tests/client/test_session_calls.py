@@ -10,9 +10,9 @@ import pytest
 from fleetclt.errors import (AuthError, CallTimeout, ConnectionLost, InsecureCredentialError, NotAJobError,
                              RemoteCallError, ThrottledError, ValidationError)
 from fleetclt.secret import Secret
-from fleetclt.session import Credentials, HostSession, Timeouts
+from fleetclt.client.session import Credentials, HostSession, Timeouts
 from fleetclt.sim import ManualClock
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.wsclient import WsClient
 
 KEY = "5-c2VjcmV0a2V5"

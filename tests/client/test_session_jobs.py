@@ -6,10 +6,10 @@ import pytest
 from gevent.event import Event
 
 from fleetclt.errors import CallTimeout, JobFailed, JobUnknown, ValidationError
-from fleetclt.session import Timeouts
+from fleetclt.client.session import Timeouts
 from fleetclt.sim import Faults, ManualClock, SimClock
-from fleetclt.throttle import AuthThrottle, TokenBucket
-from tests.conftest import wait_until
+from fleetclt.client.throttle import AuthThrottle, TokenBucket
+from tests.helpers import wait_until
 from tests.wsclient import WsClient
 
 

@@ -8,8 +8,8 @@ import pytest
 from gevent import socket, subprocess
 
 from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
-from fleetclt.tls import TLSPolicy, fingerprint_of
-from fleetclt.transport import Endpoint, open_websocket
+from fleetclt.client.tls import TLSPolicy, fingerprint_of
+from fleetclt.client.transport import Endpoint, open_websocket
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ is the contract; each row says what a host gets and why:
     proxy: truncated mid-frame          unreachable    ConnectionLost (dropped without close frame)
     proxy: flipped byte in a reply      failed         invalid UTF-8: client closes 1007, ProtocolError
 
-A reply over the client's message limit (`fleetclt.transport.MAX_MESSAGE`, 64 MiB)
+A reply over the client's message limit (`fleetclt.client.transport.MAX_MESSAGE`, 64 MiB)
 fails the connection with close code 1009 instead of buffering without bound;
 here the limit is lowered to 256 KiB so the test sends 300 KiB, not 64 MiB.
 """
@@ -45,12 +45,12 @@ import gevent
 import pytest
 from gevent import socket, ssl
 
-import fleetclt.transport
-from fleetclt.fleet import Fleet
-from fleetclt.inventory import parse_inventory
-from fleetclt.results import Status
+import fleetclt.client.transport
+from fleetclt.fleet.fleet import Fleet
+from fleetclt.inventory.load import parse_inventory
+from fleetclt.fleet.results import Status
 from fleetclt.sim import Faults, HostConfig, SimClock, SimHost
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.faultproxy import DOWN, FaultProxy, ProxyFaults, free_port
 
 PASSWORD = "matrix-pw"
@@ -247,7 +247,7 @@ def test_every_fault_gets_its_status_in_time_and_nothing_leaks(rig, stub_dns, ce
     socket.getaddrinfo("127.0.0.1", 80)  # gevent's resolver pool opens its fds on first use
     fds_before = open_fds()
     monkeypatch.setenv("MATRIX_PW", PASSWORD)
-    monkeypatch.setattr(fleetclt.transport, "MAX_MESSAGE", 256 * 1024)
+    monkeypatch.setattr(fleetclt.client.transport, "MAX_MESSAGE", 256 * 1024)
     rig.host("healthy1", Status.OK, 0)
     rig.host("healthy2", Status.OK, 0)
     build_connect_faults(rig, certificate)

@@ -7,7 +7,7 @@ import gevent
 import pytest
 
 from fleetclt.sim import ManualClock
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.wsclient import Rejected, WsClient
 
 

@@ -1,0 +1,166 @@
+"""Fleet commands: `call --hosts`, `ping --hosts` and `hosts`, driven from the inventory.
+
+Layer: front end; imports fleet, inventory, results, state, output, single (argument parsing).
+
+Output contract (stdout carries data only; progress goes to stderr, and only
+when stderr is a terminal):
+  json   one document {"hosts": {NAME: {...}}, "summary": {STATUS: COUNT}}
+  jsonl  one object per host, in completion order, {"host": NAME, "status": ...}
+  table  one line per host and a recap (the default on a terminal)
+  yaml   the json document, for humans who like it
+Exit codes: 0 every host ok, 2 some host not ok, 1 nothing ran.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+from . import output
+from .argtypes import count, seconds
+from ..errors import ConfigError
+from ..fleet.fleet import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, Fleet
+from ..inventory.load import Inventory, load_inventory
+from ..fleet.results import FleetResult, HostResult
+from ..client.session import HostSession
+from .single import call_params
+from ..local.state import last_failed, save_last_run
+
+EXIT_OK, EXIT_SOME_FAILED = 0, 2
+OUTPUTS = ("table", "json", "jsonl", "yaml")
+
+
+def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = True) -> None:
+    group = parser.add_argument_group("fleet (from the inventory)")
+    group.add_argument("--hosts", metavar="PATTERN",
+                       help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
+    group.add_argument("--output", "-o", choices=OUTPUTS,
+                       help="default: table on a terminal, else json")
+    if with_forks:
+        add_concurrency_options(group)
+        group.add_argument("--deadline", type=seconds, metavar="SECONDS",
+                           help="stop waiting after this long; unfinished hosts are reported as timeout")
+
+
+def add_concurrency_options(parser: Any) -> None:
+    """--forks and --max-connecting, for every command that opens sessions."""
+    parser.add_argument("--forks", type=count, default=DEFAULT_FORKS, metavar="N",
+                        help=f"hosts worked on at once ({DEFAULT_FORKS})")
+    parser.add_argument("--max-connecting", type=count, default=DEFAULT_MAX_CONNECTING, metavar="N",
+                        help=f"connects and logins in progress at once ({DEFAULT_MAX_CONNECTING})")
+
+
+def fleet_for(inventory: Inventory, args: argparse.Namespace) -> Fleet:
+    """The Fleet that --forks and --max-connecting ask for."""
+    return Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting)
+
+
+def add_hosts_command(commands: Any) -> None:
+    hosts = commands.add_parser("hosts", help="list the hosts a pattern selects, without connecting")
+    add_fleet_options(hosts, with_forks=False)
+
+
+def selection(args: argparse.Namespace) -> tuple[Inventory, list[str]]:
+    """The inventory and the names `--hosts` selects; no host matched is a usage error."""
+    inventory = load_inventory(args.inventory)
+    pattern = args.hosts or "all"
+    names = [spec.name for spec in inventory.select(pattern, failed=last_failed(inventory.path))]
+    if not names:
+        raise ConfigError(f"no host of {inventory.path} matches {pattern!r}")
+    return inventory, names
+
+
+def run_hosts(args: argparse.Namespace) -> int:
+    inventory, names = selection(args)
+    rows = {name: inventory.hosts[name].to_dict() for name in names}
+    fmt = _format(args)
+    if fmt == "table":
+        for name, row in rows.items():
+            print(f"{name:16} {row['uri']:44} {','.join(row.get('groups', []))}")
+    else:
+        _print_document({"hosts": rows}, fmt)
+    return EXIT_OK
+
+
+def run_call(args: argparse.Namespace) -> int:
+    params = call_params(args.args, sys.stdin)
+    wait = args.job or args.job_print is not None
+
+    def action(session: HostSession) -> Any:
+        return session.call(args.method, *params, timeout=args.timeout, job=wait)
+    return _fan_out(args, action, args.method)
+
+
+def run_ping(args: argparse.Namespace) -> int:
+    def action(session: HostSession) -> dict[str, Any]:
+        started = time.monotonic()
+        session.call("core.ping", timeout=args.timeout)
+        rtt = time.monotonic() - started
+        return {"rtt_ms": round(rtt * 1000, 2), "version": session.call("system.version_short"),
+                "api": session.dialect}
+    return _fan_out(args, action, "core.ping")
+
+
+def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], method: str) -> int:
+    inventory, names = selection(args)
+    fmt = _format(args)
+    progress = _Progress(len(names), sys.stderr) if sys.stderr.isatty() else None
+
+    def on_result(result: HostResult) -> None:
+        if fmt == "jsonl":
+            print(output.to_json(result.to_dict(), indent=False), flush=True)
+        if progress is not None:
+            progress.update(result)
+    started = time.monotonic()
+    with fleet_for(inventory, args) as fleet:
+        result = fleet.run(action, hosts=names, deadline=args.deadline, on_result=on_result)
+    if progress is not None:
+        progress.finish()
+    save_last_run(inventory.path, method, result.failed, result.ok)
+    _render(result, fmt, time.monotonic() - started)
+    return EXIT_OK if not result.failed else EXIT_SOME_FAILED
+
+
+def _format(args: argparse.Namespace) -> str:
+    return args.output or ("table" if sys.stdout.isatty() else "json")
+
+
+def document(result: FleetResult) -> dict[str, Any]:
+    """The json/yaml output document."""
+    hosts = {}
+    for name, host in result.items():
+        row = host.to_dict()
+        del row["host"]
+        hosts[name] = row
+    summary = {status.value: len(names) for status, names in result.by_status().items()}
+    return {"hosts": hosts, "summary": summary}
+
+
+def _render(result: FleetResult, fmt: str, elapsed: float) -> None:
+    if fmt == "table":
+        print(output.fleet_table(result, elapsed), flush=True)
+    elif fmt != "jsonl":
+        _print_document(document(result), fmt)
+
+
+def _print_document(doc: dict[str, Any], fmt: str) -> None:
+    print(output.to_yaml(doc) if fmt == "yaml" else output.to_json(doc), flush=True)
+
+
+class _Progress:
+    """`done/total, failed` redrawn on one stderr line."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream = total, stream
+        self.done = self.failed = 0
+
+    def update(self, result: HostResult) -> None:
+        self.done += 1
+        self.failed += 0 if result.ok else 1
+        self.stream.write(f"\r{self.done}/{self.total} hosts done, {self.failed} not ok")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()

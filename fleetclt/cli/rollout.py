@@ -1,0 +1,123 @@
+"""`fleetclt rollout`: a job across hosts in stages, with a failure budget, live progress and resume.
+
+Layer: front end; imports rollout, rollout_plan, rollout_view, journal, fleet, inventory, output.
+
+Ctrl-C once stops starting new jobs and detaches from running ones (they go on
+on their hosts; the journal keeps their ids for --resume); twice exits at once.
+Exit 0 when every host succeeded, 2 otherwise, 1 when nothing ran.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+from typing import Any
+
+import gevent
+
+from . import output
+from .argtypes import count, seconds, seconds_or_zero
+from ..errors import ConfigError
+from .fleet import OUTPUTS, add_concurrency_options, fleet_for, selection
+from ..inventory.load import load_inventory
+from ..rollout.journal import Journal
+from ..rollout.engine import Rollout, RolloutResult
+from ..rollout.plan import Budget, RolloutPlan, parse_batch
+from .rollout_view import RolloutView
+from .single import call_params, parse_arg
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def add_rollout_command(commands: Any) -> None:
+    parser = commands.add_parser("rollout", help="run a job across hosts in stages (failure budget, resume)",
+                                 description="Run METHOD as a job on the selected hosts, stage by stage.")
+    parser.add_argument("--hosts", metavar="PATTERN", help="which hosts (see `fleetclt hosts`)")
+    parser.add_argument("--batch", default="100%", metavar="SPEC",
+                        help="stage sizes, e.g. 1,10%%,100%% (the last repeats; default one stage)")
+    parser.add_argument("--window", type=count, metavar="N", help="a sliding window of N hosts instead of stages")
+    parser.add_argument("--max-fail", default="0", metavar="N|P%",
+                        help="failed hosts tolerated over the whole rollout (default 0: halt on the first)")
+    parser.add_argument("--pause", type=seconds_or_zero, default=0.0, metavar="S", help="wait between stages")
+    parser.add_argument("--health", metavar="'METHOD [ARG ...]'",
+                        help="after each stage, call this on the stage's hosts; falsy or error = failed")
+    parser.add_argument("--abort-on-halt", action="store_true", help="abort running jobs when halting")
+    parser.add_argument("--stall", type=seconds, default=300.0, metavar="S",
+                        help="warn when a job's progress has not changed for S seconds (default 300)")
+    parser.add_argument("--output", "-o", choices=OUTPUTS, help="default: table on a terminal, else json")
+    add_concurrency_options(parser)
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted rollout from its journal")
+    parser.add_argument("method", metavar="METHOD", nargs="?")
+    parser.add_argument("args", nargs="*", metavar="ARG")
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    view = RolloutView(sys.stderr, sys.stderr.isatty(), args.stall)
+    rollout = _resume(args, view) if args.resume else _start(args, view)
+    interrupts = [0]
+
+    def on_interrupt() -> None:
+        interrupts[0] += 1
+        if interrupts[0] > 1:
+            os._exit(EXIT_INTERRUPTED)
+        print(f"\nstopping: no new jobs; resume with: fleetclt rollout --resume {rollout.run_id}",
+              file=sys.stderr, flush=True)
+        rollout.stop()
+    handler = gevent.signal_handler(signal.SIGINT, on_interrupt)
+    print(f"rollout {rollout.run_id}: journal {rollout.journal.path}", file=sys.stderr, flush=True)
+    try:
+        result = rollout.run()
+    finally:
+        handler.cancel()
+        rollout.fleet.close()
+    view.close(rollout)
+    _render(result, args.output or ("table" if sys.stdout.isatty() else "json"))
+    return EXIT_OK if result.ok else EXIT_SOME_FAILED
+
+
+def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
+    if not args.method:
+        raise ConfigError("rollout needs METHOD (or --resume RUN_ID)")
+    parse_batch(args.batch)
+    Budget.parse(args.max_fail)
+    if args.window is not None and args.window < 1:
+        raise ConfigError("--window needs at least 1 host")
+    inventory, names = selection(args)
+    plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
+                       max_fail=args.max_fail, window=args.window, pause=args.pause,
+                       health=_health(args.health), abort_on_halt=args.abort_on_halt, stall_after=args.stall)
+    return Rollout.start(fleet_for(inventory, args), plan, names, view)
+
+
+def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
+    if args.method:
+        raise ConfigError("--resume takes the method and hosts from the journal; give no METHOD")
+    journal, replay = Journal.open(args.resume)
+    inventory = load_inventory(args.inventory or replay.header["inventory"])
+    return Rollout.resume(fleet_for(inventory, args), journal, replay, view)
+
+
+def _health(text: str | None) -> tuple[Any, ...]:
+    if not text:
+        return ()
+    method, *raw = shlex.split(text)
+    return (method, *(parse_arg(item) for item in raw))
+
+
+def _render(result: RolloutResult, fmt: str) -> None:
+    report = result.to_dict()
+    if fmt == "table":
+        for name, row in report["hosts"].items():
+            detail = output.to_json(row["result"], indent=False) if "result" in row else \
+                (row.get("error") or {}).get("reason", "")
+            print(f"{name:16} stage {row['stage']:<3} {row['status']:12} job {row['job_id'] or '-':<6} {detail}")
+        print(f"{result.stop_reason} ({', '.join(f'{n} {s}' for s, n in report['summary'].items())})")
+    elif fmt == "yaml":
+        print(output.to_yaml(report), end="")
+    elif fmt == "jsonl":
+        for name, row in report["hosts"].items():
+            print(output.to_json({"host": name, **row}, indent=False))
+    else:
+        print(output.to_json(report))

@@ -1,0 +1,270 @@
+"""One live connection of a session: a reader greenlet, pending calls by id, a call window.
+
+Layer: session internals; imports fleetclt.transport, fleetclt.protocol, fleetclt.errors.
+
+A Link lives exactly as long as its websocket. The session makes a new one after
+a drop; nothing here reconnects. Replies arrive out of order and are matched to
+their AsyncResult by id; at most `window` calls are on the wire at once (the
+server runs 10 and refuses the 21st), the rest wait here, not on the server.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gevent
+from gevent.event import AsyncResult, Event
+from gevent.lock import BoundedSemaphore
+
+from ..errors import (
+    CallTimeout,
+    ConnectionLost,
+    HandshakeError,
+    ProtocolError,
+    SessionError,
+)
+from ..protocol.jsonrpc import (
+    Connected,
+    ConnectionFailure,
+    Dialect,
+    ErrorReply,
+    HandshakeFailed,
+    Reply,
+    RequestId,
+)
+from ..protocol.jsonrpc import Event as ProtocolEvent
+from ..protocol.redact import redact_frame
+from .transport import WebSocket
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 10
+EventHandler = Callable[[ProtocolEvent], None]
+Settle = Callable[[Any, "BaseException | None"], None]  # (result, error): exactly one is meaningful
+
+
+class Link:
+    """Calls over one websocket; `dead` is set once it can carry no more."""
+
+    def __init__(self, host_name: str, ws: WebSocket, dialect: Dialect, on_event: EventHandler,
+                 window: int = DEFAULT_WINDOW) -> None:
+        self.host_name, self.ws, self.dialect = host_name, ws, dialect
+        self._on_event = on_event
+        self._pending: dict[RequestId, AsyncResult | _Pending] = {}
+        self._window = BoundedSemaphore(window)
+        self._connected = AsyncResult()
+        self.dead = Event()
+        self.error: SessionError | None = None
+        self.in_flight = 0
+        self._wire_log = log.isEnabledFor(logging.DEBUG)  # --debug: every frame, credentials masked
+        self._reader = gevent.spawn(self._read_loop)
+
+    def handshake(self, timeout: float) -> None:
+        """Send the dialect's opening frames (DDP `connect`) and wait for its answer."""
+        frames = self.dialect.handshake()
+        if not frames:
+            return
+        for frame in frames:
+            self._send(frame)
+        try:
+            self._connected.get(timeout=timeout)
+        except gevent.Timeout:
+            raise CallTimeout(f"no answer to the DDP handshake within {timeout:g} s", self.host_name) from None
+
+    def call(self, method: str, params: list[Any], timeout: float | None) -> Any:
+        """Send one call and wait for its reply; the wait for a window slot counts too."""
+        return self._exchange(lambda: self.dialect.request(method, params), method, timeout)
+
+    def subscribe(self, name: str, timeout: float | None) -> Any:
+        """Subscribe; returns the subscription id (JSON-RPC core.subscribe or DDP sub/ready)."""
+        return self._exchange(lambda: self.dialect.subscribe(name), f"subscribe {name}", timeout)
+
+    def start_call(self, method: str, params: list[Any], settle: Settle) -> RequestId | None:
+        """Send one call without waiting; `settle(value, error)` runs in the reader when it ends.
+
+        For pipelined fan-out: no greenlet and no timer per call. Returns the
+        request id (for `cancel`), or None, having sent nothing, when the link is
+        dead or its window is full; the caller then uses `call()`.
+        """
+        if not self._take_slot():
+            return None
+        return self._start(*self.dialect.request(method, params), settle)
+
+    def start_subscribe(self, name: str, settle: Settle) -> RequestId | None:
+        """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
+        if not self._take_slot():
+            return None
+        return self._start(*self.dialect.subscribe(name), settle)
+
+    def _take_slot(self) -> bool:
+        return not self.dead.is_set() and self._window.acquire(blocking=False)
+
+    def _start(self, call_id: RequestId, frame: str, settle: Settle) -> RequestId:
+        self._pending[call_id] = _Pending(self, call_id, settle)
+        self.in_flight += 1
+        try:
+            self._send(frame)
+        except SessionError as exc:  # a lost socket has settled every pending call already (_die)
+            pending = self._pending.get(call_id)
+            if pending is not None:
+                pending.set_exception(exc)
+        return call_id
+
+    def cancel(self, call_id: RequestId, error: SessionError) -> None:
+        """Give up on a `start_call` (its deadline passed): settle it with `error` now."""
+        waiter = self._pending.get(call_id)
+        if waiter is not None and not waiter.ready():
+            waiter.set_exception(error)
+
+    def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None) -> None:
+        self.in_flight -= 1
+        self._pending.pop(call_id, None)
+        self._window.release()
+        settle(value, error)
+
+    def send(self, frame: str) -> None:
+        """Send a frame that gets no reply (notification, unsubscribe)."""
+        self._send(frame)
+
+    def close(self, error: SessionError | None = None) -> None:
+        """Close politely; pending calls fail with `error` (ConnectionLost by default)."""
+        self._reader.kill(block=False)
+        self.ws.close()
+        self._die(error or ConnectionLost("connection closed by the client", self.host_name))
+
+    def _exchange(self, build: Callable[[], tuple[RequestId, str]], what: str, timeout: float | None) -> Any:
+        if self.dead.is_set():
+            raise self._lost()
+        # The CallTimeout is built only when the timer fires: most calls never need it.
+        timer = gevent.Timeout(timeout)  # raises itself; None: never
+        timer.start()
+        try:
+            with self._window:
+                return self._send_and_wait(*build())
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            raise CallTimeout(f"{what}: no reply within {timeout:g} s", self.host_name) from None
+        finally:
+            timer.close()
+
+    def _send_and_wait(self, call_id: RequestId, frame: str) -> Any:
+        waiter = AsyncResult()
+        self._pending[call_id] = waiter
+        self.in_flight += 1
+        try:
+            self._send(frame)
+            return waiter.get()
+        finally:
+            self.in_flight -= 1
+            self._pending.pop(call_id, None)
+
+    def _lost(self) -> SessionError:
+        return self.error or ConnectionLost("connection lost", self.host_name)
+
+    def _send(self, frame: str) -> None:
+        if self._wire_log:
+            log.debug("%s > %s", self.host_name, redact_frame(frame))
+        try:
+            self.ws.send(frame)
+        except ConnectionLost as exc:
+            self._die(exc)  # the socket is gone even if the reader has not noticed yet
+            raise
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                self._receive_one(self.ws.receive())
+        except SessionError as exc:
+            self._die(exc)
+        except Exception as exc:  # a bug must not leave callers waiting forever
+            log.exception("%s: reader failed", self.host_name)
+            self._die(ConnectionLost(f"reader failed: {exc!r}", self.host_name))
+
+    def _receive_one(self, text: str) -> None:
+        if self._wire_log:
+            log.debug("%s < %s", self.host_name, redact_frame(text))
+        self._dispatch_text(text)
+
+    def _dispatch_text(self, text: str) -> None:
+        """Dispatch one frame; a frame we cannot parse is logged and skipped, not fatal.
+
+        A newer server may add notification types; dropping the connection on each
+        would loop through reconnects. A call whose reply was unreadable times out.
+        """
+        try:
+            events = self.dialect.receive(text)
+        except ProtocolError as exc:
+            log.warning("%s: skipped a frame: %s", self.host_name, exc)
+            return
+        for event in events:
+            self._dispatch(event)
+
+    def _dispatch(self, event: ProtocolEvent) -> None:
+        if isinstance(event, Reply):
+            waiter = self._waiter(event.id)
+            if waiter is not None:
+                waiter.set(event.result)
+        elif isinstance(event, ErrorReply):
+            waiter = self._waiter(event.id)
+            if waiter is not None:
+                waiter.set_exception(event.error)
+        elif isinstance(event, ConnectionFailure):
+            for waiter in list(self._pending.values()):
+                waiter.set_exception(event.error)
+        elif isinstance(event, Connected):
+            self._connected.set(event.session)
+        elif isinstance(event, HandshakeFailed):
+            self._connected.set_exception(HandshakeError(
+                f"server refused the DDP handshake (it speaks version {event.version!r})", self.host_name))
+        else:
+            self._on_event(event)
+
+    def _waiter(self, call_id: RequestId) -> AsyncResult | _Pending | None:
+        """The unsettled waiter of a reply's call; None (logged) for an unknown id."""
+        waiter = self._pending.get(call_id)
+        if waiter is None:
+            log.debug("%s: reply for unknown id %r dropped", self.host_name, call_id)
+            return None
+        return None if waiter.ready() else waiter
+
+    def _die(self, error: SessionError) -> None:
+        if self.dead.is_set():
+            return
+        self.error = error
+        self.dead.set()
+        for waiter in list(self._pending.values()):
+            if not waiter.ready():
+                waiter.set_exception(error)
+        if not self._connected.ready():
+            self._connected.set_exception(error)
+        self._on_event(LinkDown(error))
+
+
+class _Pending:
+    """The reply slot of a `start_call`: what `_pending` needs of an AsyncResult, run inline."""
+
+    __slots__ = ("_link", "_call_id", "_settle", "_done")
+
+    def __init__(self, link: Link, call_id: RequestId, settle: Settle) -> None:
+        self._link, self._call_id, self._settle, self._done = link, call_id, settle, False
+
+    def ready(self) -> bool:
+        return self._done
+
+    def set(self, value: Any) -> None:
+        if not self._done:
+            self._done = True
+            self._link._settled(self._call_id, self._settle, value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self._link._settled(self._call_id, self._settle, None, error)
+
+
+class LinkDown:
+    """Delivered to the session's event handler when the link has died."""
+
+    def __init__(self, error: SessionError) -> None:
+        self.error = error

@@ -1,0 +1,128 @@
+"""Logging in over a Link: mechanisms, fallbacks, throttling and refusals.
+
+Layer: session internals; imports link, protocol, ddp, throttle, transport, secret, errors.
+
+`auth.login_ex` (PASSWORD_PLAIN or API_KEY_PLAIN) first; `auth.login` /
+`auth.login_with_api_key` on servers without it (the legacy dialect always).
+Every attempt takes a token from the auth throttle first; EBUSY blocks the
+budget for the server's window; a refused credential is never retried here.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol.ddp import DdpDialect
+from ..errors import AuthError, InsecureCredentialError, SessionError, ThrottledError
+from .link import Link
+from ..protocol.jsonrpc import is_method_missing, is_rate_limited
+from ..secret import Secret
+from .throttle import AuthThrottle
+from .transport import Endpoint
+
+_HINTS = {"AUTH_ERR": "username or secret refused",
+          "EXPIRED": "credential expired or revoked",
+          "DENIED": "account may not use the API or is locked",
+          "OTP_REQUIRED": "two-factor authentication is required (not supported yet)",
+          "REDIRECT": "this is an HA standby node; connect to the active one"}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who to log in as. Secrets stay wrapped until the login frame is built."""
+
+    username: str | None = None
+    password: Secret | None = None
+    api_key: Secret | None = None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A login call, and the older one to use on servers without it (None: there is none)."""
+
+    method: str
+    params: list[Any]
+    fallback: str | None = None
+    fallback_params: list[Any] | None = None
+
+
+def log_in(link: Link, creds: Credentials, throttle: AuthThrottle, key: str, timeout: float) -> bool:
+    """Log in with whatever credential is given; False when there is none."""
+    if creds.api_key is not None:
+        attempt = _api_key_attempt(creds)
+    elif creds.password is not None:
+        attempt = _password_attempt(creds)
+    else:
+        return False
+    _check_reply(link.host_name, _call(link, attempt, throttle, key, timeout))
+    return True
+
+
+def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> None:
+    """TrueNAS revokes a plain API key used over ws:// from a non-loopback address: never send it."""
+    if creds.api_key is None or endpoint.scheme == "wss" or endpoint.unix_path or _is_loopback(endpoint.host):
+        return
+    raise InsecureCredentialError(
+        "refusing to send the API key over ws:// to a remote host: the server would revoke it; "
+        "use wss:// (with tls_fingerprint for a self-signed certificate)", host)
+
+
+def _password_attempt(creds: Credentials) -> _Attempt:
+    if not creds.username:
+        raise AuthError("a password login needs a username")
+    assert creds.password is not None
+    secret = creds.password.reveal()
+    data = {"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}
+    return _Attempt("auth.login_ex", [data], "auth.login", [creds.username, secret])
+
+
+def _api_key_attempt(creds: Credentials) -> _Attempt:
+    """API_KEY_PLAIN needs the key's owner; without one, the key-only login (deprecated) finds it."""
+    assert creds.api_key is not None
+    key = creds.api_key.reveal()
+    if not creds.username:
+        return _Attempt("auth.login_with_api_key", [key])
+    data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}
+    return _Attempt("auth.login_ex", [data], "auth.login_with_api_key", [key])
+
+
+def _call(link: Link, attempt: _Attempt, throttle: AuthThrottle, key: str, timeout: float) -> Any:
+    """The legacy dialect has only the old methods; a new server without the new one gets the old."""
+    if attempt.fallback is not None and isinstance(link.dialect, DdpDialect):
+        return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
+    try:
+        return _throttled(link, attempt.method, attempt.params, throttle, key, timeout)
+    except SessionError as exc:
+        if attempt.fallback is None or not is_method_missing(exc):
+            raise
+    return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
+
+
+def _throttled(link: Link, method: str, params: list[Any], throttle: AuthThrottle, key: str,
+               timeout: float) -> Any:
+    throttle.acquire(key, link.host_name)
+    try:
+        return link.call(method, params, timeout)
+    except SessionError as exc:
+        if is_rate_limited(exc):
+            throttle.block(key)
+            raise ThrottledError("the host refused the login: rate limit exceeded (EBUSY); "
+                                 "waiting out its 60 s window", link.host_name) from None
+        raise
+
+
+def _check_reply(host: str, reply: Any) -> None:
+    if reply is True or (isinstance(reply, dict) and reply.get("response_type") == "SUCCESS"):
+        return
+    kind = reply.get("response_type") if isinstance(reply, dict) else "AUTH_ERR"
+    raise AuthError(f"login failed: {_HINTS.get(kind, kind)}", host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

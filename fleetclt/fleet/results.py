@@ -1,0 +1,127 @@
+"""Outcomes of a fan-out: one HostResult per host, gathered in a FleetResult.
+
+Layer: results; imports fleetclt.errors only.
+
+Fan-out returns outcomes, not exceptions (as nornir, parallel-ssh and Ansible
+do): a bad host is one row with its own status while the rest of the fleet
+proceeds. Raising is opt-in with `raise_on_error()`.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from ..errors import (AuthError, CallTimeout, ConnectionLost, FleetError, InsecureCredentialError, JobUnknown,
+                     ThrottledError, TLSError, UnreachableError, without_host)
+
+
+class Status(str, enum.Enum):
+    """What happened on one host; the values are what JSON output and scripts see."""
+
+    OK = "ok"
+    FAILED = "failed"                # the server answered with an error, or the job failed
+    UNREACHABLE = "unreachable"      # no websocket could be opened, or it dropped
+    AUTH_FAILED = "auth_failed"      # credentials refused (never retried automatically)
+    THROTTLED = "throttled"          # the auth budget is spent, locally or on the server
+    TIMEOUT = "timeout"              # no answer in time, or the whole operation's deadline passed
+    TLS_REJECTED = "tls_rejected"    # certificate not trusted or not matching its pin
+    JOB_UNKNOWN = "job_unknown"      # the host no longer knows the job (it restarted)
+
+
+_STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
+    (TLSError, Status.TLS_REJECTED),
+    (UnreachableError, Status.UNREACHABLE),
+    (ConnectionLost, Status.UNREACHABLE),
+    (AuthError, Status.AUTH_FAILED),
+    (InsecureCredentialError, Status.AUTH_FAILED),
+    (ThrottledError, Status.THROTTLED),
+    (CallTimeout, Status.TIMEOUT),
+    (JobUnknown, Status.JOB_UNKNOWN),
+)
+
+
+def status_of(error: BaseException) -> Status:
+    """The status a host gets for an error (a dropped connection counts as unreachable)."""
+    return next((status for kind, status in _STATUS_OF if isinstance(error, kind)), Status.FAILED)
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """The outcome on one host: `result` when ok, `error` otherwise; `elapsed` in seconds."""
+
+    host: str
+    status: Status
+    result: Any = None
+    error: FleetError | None = None
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @classmethod
+    def from_error(cls, host: str, error: FleetError, elapsed: float) -> "HostResult":
+        return cls(host, status_of(error), error=error, elapsed=elapsed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output; an error becomes its class name and message."""
+        data: dict[str, Any] = {"host": self.host, "status": self.status.value, "elapsed": round(self.elapsed, 3)}
+        if self.ok:
+            data["result"] = self.result
+        elif self.error is not None:
+            data["error"] = error_dict(self.error)
+        return data
+
+
+def error_dict(error: FleetError) -> dict[str, Any]:
+    """errno, errname, reason and extra as the server sent them; our own errors have only a reason."""
+    reason = getattr(error, "reason", None) or without_host(error)
+    return {"type": type(error).__name__, "errno": getattr(error, "errno", None),
+            "errname": getattr(error, "errname", None), "reason": reason.rstrip("\n"),
+            "extra": getattr(error, "extra", None)}
+
+
+class FleetResult(Mapping[str, HostResult]):
+    """host name -> HostResult, in inventory order."""
+
+    def __init__(self, results: Mapping[str, HostResult], order: list[str] | None = None) -> None:
+        names = order if order is not None else list(results)
+        self._results = {name: results[name] for name in names if name in results}
+
+    def __getitem__(self, host: str) -> HostResult:
+        return self._results[host]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{status.value}={len(hosts)}" for status, hosts in self.by_status().items())
+        return f"<FleetResult {len(self)} hosts: {counts}>"
+
+    @property
+    def ok(self) -> dict[str, HostResult]:
+        return {name: r for name, r in self._results.items() if r.ok}
+
+    @property
+    def failed(self) -> dict[str, HostResult]:
+        """Every host that did not succeed, whatever the reason."""
+        return {name: r for name, r in self._results.items() if not r.ok}
+
+    def by_status(self) -> dict[Status, list[str]]:
+        grouped: dict[Status, list[str]] = {}
+        for name, result in self._results.items():
+            grouped.setdefault(result.status, []).append(name)
+        return grouped
+
+    def raise_on_error(self) -> "FleetResult":
+        """Raise the first host's error if any host failed; else return self."""
+        for result in self._results.values():
+            if result.error is not None:
+                raise result.error
+            if not result.ok:
+                raise FleetError(f"{result.host}: {result.status.value}")
+        return self

@@ -1,0 +1,330 @@
+"""YAML inventory -> frozen HostSpec / GroupSpec, validated once at load time.
+
+Layer: configuration; imports only fleetclt.errors, fleetclt.secret, fleetclt.patterns and its
+private helpers fleetclt.inventory_yaml (nodes and settings) and fleetclt.inventory_ansible.
+
+Native format (``defaults``, ``groups``, ``hosts``; every section optional)::
+
+    defaults: {username: admin, password: {env: TRUENAS_PASSWORD}}
+    groups:
+      eu: {timeout: 30, children: [eu-west]}   # eu-west's hosts are members of eu too
+      eu-west: {}
+    hosts:
+      nas01: {address: 10.0.0.11, groups: [eu-west]}
+      nas02: {uri: "ws://127.0.2.2:6001/api/current", api_key: {file: nas02.key}}
+
+Settings, allowed in defaults, groups and hosts: uri | address, port, scheme (ws,
+wss), path; username, password, api_key, verify_tls, ca_file, tls_fingerprint,
+timeout, connect_timeout, vars. A null value means "not set here".
+
+Resolution (as nornir): the host, then each listed group followed depth-first by
+the groups it inherits from (its parents through ``children``), duplicates
+dropped, then defaults; the first level that sets a key wins. ``vars`` merge key
+by key in that same precedence.
+
+URI rule: an explicit ``uri`` is used as written; if it has no path, none is added
+(the session may then probe /api/current and /websocket). Otherwise the uri is
+built as ``scheme://address[:port]path`` with scheme ``wss``, the scheme's port
+(left out of the uri) and path ``/api/current`` by default, and the address
+defaults to the host's name. Setting address/port/scheme/path at the same or a
+more specific level than the ``uri`` in force is an error, never silently ignored.
+
+Relative ``ca_file`` and ``{file: ...}`` paths are relative to the inventory's
+folder. An Ansible YAML inventory (``all:``/``children:``/``hosts:``/``vars:``)
+is read too: ``ansible_host``/``ansible_port``/``ansible_user`` map to address,
+port and username, ``fleetclt_<setting>`` to that setting, the rest to vars,
+and ``all.vars`` act as defaults. Every error names file, line and key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+from dataclasses import dataclass, field
+from typing import AbstractSet, Any, Iterable, Mapping
+
+import yaml
+from yaml.nodes import Node, ScalarNode, SequenceNode
+
+from ..errors import InventoryError
+from .ansible import is_ansible, read_ansible
+from .nodes import (
+    DEFAULT_PORTS, NATIVE_KEYS, SETTINGS, Doc, Endpoint, Entry, Items, Level, Raw, Setting,
+    check_duplicates, check_keys, is_null, join_key, node_kind, nonempty_string, own_vars,
+    set_setting, sub_mapping, suggest, yaml_problem,
+)
+from .patterns import select_names
+from ..secret import Location, Secret
+
+__all__ = ["GroupSpec", "HostSpec", "Inventory", "load_inventory", "parse_inventory"]
+
+ENV_VAR = "FLEETCLT_INVENTORY"
+DEFAULT_PATH = "inventory.yaml"
+DEFAULT_API_PATH = "/api/current"
+# libyaml's parser when PyYAML was built with it: 1,000 hosts load in ~15 ms instead of
+# ~105 ms. A broken inventory is read again by PyYAML's own parser, whose messages say more
+# ("found undefined alias 'nope'", not "found undefined alias").
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_RESERVED = frozenset({"all"})
+_PLAIN = ("username", "password", "api_key", "verify_tls", "ca_file", "tls_fingerprint",
+          "timeout", "connect_timeout")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host's fully resolved settings; the session needs nothing else."""
+
+    name: str
+    uri: str
+    address: str
+    port: int
+    username: str | None = None
+    password: Secret | None = None
+    api_key: Secret | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+    tls_fingerprint: str | None = None
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    groups: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "vars")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for output: secrets appear only as their source (``env:NAME``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("password", "api_key"):
+            out[key] = out[key] and out[key].source
+        return {**out, "groups": list(self.groups), "vars": dict(self.vars)}
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A group with its members resolved, children's members included."""
+
+    name: str
+    hosts: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "vars")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for output."""
+        return {"name": self.name, "hosts": list(self.hosts),
+                "children": list(self.children), "vars": dict(self.vars)}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Hosts and groups in file order, read-only once loaded."""
+
+    path: str
+    hosts: Mapping[str, HostSpec] = field(hash=False)
+    groups: Mapping[str, GroupSpec] = field(hash=False)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "hosts", "groups")
+
+    def select(self, pattern: str | Iterable[str],
+               failed: AbstractSet[str] = frozenset()) -> list[HostSpec]:
+        """Hosts matching an Ansible-style pattern (see fleetclt.patterns), in file order."""
+        members = {name: group.hosts for name, group in self.groups.items()}
+        return [self.hosts[n] for n in select_names(pattern, list(self.hosts), members, failed)]
+
+
+def _freeze(spec: object, *names: str) -> None:
+    """Read-only copies of mapping fields, so a frozen spec is frozen all the way down."""
+    for name in names:
+        object.__setattr__(spec, name, types.MappingProxyType(dict(getattr(spec, name))))
+
+
+def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
+    """Read the inventory at ``path``, else ``$FLEETCLT_INVENTORY``, else ./inventory.yaml."""
+    name = os.fspath(path) if path is not None else os.environ.get(ENV_VAR) or DEFAULT_PATH
+    try:
+        with open(name, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise InventoryError(f"cannot read the inventory: {exc.strerror}", name) from None
+    except UnicodeDecodeError:
+        raise InventoryError("the inventory is not valid UTF-8 text", name) from None
+    return parse_inventory(text, name)
+
+
+def parse_inventory(text: str, path: str = "<string>") -> Inventory:
+    """Validate inventory text; ``path`` is used in messages and to anchor relative paths."""
+    try:
+        return _parse(text, path, FAST_LOADER)
+    except InventoryError:
+        if FAST_LOADER is yaml.SafeLoader:
+            raise
+    return _parse(text, path, yaml.SafeLoader)
+
+
+def _parse(text: str, path: str, loader_class: type[yaml.SafeLoader] | type[yaml.CSafeLoader]) -> Inventory:
+    try:
+        loader = loader_class(text)
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"invalid YAML: {yaml_problem(exc)}", path) from None
+    try:
+        doc = Doc(path, "" if path.startswith("<") else os.path.dirname(path), loader)
+        root = doc.root()
+        check_duplicates(doc, root)
+        top = doc.mapping(root, "")
+        raw = read_ansible(doc, top) if is_ansible(top) else _read_native(doc, top)
+        return _build(path, raw)
+    except RecursionError:
+        raise InventoryError("groups are nested too deeply", path) from None
+    finally:
+        loader.dispose()
+
+
+# --- native format --------------------------------------------------------------------
+
+
+def _read_native(doc: Doc, top: Items) -> Raw:
+    check_keys(doc, top, NATIVE_KEYS, "")
+    raw = Raw()
+    if "defaults" in top:
+        raw.defaults = _native_entry(doc, top["defaults"], "defaults", None).level
+    for section, link, entries in (("groups", "children", raw.groups), ("hosts", "groups", raw.hosts)):
+        for name, nodes in sub_mapping(doc, top, section, "").items():
+            entries[name] = _native_entry(doc, nodes, f"{section}.{name}", link)
+    return raw
+
+
+def _native_entry(doc: Doc, nodes: tuple[Node, Node], key: str, link: str | None) -> Entry:
+    """Defaults, a group or a host: settings plus its ``link`` list (children or groups)."""
+    items = doc.mapping(nodes[1], key)
+    check_keys(doc, items, [*SETTINGS, *([link] if link else [])], key)
+    entry = Entry(doc.at(nodes[0], key))
+    for name, (_, value_node) in items.items():
+        if name == link:
+            entry.links = _names(doc, value_node, join_key(key, name))
+        else:
+            set_setting(doc, entry.level, name, value_node, join_key(key, name))
+    return entry
+
+
+def _names(doc: Doc, node: Node, key: str) -> list[tuple[str, Location]]:
+    """A list of group names (a single name is accepted too)."""
+    if isinstance(node, ScalarNode) and not is_null(node):
+        return [(nonempty_string(doc, node, key), doc.at(node, key))]
+    if not isinstance(node, SequenceNode):
+        raise doc.at(node, key).error(f"expected a list of group names, got {node_kind(node)}")
+    return [(nonempty_string(doc, item, f"{key}[{i}]"), doc.at(item, f"{key}[{i}]"))
+            for i, item in enumerate(node.value)]
+
+
+# --- resolution -----------------------------------------------------------------------
+
+
+def _build(path: str, raw: Raw) -> Inventory:
+    _check_names(raw)
+    parents = _parents(raw)
+    chains = {name: _chain(raw, parents, entry) for name, entry in raw.hosts.items()}
+    hosts = {name: _host(name, entry.level, chains[name], raw) for name, entry in raw.hosts.items()}
+    groups = {
+        name: GroupSpec(name, tuple(h for h in hosts if name in chains[h]),
+                        tuple(dict.fromkeys(child for child, _ in entry.links)),
+                        own_vars(entry.level))
+        for name, entry in raw.groups.items()
+    }
+    return Inventory(path, hosts, groups)
+
+
+def _check_names(raw: Raw) -> None:
+    """Names must be usable in host patterns and must not be ambiguous."""
+    for kind, entries in (("group", raw.groups), ("host", raw.hosts)):
+        for name, entry in entries.items():
+            if name in _RESERVED:
+                raise entry.where.error(f"{name!r} is reserved and cannot name a {kind}")
+            if not _NAME.fullmatch(name):
+                raise entry.where.error(
+                    f"{kind} name {name!r} cannot be used in host patterns; use letters, digits, _ . -")
+            if kind == "host" and name in raw.groups:
+                raise entry.where.error(f"{name!r} names both a host and a group")
+
+
+def _known(name: str, where: Location, raw: Raw) -> None:
+    if name not in raw.groups:
+        raise where.error(f"unknown group {name!r}{suggest(name, raw.groups)}")
+
+
+def _parents(raw: Raw) -> dict[str, list[str]]:
+    """Each group's parents, in file order; children must exist and must not loop."""
+    parents: dict[str, list[str]] = {name: [] for name in raw.groups}
+    for name, entry in raw.groups.items():
+        for child, where in entry.links:
+            _known(child, where, raw)
+            if name not in parents[child]:
+                parents[child].append(name)
+    done: set[str] = set()
+    for name in raw.groups:
+        _check_cycle(raw, name, (name,), done)
+    return parents
+
+
+def _check_cycle(raw: Raw, name: str, path: tuple[str, ...], done: set[str]) -> None:
+    """Depth-first walk of children; ``done`` keeps shared subtrees from being walked twice."""
+    if name in done:
+        return
+    for child, where in raw.groups[name].links:
+        if child in path:
+            raise where.error(f"group cycle: {' -> '.join(path + (child,))}")
+        _check_cycle(raw, child, path + (child,), done)
+    done.add(name)
+
+
+def _chain(raw: Raw, parents: dict[str, list[str]], host: Entry) -> tuple[str, ...]:
+    """The host's groups in precedence order: each listed group, then its ancestors."""
+    order: dict[str, None] = {}
+
+    def visit(group: str) -> None:
+        if group not in order:
+            order[group] = None
+            for parent in parents[group]:
+                visit(parent)
+
+    for group, where in host.links:
+        _known(group, where, raw)
+        visit(group)
+    return tuple(order)
+
+
+def _first(levels: list[Level], key: str) -> tuple[int, Setting] | None:
+    return next(((i, level[key]) for i, level in enumerate(levels) if key in level), None)
+
+
+def _host(name: str, level: Level, chain: tuple[str, ...], raw: Raw) -> HostSpec:
+    levels = [level, *(raw.groups[group].level for group in chain), raw.defaults]
+    plain = {key: found[1].value for key in _PLAIN if (found := _first(levels, key))}
+    merged: dict[str, Any] = {}
+    for source in reversed(levels):
+        merged.update(own_vars(source))
+    return HostSpec(name, *_endpoint(name, levels), **plain, groups=chain, vars=merged)
+
+
+def _endpoint(name: str, levels: list[Level]) -> Endpoint:
+    """The uri in force, or one built from address/port/scheme/path (see module doc)."""
+    parts = {key: found for key in ("address", "port", "scheme", "path")
+             if (found := _first(levels, key))}
+    uri = _first(levels, "uri")
+    if uri:
+        for key, (index, setting) in parts.items():
+            if index <= uri[0]:
+                raise setting.where.error(f"conflicts with the uri set at {uri[1].where}; "
+                                          "give either uri or address/port/scheme/path")
+        return uri[1].value
+    value = {key: setting.value for key, (_, setting) in parts.items()}
+    scheme, address = value.get("scheme", "wss"), value.get("address", name)
+    port = value.get("port", DEFAULT_PORTS[scheme])
+    host = f"[{address}]" if ":" in address else address
+    netloc = host if port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    return Endpoint(f"{scheme}://{netloc}{value.get('path', DEFAULT_API_PATH)}", address, port)

@@ -1,0 +1,1 @@
+"""This machine: the state directory fleetclt keeps between runs, and the open-file limit."""

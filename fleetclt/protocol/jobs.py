@@ -1,0 +1,159 @@
+"""Sans-IO job bookkeeping: ``core.get_jobs`` events in, per-job state and outcomes out.
+
+Layer: protocol (pure: no sockets, no gevent, no threads); imports fleetclt.protocol
+and fleetclt.errors.
+
+The session subscribes to JOB_EVENT once and feeds every CollectionUpdate to a
+JobTracker. Jobs are followed through events, never by polling (a poll costs one
+of the connection's call slots). The tracker keeps:
+
+* the jobs someone waits for (``watch``) until their outcome is consumed or
+  they are forgotten;
+* a small, bounded window of other recent jobs, because a job's first events
+  can arrive before the reply that names it (legacy jobs) and because new-style
+  jobs are only found through ``message_ids`` (truenas-protocol.md 9.3, 9.4).
+
+Jobs of other clients pass through that window and fall out of it, so memory
+does not grow with unrelated jobs.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from ..errors import JobFailed, ProtocolError, SessionError, ValidationError
+from .jsonrpc import INVALID_PARAMS, CollectionUpdate, is_int, is_request_id
+
+JOB_EVENT = "core.get_jobs"
+TERMINAL_STATES = frozenset({"SUCCESS", "FAILED", "ABORTED"})
+
+Job = dict[str, Any]
+# Fields the tracker reads, with the type the server sends when they are not null.
+_FIELD_TYPES: dict[str, type] = {"state": str, "message_ids": list, "error": str, "exc_info": dict}
+
+
+def is_terminal(job: Job) -> bool:
+    """A job in SUCCESS, FAILED or ABORTED will never change again."""
+    state = job.get("state")
+    return isinstance(state, str) and state in TERMINAL_STATES
+
+
+def job_outcome(job: Job, host: str = "") -> Any:
+    """Return a finished job's result, or raise what its failure means to the caller.
+
+    FAILED with ``exc_info.type == "VALIDATION"`` raises ValidationError (``extra``
+    holds the triples); other failures and ABORTED raise JobFailed.
+    """
+    if not is_terminal(job):
+        raise ValueError(f"job {job.get('id')} has not finished (state {job.get('state')!r})")
+    if job["state"] == "SUCCESS":
+        return job.get("result")
+    raise job_error(job, host)
+
+
+def job_error(job: Job, host: str = "") -> SessionError:
+    """The exception for a FAILED or ABORTED job dict."""
+    exc_info = job.get("exc_info") if isinstance(job.get("exc_info"), dict) else {}
+    error = str(job.get("error") or "")
+    if job.get("state") == "FAILED" and exc_info.get("type") == "VALIDATION":
+        trace = {"class": exc_info.get("type"), "formatted": job.get("exception"),
+                 "repr": exc_info.get("repr")}
+        return ValidationError(error.rstrip("\n") or "validation failed", host,
+                               code=INVALID_PARAMS, errno=exc_info.get("errno"),
+                               reason=error, trace=trace, extra=exc_info.get("extra"))
+    aborted = job.get("state") == "ABORTED"
+    what = "was aborted" if aborted else f"failed: {error or 'no error given'}"
+    return JobFailed(f"job {job.get('id')} ({job.get('method')}) {what}", host, job=job)
+
+
+class JobTracker:
+    """Merges ``core.get_jobs`` updates into per-job dicts, bounded in memory."""
+
+    def __init__(self, host: str = "", recent: int = 64) -> None:
+        self.host = host
+        self._recent_max = recent
+        self._watched: dict[int, Job] = {}
+        self._recent: dict[int, Job] = {}  # insertion order: oldest first
+        self._by_message: dict[Hashable, int] = {}
+
+    def feed(self, update: CollectionUpdate) -> Job | None:
+        """Merge one update; return the job's merged dict, or None if it is not a job update."""
+        if update.collection != JOB_EVENT:
+            return None
+        job_id = update.id if update.id is not None else update.fields.get("id")
+        if not is_int(job_id):
+            raise ProtocolError(f"job update without an integer id: {job_id!r:.80}", self.host)
+        self._check(update.fields)
+        if update.msg == "removed":
+            self._drop_recent(job_id)
+            return None
+        job = self._watched.get(job_id)
+        if job is None:
+            job = self._recent.pop(job_id, {})
+            self._recent[job_id] = job
+        job.update(update.fields)
+        self._index(job_id, job)
+        self._evict()
+        return job
+
+    def watch(self, job_id: int) -> Job:
+        """Keep this job until consumed; returns what is known of it so far (maybe finished)."""
+        job = self._watched.get(job_id)
+        if job is None:
+            job = self._watched[job_id] = self._recent.pop(job_id, {})
+        return job
+
+    def get(self, job_id: int) -> Job | None:
+        """The merged dict of a watched or recent job."""
+        return self._watched[job_id] if job_id in self._watched else self._recent.get(job_id)
+
+    def find_by_message_id(self, call_id: Hashable) -> int | None:
+        """The job a new-style call started, once an event listed the call's id."""
+        return self._by_message.get(call_id)
+
+    def consume(self, job_id: int) -> Any:
+        """Forget a finished job and return its result or raise its error (see job_outcome).
+
+        KeyError if the job is unknown; ValueError, keeping it, if it has not finished.
+        """
+        job = self.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if is_terminal(job):
+            self.forget(job_id)
+        return job_outcome(job, self.host)  # ValueError for an unfinished job, which is kept
+
+    def forget(self, job_id: int) -> None:
+        """Stop keeping a job (its waiter gave up or got its outcome)."""
+        self._unindex(self._watched.pop(job_id, {}))
+        self._drop_recent(job_id)
+
+    def __len__(self) -> int:
+        return len(self._watched) + len(self._recent)
+
+    def _check(self, fields: dict[str, Any]) -> None:
+        for key, kind in _FIELD_TYPES.items():
+            value = fields.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise ProtocolError(f"job field {key!r} is not a {kind.__name__}: {value!r:.80}",
+                                    self.host)
+
+    def _index(self, job_id: int, job: Job) -> None:
+        for call_id in _message_ids(job):
+            self._by_message[call_id] = job_id
+
+    def _unindex(self, job: Job) -> None:
+        for call_id in _message_ids(job):
+            self._by_message.pop(call_id, None)
+
+    def _drop_recent(self, job_id: int) -> None:
+        self._unindex(self._recent.pop(job_id, {}))
+
+    def _evict(self) -> None:
+        while len(self._recent) > self._recent_max:
+            self._drop_recent(next(iter(self._recent)))
+
+
+def _message_ids(job: Job) -> list[Hashable]:
+    ids = job.get("message_ids")
+    return [i for i in ids if is_request_id(i)] if isinstance(ids, list) else []

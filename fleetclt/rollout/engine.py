@@ -1,0 +1,266 @@
+"""Batched job rollouts: stages, a failure budget for the whole run, health gates, resume.
+
+Layer: rollout; imports fleet, session (through Fleet), journal, rollout_plan, results, errors.
+
+    result = Rollout.start(fleet, RolloutPlan("update.update", ({},), batch="1,10%,100%",
+                                              max_fail="5%"), hosts).run()
+
+Each host: its job is submitted (journal: `submitting`), its id recorded
+(`running`, job id), and followed to the end through the session's job events.
+A stage starts only when every job of the previous one has ended (and passed
+the health gate); with `window=N` hosts flow through N slots instead. When the
+failures exceed the budget no new job starts; running jobs finish, or are
+aborted with `abort_on_halt`. A stage in which every host failed is judged by
+the budget like any other (so `max_fail="100%"` never halts, unlike Ansible).
+Resuming re-attaches to running jobs by id and never submits a job twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+
+from ..errors import FleetError, JobUnknown, NotAJobError
+from ..fleet.fleet import Fleet
+from .journal import HostRecord, Journal, Replay
+from ..protocol.jsonrpc import is_int
+from ..fleet.results import error_dict, status_of
+from .plan import RolloutPlan
+from ..client.session import HostSession
+
+log = logging.getLogger(__name__)
+
+ACTIVE = frozenset({"submitting", "running"})
+NOT_FAILED = frozenset({"waiting", "submitting", "running", "ok", "not_started", "detached"})
+RECONCILE_SLACK = 5.0
+ProgressHook = Callable[[str, "Rollout", "HostRecord | None"], None]
+
+
+@dataclass
+class RolloutResult:
+    """Outcome of a rollout: each host's record, the stages, and why it stopped."""
+
+    run_id: str
+    plan: RolloutPlan
+    hosts: dict[str, HostRecord]
+    stop_reason: str
+
+    @property
+    def ok(self) -> bool:
+        return all(record.state == "ok" for record in self.hosts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        hosts = {name: _host_row(record) for name, record in self.hosts.items()}
+        summary: dict[str, int] = {}
+        for row in hosts.values():
+            summary[row["status"]] = summary.get(row["status"], 0) + 1
+        return {"run_id": self.run_id, "method": self.plan.method, "stop_reason": self.stop_reason,
+                "stages": [list(stage) for stage in self.plan.stages], "hosts": hosts, "summary": summary}
+
+
+def _host_row(record: HostRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {"status": record.state, "stage": record.stage + 1, "job_id": record.job_id}
+    if record.state == "ok":
+        row["result"] = record.result
+    elif record.error is not None:
+        row["error"] = record.error
+    row["started"], row["finished"] = record.started, record.finished
+    if record.started and record.finished:
+        row["elapsed"] = round(record.finished - record.started, 3)
+    return row
+
+
+class Rollout:
+    """One rollout run; `run()` blocks until it completed, halted or was stopped."""
+
+    def __init__(self, fleet: Fleet, plan: RolloutPlan, journal: Journal, records: dict[str, HostRecord],
+                 progress: ProgressHook | None = None, notes: list[dict[str, Any]] | None = None) -> None:
+        self.fleet, self.plan, self.journal, self.records = fleet, plan, journal, records
+        self._hook = progress or (lambda event, rollout, record: None)
+        self.halted: str | None = next((n["reason"] for n in notes or [] if n["event"] == "halted"), None)
+        self._stop = Event()
+        self._running: dict[str, gevent.Greenlet] = {}
+        self.job_progress: dict[str, dict[str, Any]] = {}
+        self.stage_index = 0
+
+    @classmethod
+    def start(cls, fleet: Fleet, plan: RolloutPlan, hosts: list[str],
+              progress: ProgressHook | None = None) -> "Rollout":
+        """Plan the stages now and write them to a new journal."""
+        plan = plan.with_stages(hosts)
+        journal = Journal.create({"plan": plan.to_json(), "inventory": fleet.inventory.path})
+        records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
+        return cls(fleet, plan, journal, records, progress)
+
+    @classmethod
+    def resume(cls, fleet: Fleet, journal: Journal, replay: Replay,
+               progress: ProgressHook | None = None) -> "Rollout":
+        """Continue a journaled rollout: running jobs are re-attached, never resubmitted."""
+        plan = RolloutPlan.from_json(replay.header["plan"])
+        records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
+        records.update(replay.hosts)
+        journal.note("resumed")
+        return cls(fleet, plan, journal, records, progress, replay.notes)
+
+    @property
+    def run_id(self) -> str:
+        return self.journal.run_id
+
+    # -- running -----------------------------------------------------------------------
+    def run(self) -> RolloutResult:
+        for index, stage in enumerate(self.plan.stages):
+            if self._stopping():
+                break
+            self._run_stage(index, list(stage))
+            if self.plan.health and not self._stop.is_set():
+                self._health_gate(stage)
+            if self.plan.pause and index + 1 < len(self.plan.stages) and not self._stopping():
+                self._stop.wait(self.plan.pause)
+        return self._finish()
+
+    def stop(self) -> None:
+        """Ctrl-C once: start nothing new and detach from running jobs (they go on; resume later)."""
+        self._stop.set()
+        for greenlet in list(self._running.values()):
+            greenlet.kill(block=False)
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or self.halted is not None
+
+    def _run_stage(self, index: int, names: list[str]) -> None:
+        pending = [n for n in names if self.records[n].state in ("waiting", "submitting", "running")]
+        if not pending:
+            return
+        self.stage_index = index
+        self.journal.note("stage", stage=index, hosts=names)
+        self._hook("stage", self, None)
+        pool = Pool(min(self.plan.window or len(pending), self.fleet.forks))
+        for name in pending:
+            pool.wait_available()
+            if self._stopping() and self.records[name].state == "waiting":
+                continue
+            self._running[name] = pool.spawn(self._run_host, self.records[name])
+        pool.join()
+
+    def _run_host(self, record: HostRecord) -> None:
+        try:
+            session = self.fleet.connected(record.host)
+            if record.job_id is None:
+                self._submit(session, record)
+            result = session.wait_job(record.job_id, on_progress=lambda job: self._on_progress(record, job))
+        except FleetError as exc:
+            self._settle(record, status_of(exc).value, error=error_dict(exc))
+        except gevent.GreenletExit:
+            self._hook("detached", self, record)
+        else:
+            self._settle(record, "ok", result=result)
+        finally:
+            self._running.pop(record.host, None)
+
+    def _submit(self, session: HostSession, record: HostRecord) -> None:
+        if record.state == "submitting":
+            record.job_id = self._reconcile(session, record)
+        else:
+            record.state, record.started = "submitting", time.time()
+            record.submitted_at = record.started
+            self.journal.host(record)
+            self._hook("started", self, record)
+            record.job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
+        record.state = "running"
+        self.journal.host(record)
+
+    def _job_id(self, value: Any) -> int:
+        if not is_int(value):
+            raise NotAJobError(f"{self.plan.method} is not a job: it returned {value!r:.60}")
+        return int(value)
+
+    def _reconcile(self, session: HostSession, record: HostRecord) -> int:
+        """The process died between sending the call and writing the job id: find that job."""
+        since = dt.datetime.fromtimestamp((record.submitted_at or 0) - RECONCILE_SLACK, dt.timezone.utc)
+        jobs = session.call("core.get_jobs", [["method", "=", self.plan.method], ["time_started", ">=", since]])
+        params = list(self.plan.params)
+        matches = [job["id"] for job in jobs if job.get("arguments", [])[:len(params)] == params]
+        if len(matches) != 1:
+            raise JobUnknown(f"cannot tell which job was started before the interruption "
+                             f"({len(matches)} candidates); check the host, nothing was resubmitted",
+                             record.host)
+        return int(matches[0])
+
+    def _on_progress(self, record: HostRecord, job: dict[str, Any]) -> None:
+        self.job_progress[record.host] = job.get("progress") or {}
+        self._hook("progress", self, record)
+
+    def _settle(self, record: HostRecord, state: str, *, result: Any = None,
+                error: dict[str, Any] | None = None) -> None:
+        record.state, record.result, record.error, record.finished = state, result, error, time.time()
+        self.journal.host(record)
+        self._hook("finished", self, record)
+        self._check_budget()
+
+    # -- budget, halt, health ------------------------------------------------------------
+    def counts(self) -> tuple[int, int]:
+        """(failed, started) over the whole rollout."""
+        failed = sum(1 for r in self.records.values() if r.state not in NOT_FAILED)
+        started = sum(1 for r in self.records.values() if r.state not in ("waiting", "not_started"))
+        return failed, started
+
+    def _check_budget(self) -> None:
+        failed, started = self.counts()
+        if self.halted is None and self.plan.budget.exceeded(failed, started):
+            self._halt(f"{failed} of {started} started hosts failed, beyond --max-fail {self.plan.budget}")
+
+    def _halt(self, reason: str) -> None:
+        self.halted = reason
+        self.journal.note("halted", reason=reason)
+        self._hook("halted", self, None)
+        if self.plan.abort_on_halt:
+            for name, record in self.records.items():
+                if record.state == "running" and record.job_id is not None:
+                    gevent.spawn(self._abort, name, record.job_id)
+
+    def _abort(self, name: str, job_id: int) -> None:
+        try:
+            self.fleet[name].abort_job(job_id)
+        except FleetError as exc:
+            log.warning("%s: could not abort job %s: %s", name, job_id, exc)
+
+    def _health_gate(self, stage: tuple[str, ...]) -> None:
+        method, *params = self.plan.health
+        passed = [name for name in stage if self.records[name].state == "ok"]
+        results = self.fleet.call(method, *params, hosts=passed) if passed else {}
+        for name, outcome in results.items():
+            if not (outcome.ok and outcome.result):
+                error = error_dict(outcome.error) if outcome.error else {
+                    "type": "HealthCheck", "reason": f"{method} returned {outcome.result!r}"}
+                self._settle(self.records[name], "unhealthy", error=error)
+
+    def _finish(self) -> RolloutResult:
+        interrupted = self._stop.is_set()
+        for record in self.records.values():
+            if record.state == "waiting" and (interrupted or self.halted):
+                record.state = "not_started"
+            elif record.state in ACTIVE and interrupted:
+                record.state = "detached"
+        reason = self._stop_reason(interrupted)
+        self.journal.note("stopped", reason=reason)
+        return RolloutResult(self.run_id, self.plan, self.records, reason)
+
+    def _stop_reason(self, interrupted: bool) -> str:
+        if interrupted:
+            return f"interrupted; resume with: fleetclt rollout --resume {self.run_id}"
+        if self.halted:
+            return f"halted: {self.halted}"
+        return "completed"
+
+
+def run_rollout(fleet: Fleet, method: str, params: tuple[Any, ...], hosts: list[str], *,
+                progress: ProgressHook | None = None, **options: Any) -> RolloutResult:
+    """Plan, journal and run a rollout in one call (what Fleet.rollout does)."""
+    plan = RolloutPlan(method, tuple(params), **options)
+    return Rollout.start(fleet, plan, hosts, progress).run()

@@ -1,0 +1,113 @@
+"""`fleetclt rollout` in a subprocess: report contract, progress, SIGKILL and Ctrl-C then --resume."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import gevent
+import orjson
+import pytest
+import yaml
+from gevent import subprocess
+
+from fleetclt.sim import Faults, SimClock
+from fleetclt.sim.fleet import SimFleet
+from tests.helpers import wait_until
+
+
+@pytest.fixture
+def sim(tmp_path):
+    fleet = SimFleet.create(40, base_address="127.10.0.1", users={"admin": "pw"},
+                            clock=SimClock(speed=100), faults=Faults(job_duration=100))
+    with fleet:
+        fleet.inventory_path = tmp_path / "inventory.yaml"
+        fleet.inventory_path.write_text(yaml.safe_dump(fleet.inventory({"env": "ROLL_PW"})))
+        yield fleet
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "ROLL_PW": "pw", "FLEETCLT_STATE_DIR": str(tmp_path / "state")}
+
+
+def rollout(sim, env, *args):
+    return subprocess.Popen([sys.executable, "-m", "fleetclt.cli", "-i", str(sim.inventory_path), "rollout",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def first_line(process):
+    with gevent.Timeout(30):
+        line = process.stderr.readline()
+    assert line.startswith("rollout "), line
+    run_id, journal = line.split()[1].rstrip(":"), line.split()[-1]
+    return run_id, journal
+
+
+def finish(process):
+    with gevent.Timeout(60):
+        out, err = process.communicate()
+    return process.returncode, out, err
+
+
+def running_in_journal(journal, hosts, stage):
+    """The journal says these hosts' jobs are running (their ids are recorded)."""
+    text = open(journal).read()
+    return all(f'"host":"{h}","stage":{stage},"state":"running"' in text for h in hosts)
+
+
+def test_report_contract_and_progress_lines(sim, env):
+    sim["sim005"].faults.job_failure = "validation"
+    code, out, err = finish(rollout(sim, env, "--hosts", "rack01", "--batch", "1,50%", "--max-fail", "2",
+                                    "--health", "system.ready", "-o", "json", "service.restart", "nfs"))
+    assert code == 2
+    report = orjson.loads(out)
+    assert report["stop_reason"] == "completed" and [len(s) for s in report["stages"]] == [1, 10, 9]
+    assert report["summary"] == {"ok": 19, "failed": 1}
+    bad = report["hosts"]["sim005"]
+    assert bad["stage"] == 2 and bad["job_id"] == 1 and bad["error"]["type"] == "ValidationError"
+    assert report["hosts"]["sim001"]["result"] is True and report["hosts"]["sim001"]["elapsed"] > 0
+    assert "stage 2/3: 10 hosts" in err and "sim005: failed" in err and "sim010: ok" in err
+
+
+def test_sigkill_mid_stage_then_resume_starts_no_job_twice(sim, env):
+    process = rollout(sim, env, "--hosts", "all", "--batch", "10", "-o", "json", "update.update", "{}")
+    run_id, journal = first_line(process)
+    wait_until(lambda: running_in_journal(journal, ["sim011", "sim015"], stage=1), timeout=30)
+    process.kill()
+    process.wait()
+    process.stdout.close()
+    process.stderr.close()
+    started_before = sum(h.counters.jobs_started for h in sim.hosts)
+    assert 11 <= started_before < 40
+    code, out, err = finish(rollout(sim, env, "--resume", run_id, "-o", "json"))
+    assert code == 0, err
+    report = orjson.loads(out)
+    assert report["summary"] == {"ok": 40} and report["run_id"] == run_id
+    assert [h.counters.jobs_started for h in sim.hosts] == [1] * 40, "re-attached, never resubmitted"
+    assert all(row["result"] is True for row in report["hosts"].values())
+
+
+def test_ctrl_c_detaches_and_resume_finishes(sim, env):
+    for host in sim.hosts:
+        host.hold_jobs(True)  # no job may end before the interrupt, however slow the machine
+    process = rollout(sim, env, "--hosts", "all", "--batch", "20", "-o", "json", "update.update", "{}")
+    run_id, journal = first_line(process)
+    wait_until(lambda: running_in_journal(journal, [f"sim{i:03d}" for i in range(1, 21)], stage=0), timeout=30)
+    process.send_signal(signal.SIGINT)
+    code, out, err = finish(process)
+    for host in sim.hosts:
+        host.hold_jobs(False)
+    assert code == 2 and f"fleetclt rollout --resume {run_id}" in err
+    report = orjson.loads(out)
+    assert report["stop_reason"].startswith("interrupted")
+    assert report["summary"] == {"detached": 20, "not_started": 20}
+    code, out, _ = finish(rollout(sim, env, "--resume", run_id, "-o", "json"))
+    assert code == 0 and orjson.loads(out)["summary"] == {"ok": 40}
+    assert [h.counters.jobs_started for h in sim.hosts] == [1] * 40
+
+
+def test_usage_errors_exit_1(sim, env):
+    assert finish(rollout(sim, env, "--hosts", "all", "--batch", "0", "update.update"))[0] == 1
+    assert finish(rollout(sim, env, "--resume", "nope"))[0] == 1
+    assert finish(rollout(sim, env, "--hosts", "all"))[0] == 1

@@ -1,0 +1,57 @@
+"""The rollout progress display, driven with a fake clock and a rollout-shaped object."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from fleetclt.rollout.journal import HostRecord
+from fleetclt.rollout.plan import RolloutPlan
+from fleetclt.cli.rollout_view import RolloutView, summary
+
+
+@dataclass
+class FakeRollout:
+    plan: RolloutPlan
+    records: dict
+    job_progress: dict = field(default_factory=dict)
+    stage_index: int = 1
+    halted: str | None = None
+
+
+def make_rollout():
+    plan = RolloutPlan("update.update", stages=(("a",), ("b", "c", "d")))
+    records = {"a": HostRecord("a", 0, "ok"), "b": HostRecord("b", 1, "running", job_id=7),
+               "c": HostRecord("c", 1, "running", job_id=8), "d": HostRecord("d", 1, "failed")}
+    progress = {"b": {"percent": 40, "description": "Downloading"}, "c": {"percent": 10, "description": "Verifying"}}
+    return FakeRollout(plan, records, progress)
+
+
+def test_summary_shows_stage_overall_and_the_slowest_job():
+    text = summary(make_rollout())
+    assert text.splitlines()[0] == ("stage 2/2: 0 waiting, 2 running, 0 done, 1 failed | "
+                                    "overall: 0 waiting, 2 running, 1 done, 1 failed")
+    assert text.splitlines()[1] == "jobs: mean 25%, lowest 10%; slowest c at 10% Verifying"
+
+
+def test_stall_warning_once_per_stall():
+    now = [0.0]
+    stream = io.StringIO()
+    rollout = make_rollout()
+    view = RolloutView(stream, tty=False, stall_after=300, clock=lambda: now[0])
+    view._note_progress(rollout, rollout.records["c"])
+    now[0] = 299.0
+    view._check_stalls(rollout)
+    assert "WARNING" not in stream.getvalue()
+    now[0] = 301.0
+    view._check_stalls(rollout)
+    view._check_stalls(rollout)
+    assert stream.getvalue().count("WARNING c: job 8 has not progressed for 301 s (at 10% Verifying)") == 1
+
+
+def test_terminal_mode_redraws_in_place():
+    stream = io.StringIO()
+    view = RolloutView(stream, tty=True, stall_after=300)
+    rollout = make_rollout()
+    view._redraw(rollout)
+    view._redraw(rollout)
+    assert stream.getvalue().count("\033[F\033[K") == 2, "the two-line block was erased once"

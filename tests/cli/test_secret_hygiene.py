@@ -1,0 +1,81 @@
+"""Secrets never leak: CLI and API at debug level, every credential kind, every file written."""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from gevent import subprocess
+
+from fleetclt.errors import AuthError
+from fleetclt.fleet.fleet import Fleet
+from fleetclt.inventory.load import parse_inventory
+from fleetclt.protocol.redact import MASK
+
+PASSWORD, API_KEY = "pw-Zq81-never-leak", "9-key-Xr55-never-leak"
+SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1])
+
+
+@pytest.fixture
+def nas(make_host):
+    return make_host(users={"admin": PASSWORD}, api_keys={API_KEY: "admin"})
+
+
+@pytest.fixture
+def files(tmp_path, nas):
+    key_file = tmp_path / "nas.key"
+    key_file.write_text(API_KEY + "\n")
+    key_file.chmod(0o600)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"""
+hosts:
+  by-env: {{uri: "{nas.uri}", username: admin, password: {{env: HYGIENE_PW}}}}
+  by-file: {{uri: "{nas.uri}", username: admin, api_key: {{file: {key_file}}}}}
+""")
+    return {"key": key_file, "inventory": inventory, "state": tmp_path / "state", "runs": itertools.count()}
+
+
+def run_cli(files, *args, stdin=None):
+    """Each run with a state dir of its own under files["state"]: all of them log in to one
+    server, and a shared auth budget (a burst of 5) made the last runs wait ~17 s for it."""
+    state = files["state"] / str(next(files["runs"]))
+    env = {**os.environ, "HYGIENE_PW": PASSWORD, "FLEETCLT_STATE_DIR": str(state)}
+    result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "--debug", *args], input=stdin,
+                            capture_output=True, text=True, env=env, timeout=120)
+    return result.stdout + result.stderr
+
+
+def test_cli_at_debug_level_never_writes_a_secret(files, nas):
+    outputs = [
+        run_cli(files, "--uri", nas.uri, "-U", "admin", "--password-env", "HYGIENE_PW", "call", "system.info"),
+        run_cli(files, "--uri", nas.uri, "-U", "admin", "-K", str(files["key"]), "call", "auth.me"),
+        run_cli(files, "--uri", nas.uri, "-U", "admin", "-P", "-", "ping", stdin=PASSWORD + "\n"),
+        run_cli(files, "--uri", nas.uri, "-U", "admin", "-P", "-", "ping", stdin="wrong-" + PASSWORD + "\n"),
+        run_cli(files, "-i", str(files["inventory"]), "call", "--hosts", "all", "-o", "json", "core.ping"),
+        run_cli(files, "-i", str(files["inventory"]), "rollout", "--hosts", "all", "service.restart", "nfs"),
+    ]
+    written = [p.read_text(errors="replace") for p in Path(files["state"]).rglob("*") if p.is_file()]
+    assert any("rollouts" in str(p) for p in Path(files["state"]).rglob("*.jsonl")), "a journal was written"
+    assert all(secret not in text for secret in SECRETS for text in outputs + written)
+    assert MASK in outputs[0] and "auth.login_ex" in outputs[0], "frames were logged, masked"
+
+
+def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, monkeypatch, caplog):
+    monkeypatch.setenv("HYGIENE_PW", PASSWORD)
+    caplog.set_level(logging.DEBUG)
+    inventory = parse_inventory(files["inventory"].read_text(), str(files["inventory"]))
+    with Fleet(inventory) as fleet:
+        result = fleet.call("auth.me")
+        texts = [repr(fleet), repr(fleet["by-env"]), repr(inventory.hosts["by-file"]),
+                 str(inventory.hosts["by-env"].to_dict())]
+    monkeypatch.setenv("HYGIENE_PW", "wrong-" + PASSWORD)
+    with Fleet(inventory) as fleet:
+        with pytest.raises(AuthError) as refused:
+            fleet.call("core.ping", hosts="by-env").raise_on_error()
+    texts += [str(refused.value), repr(refused.value), caplog.text, repr(result),
+              str([r.to_dict() for r in result.values()])]
+    assert not result.failed and MASK in caplog.text
+    assert all(secret not in text for secret in SECRETS for text in texts)

@@ -1,0 +1,120 @@
+"""Rollouts on a simulated fleet: stages seen on the hosts' own job records, budget, health, abort."""
+from __future__ import annotations
+
+import pytest
+
+from fleetclt.fleet.fleet import Fleet
+from fleetclt.rollout.journal import Journal
+
+
+@pytest.fixture
+def sim_and_inventory(simulated_fleet):
+    return simulated_fleet(45, "127.9.0.1")
+
+
+@pytest.fixture
+def sim(sim_and_inventory):
+    return sim_and_inventory[0]
+
+
+@pytest.fixture
+def fleet(sim_and_inventory):
+    with Fleet(sim_and_inventory[1]) as fleet:
+        yield fleet
+
+
+def jobs_of(host):
+    return list(host.engine.jobs.values())
+
+
+def test_stages_run_one_after_another_as_seen_on_the_hosts(sim, fleet):
+    result = fleet.rollout("update.update", {}, batch="1,10%,100%")
+    assert result.ok and result.stop_reason == "completed"
+    stages = result.plan.stages
+    assert [len(s) for s in stages] == [1, 4, 40]
+    for earlier, later in zip(stages, stages[1:]):
+        last_finish = max(jobs_of(sim[name])[0].time_finished for name in earlier)
+        first_start = min(jobs_of(sim[name])[0].time_started for name in later)
+        assert last_finish <= first_start, "a stage starts only after every job of the previous one ended"
+    assert [h.counters.jobs_started for h in sim.hosts] == [1] * 45
+    assert {r.stage for r in result.hosts.values()} == {0, 1, 2}
+
+
+def test_budget_halts_and_no_job_starts_afterwards(sim, fleet):
+    for name in ("sim002", "sim003", "sim004"):
+        sim[name].faults.job_failure = "error"
+    result = fleet.rollout("update.update", {}, batch="1,2", max_fail="1")
+    assert result.stop_reason.startswith("halted: 2 of 3 started hosts failed")
+    states = {name: r.state for name, r in result.hosts.items()}
+    assert states["sim001"] == "ok" and states["sim002"] == states["sim003"] == "failed"
+    never = [name for name, state in states.items() if state == "not_started"]
+    assert len(never) == 42 and all(sim[name].counters.jobs_started == 0 for name in never)
+    assert result.to_dict()["summary"] == {"ok": 1, "failed": 2, "not_started": 42}
+
+
+def test_percent_budget_is_cumulative_over_stages(sim, fleet):
+    sim["sim003"].faults.job_failure = "error"
+    result = fleet.rollout("service.restart", "nfs", batch="2", max_fail="25%")
+    assert result.ok is False and result.stop_reason == "completed", "1 of 45 started stays under 25%"
+    sim["sim006"].faults.job_failure = "error"
+    sim["sim007"].faults.job_failure = "error"
+    halted = fleet.rollout("service.restart", "nfs", batch="2", max_fail="25%")
+    assert halted.stop_reason.startswith("halted: 2 of 6 started hosts failed"), "sim003 still fails"
+
+
+def test_a_fully_failed_stage_is_judged_by_the_budget(sim, fleet):
+    for name in ("sim001", "sim002"):
+        sim[name].faults.job_failure = "error"
+    tolerant = fleet.rollout("service.restart", "ssh", batch="2", max_fail="100%")
+    assert tolerant.stop_reason == "completed" and tolerant.to_dict()["summary"]["ok"] == 43
+    strict = fleet.rollout("service.restart", "ssh", batch="2")
+    assert strict.stop_reason.startswith("halted") and strict.to_dict()["summary"]["not_started"] == 43
+
+
+def test_health_gate_fails_hosts_that_are_not_ready(sim, fleet):
+    sim["sim002"].faults.not_ready = True
+    result = fleet.rollout("service.restart", "nfs", hosts="rack01", batch="5", max_fail="3",
+                           health=("system.ready",))
+    assert result.hosts["sim002"].state == "unhealthy"
+    assert "system.ready returned False" in result.hosts["sim002"].error["reason"]
+    assert result.stop_reason == "completed" and result.to_dict()["summary"]["ok"] == 19
+
+
+def test_abort_on_halt_aborts_running_jobs(sim, fleet):
+    for host in sim.hosts:
+        host.faults.job_duration = 3600
+    sim["sim005"].faults.job_duration = 200  # the last of the window fails once all five run
+    sim["sim005"].faults.job_failure = "error"
+    result = fleet.rollout("update.update", {}, hosts="rack01", window=5, abort_on_halt=True)
+    assert result.stop_reason.startswith("halted")
+    aborted = [name for name, r in result.hosts.items() if r.error and "aborted" in r.error["reason"]]
+    assert sorted(aborted) == ["sim001", "sim002", "sim003", "sim004"]
+    assert all(jobs_of(sim[name])[0].state == "ABORTED" for name in aborted)
+    assert sum(h.counters.jobs_started for h in sim.hosts) == 5
+
+
+def test_every_step_is_in_the_journal(sim, fleet):
+    result = fleet.rollout("service.restart", "nfs", hosts="rack01", batch="10")
+    journal, replay = Journal.open(result.run_id)
+    assert replay.header["plan"]["stages"] == [list(s) for s in result.plan.stages]
+    assert {name: r.state for name, r in replay.hosts.items()} == {name: "ok" for name in result.hosts}
+    assert all(r.job_id == 1 for r in replay.hosts.values())
+    assert [n["event"] for n in replay.notes] == ["stage", "stage", "stopped"]
+
+
+def test_resume_finds_a_job_whose_id_was_never_journaled(sim, fleet):
+    """Killed between sending the call and writing the job id: the job is found, not resubmitted."""
+    import time
+
+    from fleetclt.rollout.engine import Rollout
+    from fleetclt.rollout.plan import RolloutPlan
+    plan = RolloutPlan("update.update", ({},), batch="100%")
+    first = Rollout.start(fleet, plan, ["sim001", "sim002"])
+    record = first.records["sim001"]
+    record.state, record.submitted_at, record.started = "submitting", time.time(), time.time()
+    first.journal.host(record)
+    assert fleet["sim001"].call("update.update", {}) == 1  # what the killed process had sent
+    journal, replay = Journal.open(first.run_id)
+    result = Rollout.resume(fleet, journal, replay).run()
+    assert result.ok and result.hosts["sim001"].job_id == 1
+    assert sim["sim001"].counters.jobs_started == 1 and sim["sim002"].counters.jobs_started == 1
