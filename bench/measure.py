@@ -14,8 +14,9 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 JOB_METHOD, JOB_PARAMS = "service.restart", ["nfs"]
 CALL_METHOD = "system.info"

@@ -19,9 +19,9 @@ import gevent
 from gevent import subprocess
 from gevent.pool import Pool
 
+from fleetclt.client.session import Credentials, HostSession
 from fleetclt.inventory.load import load_inventory
 from fleetclt.local.rlimit import ensure_open_files
-from fleetclt.client.session import Credentials, HostSession
 
 
 def rss_mb(pid: int) -> float:

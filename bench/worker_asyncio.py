@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.measure import (CALL_METHOD, JOB_METHOD, JOB_PARAMS, Rounds, emit, load_spec, raise_nofile,
-                           rss_kib)
+from bench.measure import CALL_METHOD, JOB_METHOD, JOB_PARAMS, Rounds, emit, load_spec, raise_nofile, rss_kib
 from bench.sims import PASSWORD_ENV
+
 
 class Session:
     """One persistent connection; calls resolve by id from the reader task."""

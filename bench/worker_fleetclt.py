@@ -15,12 +15,11 @@ from typing import Any
 
 import gevent
 
-from bench.measure import (CALL_METHOD, JOB_METHOD, JOB_PARAMS, Rounds, emit, load_spec, raise_nofile,
-                           rss_kib)
 import fleetclt
+from bench.measure import CALL_METHOD, JOB_METHOD, JOB_PARAMS, Rounds, emit, load_spec, raise_nofile, rss_kib
+from fleetclt.client.session import HostSession
 from fleetclt.fleet.fleet import Fleet
 from fleetclt.fleet.results import FleetResult, Status
-from fleetclt.client.session import HostSession
 
 THROTTLED: list[int] = []  # EBUSY refusals (status `throttled`) seen in any fan-out
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import websocket
 
-from bench.measure import (CALL_METHOD, JOB_METHOD, JOB_PARAMS, emit, load_spec, percentile, raise_nofile,
-                           rss_kib)
+from bench.measure import CALL_METHOD, JOB_METHOD, JOB_PARAMS, emit, load_spec, percentile, raise_nofile, rss_kib
 from bench.sims import PASSWORD_ENV
 
 

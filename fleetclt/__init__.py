@@ -1,10 +1,97 @@
 """fleetclt: one persistent, throttled JSON-RPC session per TrueNAS host, fanned out over a fleet.
 
-The package never monkey-patches and never configures logging: it only adds a
-NullHandler, so applications decide where log records go.
+Everything a program needs is importable from here and listed in `__all__`;
+the subpackages are internal and may change. The package never monkey-patches
+and never configures logging: it only adds a NullHandler, so applications
+decide where log records go. See docs/python-api.md.
 """
 import logging
 
+from .client.login import Credentials
+from .client.session import HostSession, SessionStats, Timeouts
+from .client.throttle import AuthThrottle, Backoff, FileStore, MemoryStore
+from .client.tls import TLSPolicy
+from .errors import (
+    AuthError,
+    CallTimeout,
+    ConfigError,
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    FleetError,
+    HandshakeError,
+    InsecureCredentialError,
+    InternalError,
+    InventoryError,
+    JobFailed,
+    JobUnknown,
+    NotAJobError,
+    PinMismatch,
+    ProtocolError,
+    RemoteCallError,
+    SessionError,
+    ThrottledError,
+    TLSError,
+    UnknownHostError,
+    UnreachableError,
+    ValidationError,
+)
+from .fleet.fleet import Fleet
+from .fleet.results import FleetResult, HostResult, Status
+from .inventory.load import GroupSpec, HostSpec, Inventory, load_inventory, parse_inventory
+from .rollout.engine import RolloutResult, run_rollout
+from .rollout.plan import RolloutPlan
+from .secret import Secret
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "AuthThrottle",
+    "Backoff",
+    "CallTimeout",
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "Credentials",
+    "FileStore",
+    "Fleet",
+    "FleetError",
+    "FleetResult",
+    "GroupSpec",
+    "HandshakeError",
+    "HostResult",
+    "HostSession",
+    "HostSpec",
+    "InsecureCredentialError",
+    "InternalError",
+    "Inventory",
+    "InventoryError",
+    "JobFailed",
+    "JobUnknown",
+    "MemoryStore",
+    "NotAJobError",
+    "PinMismatch",
+    "ProtocolError",
+    "RemoteCallError",
+    "RolloutPlan",
+    "RolloutResult",
+    "Secret",
+    "SessionError",
+    "SessionStats",
+    "Status",
+    "TLSError",
+    "ThrottledError",
+    "Timeouts",
+    "TLSPolicy",
+    "UnknownHostError",
+    "UnreachableError",
+    "ValidationError",
+    "__version__",
+    "load_inventory",
+    "parse_inventory",
+    "run_rollout",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

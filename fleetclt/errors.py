@@ -7,7 +7,8 @@ these at the transport boundary only, so callers catch one family::
 
     FleetError
     ├── ConfigError                 bad inventory, bad option, bad secret reference
-    │   └── InventoryError          .path, .line, .key: "inventory.yaml:14: hosts.nas07.port: ..."
+    │   ├── InventoryError          .path, .line, .key: "inventory.yaml:14: hosts.nas07.port: ..."
+    │   └── UnknownHostError        a host name the inventory does not have (.name, .known)
     └── SessionError                every instance carries .host
         ├── UnreachableError        no websocket could be opened
         │   ├── ConnectError        DNS failure, refused, reset during connect
@@ -25,6 +26,7 @@ these at the transport boundary only, so callers catch one family::
         ├── JobFailed               a job ended FAILED or ABORTED
         ├── JobUnknown              the job cannot be found any more (server restarted)
         ├── NotAJobError            job=True on a method that returned no job id
+        ├── InternalError           a bug in fleetclt met on one host (the rest of the fleet goes on)
         └── ProtocolError           a message that breaks JSON-RPC or the TrueNAS dialect
 """
 from __future__ import annotations
@@ -55,6 +57,18 @@ class InventoryError(ConfigError):
         where = path if line is None else f"{path}:{line}"
         parts = [p for p in (where, key) if p]
         super().__init__(": ".join(parts + [message]))
+
+
+class UnknownHostError(ConfigError, LookupError):
+    """A host name that is not in the inventory; the message says which names exist."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name, self.known = name, known
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        super().__init__(f"no host named {name!r} in the inventory; it has: {shown or 'no hosts'}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class SessionError(FleetError):
@@ -155,3 +169,10 @@ class JobUnknown(SessionError):
 
 class NotAJobError(SessionError):
     """Waiting for a job was asked of a method that is not one (it must not hang)."""
+
+
+class InternalError(SessionError):
+    """An unexpected exception on one host: a bug, reported on that host alone."""
+
+    def __init__(self, error: BaseException, host: str = "") -> None:
+        super().__init__(f"internal error: {error!r}", host)

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from .errors import InventoryError
+from .errors import ConfigError, InventoryError
 
 __all__ = ["Location", "Secret"]
 
@@ -30,8 +30,11 @@ class Location:
     line: int | None = None
     key: str = ""
 
-    def error(self, message: str) -> InventoryError:
-        """An InventoryError for this place (returned, so callers write ``raise``)."""
+    def error(self, message: str) -> ConfigError:
+        """An InventoryError for this place, or a plain ConfigError for a secret given in code
+        or on the command line (returned, so callers write ``raise``)."""
+        if not self.path:
+            return ConfigError(f"{self.key}: {message}" if self.key else message)
         return InventoryError(message, self.path, self.line, self.key)
 
     def __str__(self) -> str:
@@ -68,7 +71,7 @@ class Secret:
         return secret
 
     def _set(self, kind: str, ref: str, where: Location, base_dir: str) -> None:
-        for name, value in zip(self.__slots__, (kind, ref, where, base_dir)):
+        for name, value in zip(self.__slots__, (kind, ref, where, base_dir), strict=True):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:

@@ -134,7 +134,7 @@ def drive(fleet: Any, ledger: Ledger, names: list[str], rng: random.Random, unti
         kinds = {name: "job" if rng.random() < job_share else "call" for name in chosen}
         method = rng.choice(["core.ping", "system.info"])
 
-        def action(session: Any) -> Any:
+        def action(session: Any, kinds: dict[str, str] = kinds, method: str = method) -> Any:
             if kinds[session.name] == "job":
                 return ledger.job_action(session)
             return session.call(method, timeout=10, retry_safe=True)

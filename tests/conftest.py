@@ -1,7 +1,7 @@
 """Fixtures: simulated hosts on loopback, torn down after each test."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -59,8 +59,8 @@ def _private_state_dir(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def session_for():
     """HostSessions to a simulated host, closed after the test."""
-    from fleetclt.secret import Secret
     from fleetclt.client.session import Credentials, HostSession, Timeouts
+    from fleetclt.secret import Secret
 
     sessions = []
 

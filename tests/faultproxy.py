@@ -11,6 +11,7 @@ so tests can assert that *fleetclt* leaves nothing open.
 """
 from __future__ import annotations
 
+import contextlib
 import socket as pysocket
 import struct
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class FaultProxy:
         self._port = 0
         self._stopped = Event()
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -73,7 +74,7 @@ class FaultProxy:
     def uri(self, scheme: str = "ws", path: str = "/api/current") -> str:
         return f"{scheme}://127.0.0.1:{self._port}{path}"
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self._server.start()
         self._port = self._server.server_port
         return self
@@ -223,7 +224,5 @@ def _reset(sock: Any) -> None:
 
 
 def _shutdown_write(sock: Any) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(pysocket.SHUT_WR)
-    except OSError:
-        pass

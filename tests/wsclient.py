@@ -5,20 +5,30 @@ with what they will later be used to test.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import socket as pysocket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
 from gevent import socket, ssl
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection,
-                            RejectData, Request, TextMessage)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
 from wsproto.events import Message as WsMessage
 
 TIMEOUT = 10.0
@@ -128,10 +138,8 @@ class WsClient:
                 self._partial = ""
         elif isinstance(event, CloseConnection):
             self.closed = Closed(event.code, event.reason)
-            try:
+            with contextlib.suppress(Exception):
                 self._write(self.ws.send(event.response()))
-            except Exception:
-                pass
         elif isinstance(event, Ping):
             self._write(self.ws.send(event.response()))
         elif isinstance(event, (WsMessage, RejectData)):
@@ -172,8 +180,6 @@ class WsClient:
         return self.wait_for(lambda m: False, timeout)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._write(self.ws.send(CloseConnection(code=1000)))
-        except Exception:
-            pass
         self.sock.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from argparse import ArgumentTypeError
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 Number = TypeVar("Number", int, float)
 

@@ -25,8 +25,8 @@ from gevent import subprocess
 
 from ..errors import FleetError
 from ..fleet.fleet import Fleet
-from ..inventory.load import load_inventory
 from ..fleet.results import FleetResult, HostResult, Status
+from ..inventory.load import load_inventory
 
 VERSIONS = ("25.10.1", "25.10.1", "26.0.0", "25.04.2", "24.10.2")
 WRONG_PASSWORD_ENV = "FLEETCLT_DEMO_WRONG_PASSWORD"

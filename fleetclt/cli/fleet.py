@@ -15,17 +15,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
-from . import output
-from .argtypes import count, seconds
+from ..client.session import HostSession
 from ..errors import ConfigError
 from ..fleet.fleet import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, Fleet
-from ..inventory.load import Inventory, load_inventory
 from ..fleet.results import FleetResult, HostResult
-from ..client.session import HostSession
-from .single import call_params
+from ..inventory.load import Inventory, load_inventory
 from ..local.state import last_failed, save_last_run
+from . import output
+from .argtypes import count, seconds
+from .single import call_params
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 2
 OUTPUTS = ("table", "json", "jsonl", "yaml")

@@ -17,17 +17,18 @@ import logging
 import os
 import signal
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import gevent
 
 from .. import __version__
+from ..client.tls import server_fingerprint
+from ..errors import FleetError
 from . import fleet as fleet_cli
 from . import rollout as rollout_cli
 from . import single
-from ..errors import FleetError
-from ..client.tls import server_fingerprint
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 FLEET_COMMANDS = ("call", "ping")

@@ -63,7 +63,7 @@ def to_yaml(value: Any) -> str:
     return yaml.safe_dump(orjson.loads(to_json(value, indent=False)), sort_keys=False, allow_unicode=True)
 
 
-def fleet_table(result: "FleetResult", elapsed: float, width: int = 100) -> str:
+def fleet_table(result: FleetResult, elapsed: float, width: int = 100) -> str:
     """One line per host, then a recap line."""
     lines = [f"{'HOST':16} {'STATUS':12} {'TIME':>8}  RESULT"]
     for name, host in result.items():
@@ -73,7 +73,7 @@ def fleet_table(result: "FleetResult", elapsed: float, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def _cell(host: "HostResult") -> str:
+def _cell(host: HostResult) -> str:
     if host.ok:
         return render_result(host.result).replace("\n", " ") if not isinstance(host.result, (dict, list)) \
             else to_json(host.result, indent=False)

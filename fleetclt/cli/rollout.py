@@ -17,14 +17,14 @@ from typing import Any
 
 import gevent
 
+from ..errors import ConfigError
+from ..inventory.load import load_inventory
+from ..rollout.engine import Rollout, RolloutResult
+from ..rollout.journal import Journal
+from ..rollout.plan import Budget, RolloutPlan, parse_batch
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
-from ..errors import ConfigError
 from .fleet import OUTPUTS, add_concurrency_options, fleet_for, selection
-from ..inventory.load import load_inventory
-from ..rollout.journal import Journal
-from ..rollout.engine import Rollout, RolloutResult
-from ..rollout.plan import Budget, RolloutPlan, parse_batch
 from .rollout_view import RolloutView
 from .single import call_params, parse_arg
 

@@ -9,13 +9,14 @@ warning when a job's progress has not changed for `stall_after` seconds.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 import gevent
 
 if TYPE_CHECKING:
-    from ..rollout.journal import HostRecord
     from ..rollout.engine import Rollout
+    from ..rollout.journal import HostRecord
 
 SUMMARY_EVERY = 10.0   # seconds between summary lines when stderr is a log
 
@@ -32,7 +33,7 @@ class RolloutView:
         self._last_summary = clock()
         self._ticker: gevent.Greenlet | None = None
 
-    def __call__(self, event: str, rollout: "Rollout", record: "HostRecord | None") -> None:
+    def __call__(self, event: str, rollout: Rollout, record: HostRecord | None) -> None:
         if self._ticker is None:
             self._ticker = gevent.spawn(self._tick, rollout)
         if event == "progress" and record is not None:
@@ -42,21 +43,21 @@ class RolloutView:
         if line:
             self._emit(line, rollout)
 
-    def close(self, rollout: "Rollout") -> None:
+    def close(self, rollout: Rollout) -> None:
         if self._ticker is not None:
             self._ticker.kill()
         self._clear()
         self.stream.write(summary(rollout) + "\n")
         self.stream.flush()
 
-    def _note_progress(self, rollout: "Rollout", record: "HostRecord") -> None:
+    def _note_progress(self, rollout: Rollout, record: HostRecord) -> None:
         progress = rollout.job_progress.get(record.host, {})
         key = (progress.get("percent"), progress.get("description"))
         if self._last_change.get(record.host, (None, 0.0))[0] != key:
             self._last_change[record.host] = (key, self.clock())
             self._warned.discard(record.host)
 
-    def _tick(self, rollout: "Rollout") -> None:
+    def _tick(self, rollout: Rollout) -> None:
         while True:
             gevent.sleep(1.0)
             self._check_stalls(rollout)
@@ -65,7 +66,7 @@ class RolloutView:
             elif self.clock() - self._last_summary >= SUMMARY_EVERY:
                 self._emit(summary(rollout), rollout)
 
-    def _check_stalls(self, rollout: "Rollout") -> None:
+    def _check_stalls(self, rollout: Rollout) -> None:
         now = self.clock()
         for host, (key, since) in list(self._last_change.items()):
             running = rollout.records[host].state == "running"
@@ -75,7 +76,7 @@ class RolloutView:
                 self._emit(f"WARNING {host}: job {rollout.records[host].job_id} has not progressed for "
                            f"{now - since:.0f} s (at {percent}% {description or ''})".rstrip(), rollout)
 
-    def _emit(self, line: str, rollout: "Rollout") -> None:
+    def _emit(self, line: str, rollout: Rollout) -> None:
         self._clear()
         self.stream.write(line + "\n")
         self._last_summary = self.clock()
@@ -83,7 +84,7 @@ class RolloutView:
             self._redraw(rollout)
         self.stream.flush()
 
-    def _redraw(self, rollout: "Rollout") -> None:
+    def _redraw(self, rollout: Rollout) -> None:
         self._clear()
         block = summary(rollout)
         self.stream.write(block + "\n")
@@ -96,7 +97,7 @@ class RolloutView:
             self._drawn = 0
 
 
-def _event_line(event: str, rollout: "Rollout", record: "HostRecord | None") -> str | None:
+def _event_line(event: str, rollout: Rollout, record: HostRecord | None) -> str | None:
     if event == "stage":
         index = rollout.stage_index
         return f"stage {index + 1}/{len(rollout.plan.stages)}: {len(rollout.plan.stages[index])} hosts"
@@ -114,7 +115,7 @@ def _event_line(event: str, rollout: "Rollout", record: "HostRecord | None") -> 
     return None
 
 
-def _counts(records: list["HostRecord"]) -> str:
+def _counts(records: list[HostRecord]) -> str:
     tally = {"waiting": 0, "running": 0, "done": 0, "failed": 0}
     for record in records:
         if record.state in ("waiting", "not_started"):
@@ -128,7 +129,7 @@ def _counts(records: list["HostRecord"]) -> str:
     return ", ".join(f"{value} {name}" for name, value in tally.items())
 
 
-def summary(rollout: "Rollout") -> str:
+def summary(rollout: Rollout) -> str:
     """Two lines: the current stage and the whole rollout, then the jobs' progress."""
     index = rollout.stage_index
     stage = [r for r in rollout.records.values() if r.stage == index]

@@ -22,9 +22,9 @@ from gevent.event import Event
 
 from ..errors import ConfigError
 from ..inventory.load import HostSpec, load_inventory
+from ..local.state import write_private
 from ..sim.clock import SimClock
 from ..sim.config import DEFAULT_USER, Faults, HostConfig
-from ..local.state import write_private
 from ..sim.fleet import SimFleet, new_password, write_inventory
 
 DEFAULT_PORT = 6000

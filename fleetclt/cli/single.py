@@ -25,19 +25,20 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from gevent.queue import Empty, Queue
 
-from ..protocol import ejson
-from . import output
-from .argtypes import count, seconds
-from ..errors import ConfigError, FleetError
-from ..protocol.jsonrpc import CollectionUpdate
-from ..secret import Secret
 from ..client.session import Credentials, HostSession
 from ..client.tls import TLSPolicy
 from ..client.transport import Endpoint
+from ..errors import ConfigError, FleetError
+from ..protocol import ejson
+from ..protocol.jsonrpc import CollectionUpdate
+from ..secret import Secret
+from . import output
+from .argtypes import count, seconds
 
 log = logging.getLogger(__name__)
 

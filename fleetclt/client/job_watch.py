@@ -10,7 +10,8 @@ job that stays silent and unchanged raises CallTimeout.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gevent.event import Event
 

@@ -10,7 +10,8 @@ server runs 10 and refuses the 21st), the rest wait here, not on the server.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event

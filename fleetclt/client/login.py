@@ -13,11 +13,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol.ddp import DdpDialect
 from ..errors import AuthError, InsecureCredentialError, SessionError, ThrottledError
-from .link import Link
+from ..protocol.ddp import DdpDialect
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
+from .link import Link
 from .throttle import AuthThrottle
 from .transport import Endpoint
 
@@ -30,11 +30,29 @@ _HINTS = {"AUTH_ERR": "username or secret refused",
 
 @dataclass(frozen=True)
 class Credentials:
-    """Who to log in as. Secrets stay wrapped until the login frame is built."""
+    """Who to log in as. Secrets stay wrapped until the login frame is built.
+
+    A plain string for `password` or `api_key` is wrapped in a literal Secret here,
+    so `Credentials("admin", "pw")` works and still never shows "pw" in a repr.
+    """
 
     username: str | None = None
     password: Secret | None = None
     api_key: Secret | None = None
+
+    def __init__(self, username: str | None = None, password: Secret | str | None = None,
+                 api_key: Secret | str | None = None) -> None:
+        object.__setattr__(self, "username", username)
+        object.__setattr__(self, "password", _wrapped(password, "password"))
+        object.__setattr__(self, "api_key", _wrapped(api_key, "api_key"))
+
+
+def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value)
+    raise TypeError(f"Credentials {name} must be a str or a Secret, not {type(value).__name__}")
 
 
 @dataclass(frozen=True)

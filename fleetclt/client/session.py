@@ -21,22 +21,32 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
 from gevent.lock import Semaphore
 
+from ..errors import (
+    AuthError,
+    CallTimeout,
+    ConnectionLost,
+    FleetError,
+    HandshakeError,
+    NotAJobError,
+    RemoteCallError,
+    SessionError,
+    UnreachableError,
+)
 from ..protocol.ddp import DdpDialect
-from ..errors import (AuthError, CallTimeout, ConnectionLost, FleetError, HandshakeError, NotAJobError,
-                     RemoteCallError, SessionError, UnreachableError)
-from .job_watch import Call, JobWatch, ProgressCallback
 from ..protocol.jobs import JOB_EVENT
+from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, RequestId, is_int, is_not_authenticated
+from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, LinkDown
 from .login import Credentials, log_in, refuse_insecure_key
-from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, RequestId, is_int, is_not_authenticated
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
 from .transport import Endpoint, open_websocket
@@ -107,7 +117,7 @@ class HostSession:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
         return f"<HostSession {self.name} {self.uri} {state}>"
 
-    def __enter__(self) -> "HostSession":
+    def __enter__(self) -> HostSession:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -52,12 +52,14 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 from ..errors import ThrottledError
-from ..local.state import ensure_dir, state_dir as default_state_dir
+from ..local.state import ensure_dir
+from ..local.state import state_dir as default_state_dir
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

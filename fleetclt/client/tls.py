@@ -32,7 +32,7 @@ class TLSPolicy:
         return _context(self.verify and not self.fingerprint, self.ca_file)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # gevent's class: cooperative handshakes
     context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -9,11 +9,13 @@ errors) become fleetclt errors here and only here, each naming the host.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket as pysocket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
@@ -21,12 +23,20 @@ from gevent import socket, ssl
 from gevent.lock import Semaphore
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection, ConnectionState
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, Pong,
-                            RejectConnection, RejectData, Request, TextMessage)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from ..errors import (ConnectError, ConnectionLost, ConnectTimeout, HandshakeError, ProtocolError,
-                     TLSError)
+from ..errors import ConnectError, ConnectionLost, ConnectTimeout, HandshakeError, ProtocolError, TLSError
 from .tls import TLSPolicy, check_pin
 
 RECV_BYTES = 65536
@@ -47,7 +57,7 @@ class Endpoint:
     unix_path: str | None = None
 
     @classmethod
-    def parse(cls, uri: str) -> "Endpoint":
+    def parse(cls, uri: str) -> Endpoint:
         parts = urlsplit(uri)
         if parts.scheme == "ws+unix":
             return cls("ws", UNIX_HANDSHAKE_HOST, 0, UNIX_HANDSHAKE_PATH, unix_path=parts.netloc + parts.path)
@@ -57,7 +67,7 @@ class Endpoint:
         query = f"?{parts.query}" if parts.query else ""  # kept: a proxy or test server may route on it
         return cls(parts.scheme, parts.hostname, port, (parts.path or "/") + query)
 
-    def with_path(self, path: str) -> "Endpoint":
+    def with_path(self, path: str) -> Endpoint:
         return Endpoint(self.scheme, self.host, self.port, path, self.unix_path)
 
     @property
@@ -206,10 +216,8 @@ class WebSocket:
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame if we still can, then drop the socket."""
         if self._ws.state == ConnectionState.OPEN:
-            try:
+            with contextlib.suppress(ConnectionLost, LocalProtocolError):
                 self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
-            except (ConnectionLost, LocalProtocolError):
-                pass
         self._drop_socket()
 
     def _drop_socket(self) -> None:
@@ -342,10 +350,8 @@ class WebSocket:
             self._fail(int(event.code), event.reason or "invalid frame")
         self.close_code = event.code
         if self._ws.state == ConnectionState.REMOTE_CLOSING:
-            try:
+            with contextlib.suppress(ConnectionLost):
                 self._write(self._ws.send(event.response()))
-            except ConnectionLost:
-                pass
         self._drop_socket()
         raise ConnectionLost(f"connection closed: {_close_detail(event.code, event.reason)}", self.host_name)
 

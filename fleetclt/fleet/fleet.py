@@ -14,20 +14,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import gevent
 from gevent.lock import BoundedSemaphore
 from gevent.pool import Pool
 
-from ..errors import CallTimeout, FleetError
-from .pipeline import PipelinedCall
-from ..inventory.load import HostSpec, Inventory, load_inventory
 from ..client.login import Credentials
-from .results import FleetResult, HostResult, Status
-from ..local.rlimit import ensure_open_files
 from ..client.session import EventCallback, HostSession, ProgressCallback, Timeouts
 from ..client.tls import TLSPolicy
+from ..errors import CallTimeout, FleetError
+from ..inventory.load import HostSpec, Inventory, load_inventory
+from ..local.rlimit import ensure_open_files
+from .pipeline import PipelinedCall
+from .results import FleetResult, HostResult, Status
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,12 @@ class Fleet:
         self.last_result: FleetResult | None = None
 
     @classmethod
-    def from_inventory(cls, source: Inventory | str | os.PathLike[str] | None = None, **options: Any) -> "Fleet":
+    def from_inventory(cls, source: Inventory | str | os.PathLike[str] | None = None, **options: Any) -> Fleet:
         """From an Inventory, a path, or the default location ($FLEETCLT_INVENTORY, ./inventory.yaml)."""
         inventory = source if isinstance(source, Inventory) else load_inventory(source)
         return cls(inventory, **options)
 
-    def __enter__(self) -> "Fleet":
+    def __enter__(self) -> Fleet:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -174,12 +175,6 @@ class Fleet:
             with self._connecting:
                 session.connect()
         return session
-
-    def rollout(self, method: str, *params: Any, hosts: str | Iterable[str] = "all", **options: Any) -> Any:
-        """Run `method` as a job across hosts in stages; see fleetclt.rollout (options: batch,
-        max_fail, window, pause, health, abort_on_halt, stall_after, progress)."""
-        from ..rollout.engine import run_rollout  # the rollout layer sits above the fleet
-        return run_rollout(self, method, params, self.select(hosts), **options)
 
     def _attempt(self, name: str, action: Callable[[HostSession], Any]) -> HostResult:
         started = time.monotonic()

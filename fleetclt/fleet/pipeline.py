@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from gevent.event import Event
 
-from ..errors import CallTimeout, FleetError
 from ..client.link import Link
+from ..client.session import HostSession
+from ..errors import CallTimeout, FleetError
 from ..protocol.jsonrpc import RequestId, is_not_authenticated
 from .results import HostResult, Status
-from ..client.session import HostSession
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,22 @@ proceeds. Raising is opt-in with `raise_on_error()`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from ..errors import (AuthError, CallTimeout, ConnectionLost, FleetError, InsecureCredentialError, JobUnknown,
-                     ThrottledError, TLSError, UnreachableError, without_host)
+from ..errors import (
+    AuthError,
+    CallTimeout,
+    ConnectionLost,
+    FleetError,
+    InsecureCredentialError,
+    JobUnknown,
+    ThrottledError,
+    TLSError,
+    UnreachableError,
+    without_host,
+)
 
 
 class Status(str, enum.Enum):
@@ -61,7 +72,7 @@ class HostResult:
         return self.status is Status.OK
 
     @classmethod
-    def from_error(cls, host: str, error: FleetError, elapsed: float) -> "HostResult":
+    def from_error(cls, host: str, error: FleetError, elapsed: float) -> HostResult:
         return cls(host, status_of(error), error=error, elapsed=elapsed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +128,7 @@ class FleetResult(Mapping[str, HostResult]):
             grouped.setdefault(result.status, []).append(name)
         return grouped
 
-    def raise_on_error(self) -> "FleetResult":
+    def raise_on_error(self) -> FleetResult:
         """Raise the first host's error if any host failed; else return self."""
         for result in self._results.values():
             if result.error is not None:

@@ -16,8 +16,19 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .nodes import (
-    NATIVE_KEYS, SETTINGS, Doc, Entry, Items, Level, Raw, check_keys, join_key, put_setting,
-    set_setting, sub_mapping, suggest,
+    NATIVE_KEYS,
+    SETTINGS,
+    Doc,
+    Entry,
+    Items,
+    Level,
+    Raw,
+    check_keys,
+    join_key,
+    put_setting,
+    set_setting,
+    sub_mapping,
+    suggest,
 )
 
 _ANSIBLE_KEYS = ("hosts", "children", "vars")

@@ -41,21 +41,41 @@ import dataclasses
 import os
 import re
 import types
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from ..errors import InventoryError
+from ..secret import Location, Secret
 from .ansible import is_ansible, read_ansible
 from .nodes import (
-    DEFAULT_PORTS, NATIVE_KEYS, SETTINGS, Doc, Endpoint, Entry, Items, Level, Raw, Setting,
-    check_duplicates, check_keys, is_null, join_key, node_kind, nonempty_string, own_vars,
-    set_setting, sub_mapping, suggest, yaml_problem,
+    DEFAULT_PORTS,
+    NATIVE_KEYS,
+    SETTINGS,
+    Doc,
+    Endpoint,
+    Entry,
+    Items,
+    Level,
+    Raw,
+    Setting,
+    check_duplicates,
+    check_keys,
+    is_null,
+    join_key,
+    node_kind,
+    nonempty_string,
+    own_vars,
+    set_setting,
+    sub_mapping,
+    suggest,
+    yaml_problem,
 )
 from .patterns import select_names
-from ..secret import Location, Secret
 
 __all__ = ["GroupSpec", "HostSpec", "Inventory", "load_inventory", "parse_inventory"]
 
@@ -317,7 +337,7 @@ def _endpoint(name: str, levels: list[Level]) -> Endpoint:
              if (found := _first(levels, key))}
     uri = _first(levels, "uri")
     if uri:
-        for key, (index, setting) in parts.items():
+        for _key, (index, setting) in parts.items():
             if index <= uri[0]:
                 raise setting.where.error(f"conflicts with the uri set at {uri[1].where}; "
                                           "give either uri or address/port/scheme/path")

@@ -25,7 +25,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from typing import AbstractSet, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from ..errors import ConfigError
 

@@ -19,13 +19,26 @@ session drives either one. What differs for the session:
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from . import ejson
 from ..errors import ProtocolError
+from . import ejson
 from .jsonrpc import (
-    UPDATE_KINDS, Connected, ErrorReply, Event, HandshakeFailed, IdSource, Pong, Reply,
-    RequestId, collection_update, is_request_id, load_object, message_id, truenas_error,
+    UPDATE_KINDS,
+    Connected,
+    ErrorReply,
+    Event,
+    HandshakeFailed,
+    IdSource,
+    Pong,
+    Reply,
+    RequestId,
+    collection_update,
+    is_request_id,
+    load_object,
+    message_id,
+    truenas_error,
     unsubscribed,
 )
 

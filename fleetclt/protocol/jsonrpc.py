@@ -32,12 +32,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
-from . import ejson
 from ..errors import ProtocolError, RemoteCallError, ValidationError
+from . import ejson
 
-RequestId = Union[int, str]
+RequestId = int | str
 
 # JSON-RPC error codes the TrueNAS server sends (truenas-protocol.md 3.1).
 METHOD_NOT_FOUND = -32601
@@ -118,8 +118,8 @@ class Pong:
     id: RequestId
 
 
-Event = Union[Reply, ErrorReply, ConnectionFailure, CollectionUpdate, NotifyUnsubscribed,
-              Connected, HandshakeFailed, Pong]
+Event = (Reply | ErrorReply | ConnectionFailure | CollectionUpdate | NotifyUnsubscribed | Connected
+         | HandshakeFailed | Pong)
 
 
 class Dialect(Protocol):

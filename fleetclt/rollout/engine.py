@@ -19,20 +19,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 
+from ..client.session import HostSession
 from ..errors import FleetError, JobUnknown, NotAJobError
 from ..fleet.fleet import Fleet
-from .journal import HostRecord, Journal, Replay
-from ..protocol.jsonrpc import is_int
 from ..fleet.results import error_dict, status_of
+from ..protocol.jsonrpc import is_int
+from .journal import HostRecord, Journal, Replay
 from .plan import RolloutPlan
-from ..client.session import HostSession
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Rollout:
 
     @classmethod
     def start(cls, fleet: Fleet, plan: RolloutPlan, hosts: list[str],
-              progress: ProgressHook | None = None) -> "Rollout":
+              progress: ProgressHook | None = None) -> Rollout:
         """Plan the stages now and write them to a new journal."""
         plan = plan.with_stages(hosts)
         journal = Journal.create({"plan": plan.to_json(), "inventory": fleet.inventory.path})
@@ -100,7 +101,7 @@ class Rollout:
 
     @classmethod
     def resume(cls, fleet: Fleet, journal: Journal, replay: Replay,
-               progress: ProgressHook | None = None) -> "Rollout":
+               progress: ProgressHook | None = None) -> Rollout:
         """Continue a journaled rollout: running jobs are re-attached, never resubmitted."""
         plan = RolloutPlan.from_json(replay.header["plan"])
         records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
@@ -259,8 +260,11 @@ class Rollout:
         return "completed"
 
 
-def run_rollout(fleet: Fleet, method: str, params: tuple[Any, ...], hosts: list[str], *,
+def run_rollout(fleet: Fleet, method: str, *params: Any, hosts: str | Iterable[str] = "all",
                 progress: ProgressHook | None = None, **options: Any) -> RolloutResult:
-    """Plan, journal and run a rollout in one call (what Fleet.rollout does)."""
+    """Run `method` as a job on the selected hosts in stages: plan, journal and run in one call.
+
+    `options` are RolloutPlan's (batch, max_fail, window, pause, health, abort_on_halt, stall_after).
+    """
     plan = RolloutPlan(method, tuple(params), **options)
-    return Rollout.start(fleet, plan, hosts, progress).run()
+    return Rollout.start(fleet, plan, fleet.select(hosts), progress).run()

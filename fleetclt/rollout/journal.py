@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..protocol import ejson
 from ..errors import ConfigError
 from ..local.state import ensure_dir, state_dir
+from ..protocol import ejson
 
 
 def journal_dir() -> Path:
@@ -62,14 +62,14 @@ class Journal:
         self.run_id = path.stem
 
     @classmethod
-    def create(cls, header: dict[str, Any]) -> "Journal":
+    def create(cls, header: dict[str, Any]) -> Journal:
         run_id = header.setdefault("run_id", new_run_id())
         journal = cls(ensure_dir(journal_dir()) / f"{run_id}.jsonl")
         journal._append({"kind": "header", **header})
         return journal
 
     @classmethod
-    def open(cls, run_id: str) -> "tuple[Journal, Replay]":
+    def open(cls, run_id: str) -> tuple[Journal, Replay]:
         path = journal_dir() / f"{run_id}.jsonl"
         if not path.is_file():
             raise ConfigError(f"no rollout journal {path} (run ids are listed in {journal_dir()})")

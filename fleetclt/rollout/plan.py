@@ -67,7 +67,7 @@ class Budget:
     percent: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "Budget":
+    def parse(cls, text: str) -> Budget:
         percent = str(text).strip().endswith("%")
         number = str(text).strip().rstrip("%")
         try:
@@ -107,12 +107,9 @@ class RolloutPlan:
     def budget(self) -> Budget:
         return Budget.parse(self.max_fail)
 
-    def with_stages(self, hosts: list[str]) -> "RolloutPlan":
+    def with_stages(self, hosts: list[str]) -> RolloutPlan:
         """Fix the stage list now, so a resumed rollout keeps exactly the same stages."""
-        if self.window:
-            stages = [hosts]
-        else:
-            stages = plan_stages(hosts, parse_batch(self.batch))
+        stages = [hosts] if self.window else plan_stages(hosts, parse_batch(self.batch))
         return RolloutPlan(**{**self.__dict__, "stages": tuple(tuple(s) for s in stages)})
 
     def to_json(self) -> dict[str, Any]:
@@ -120,6 +117,6 @@ class RolloutPlan:
                 "stages": [list(s) for s in self.stages]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RolloutPlan":
+    def from_json(cls, data: dict[str, Any]) -> RolloutPlan:
         return cls(**{**data, "params": tuple(data["params"]), "health": tuple(data["health"]),
                       "stages": tuple(tuple(s) for s in data["stages"])})

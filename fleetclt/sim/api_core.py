@@ -28,7 +28,7 @@ MECHANISMS = ["API_KEY_PLAIN", "PASSWORD_PLAIN"]
 
 # -- core -----------------------------------------------------------------
 @api("core.set_options", Param("options", (dict,), {}), auth_required=False, rate_limit=False)
-def set_options(conn: "Connection", options: dict[str, Any]) -> dict[str, Any] | None:
+def set_options(conn: Connection, options: dict[str, Any]) -> dict[str, Any] | None:
     allowed = ("legacy_jobs", "private_methods", "py_exceptions")
     errors = [(f"options.{k}", "Input should be a valid boolean", errno.EINVAL)
               for k in allowed if k in options and not isinstance(options[k], bool)]
@@ -43,12 +43,12 @@ def set_options(conn: "Connection", options: dict[str, Any]) -> dict[str, Any] |
 
 
 @api("core.ping", **NO_AUTH)
-def ping(conn: "Connection") -> str:
+def ping(conn: Connection) -> str:
     return "pong"
 
 
 @api("core.subscribe", Param("event", (str,)))
-def subscribe(conn: "Connection", event: str) -> str:
+def subscribe(conn: Connection, event: str) -> str:
     if not conn.host.is_event(event):
         raise CallError("Not authorized", errno.EACCES)
     sub_id = str(uuid.uuid4())
@@ -57,21 +57,21 @@ def subscribe(conn: "Connection", event: str) -> str:
 
 
 @api("core.unsubscribe", Param("id", (str,)))
-def unsubscribe(conn: "Connection", sub_id: str) -> None:
+def unsubscribe(conn: Connection, sub_id: str) -> None:
     conn.subscriptions.pop(sub_id, None)
 
 
-def _job_dicts(conn: "Connection") -> list[dict[str, Any]]:
+def _job_dicts(conn: Connection) -> list[dict[str, Any]]:
     with_ids = conn.host.config.new_style_jobs
     return [job.encode(with_ids) for job in conn.host.engine.jobs.values()]
 
 
 @api("core.get_jobs", Param("filters", (list,), []), Param("options", (dict,), {}))
-def get_jobs(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+def get_jobs(conn: Connection, filters: list[Any], options: dict[str, Any]) -> Any:
     return filter_list(_job_dicts(conn), filters, options)
 
 
-def _job(conn: "Connection", job_id: int) -> Job:
+def _job(conn: Connection, job_id: int) -> Job:
     job = conn.host.engine.jobs.get(job_id)
     if job is None:
         raise ValidationErrors.single(None, f"Job with id {job_id} does not exist", errno.ENOENT)
@@ -79,7 +79,7 @@ def _job(conn: "Connection", job_id: int) -> Job:
 
 
 @api("core.job_abort", Param("id", (int,)))
-def job_abort(conn: "Connection", job_id: int) -> None:
+def job_abort(conn: Connection, job_id: int) -> None:
     conn.host.engine.abort(_job(conn, job_id))
 
 
@@ -95,11 +95,11 @@ def _mirror(target: Job, job: Job) -> Any:
 
 
 @api("core.job_wait", Param("id", (int,)), job=True)
-def job_wait(conn: "Connection", job: Job, job_id: int) -> Any:
+def job_wait(conn: Connection, job: Job, job_id: int) -> Any:
     return _mirror(_job(conn, job_id), job)
 
 
-def _bulk_item(conn: "Connection", method: str, params: Any) -> dict[str, Any]:
+def _bulk_item(conn: Connection, method: str, params: Any) -> dict[str, Any]:
     try:
         target = REGISTRY[method]
         args = target.bind(params)
@@ -116,7 +116,7 @@ def _bulk_item(conn: "Connection", method: str, params: Any) -> dict[str, Any]:
 
 @api("core.bulk", Param("method", (str,)), Param("params", (list,)), Param("description", (str, type(None)), None),
      job=True, lock=lambda method, *_: f"bulk:{method}")
-def bulk(conn: "Connection", job: Job, method: str, params: list[Any], description: str | None) -> list[Any]:
+def bulk(conn: Connection, job: Job, method: str, params: list[Any], description: str | None) -> list[Any]:
     if method not in REGISTRY:
         raise CallError(f"Method {method!r} not found", 201)
     results = []
@@ -127,7 +127,7 @@ def bulk(conn: "Connection", job: Job, method: str, params: list[Any], descripti
 
 
 # -- auth -------------------------------------------------------------------
-def user_info(conn: "Connection", username: str) -> dict[str, Any]:
+def user_info(conn: Connection, username: str) -> dict[str, Any]:
     """The auth.me / user_info object of a logged-in user."""
     user = next((u for u in conn.host.data.users if u["username"] == username), None) or {}
     return {
@@ -140,19 +140,19 @@ def user_info(conn: "Connection", username: str) -> dict[str, Any]:
     }
 
 
-def _fail_delay(conn: "Connection") -> None:
+def _fail_delay(conn: Connection) -> None:
     conn.host.counters.logins_failed += 1
     conn.host.clock.sleep(random.uniform(1.0, 2.0))
 
 
-def _success(conn: "Connection", username: str, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+def _success(conn: Connection, username: str, kind: str, options: dict[str, Any]) -> dict[str, Any]:
     conn.login(username, kind)
     conn.host.counters.logins_ok += 1
     info = user_info(conn, username) if options.get("user_info", True) else None
     return {"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1", "reconnect_token": None}
 
 
-def _login_password(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+def _login_password(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     users = conn.host.config.users
     if users.get(data["username"]) != data["password"]:
         _fail_delay(conn)
@@ -160,7 +160,7 @@ def _login_password(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
     return _success(conn, data["username"], "LOGIN_PASSWORD", data.get("login_options") or {})
 
 
-def _login_api_key(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+def _login_api_key(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     host, key = conn.host, data["api_key"]
     owner = host.config.api_keys.get(key)
     if owner is None or owner != data["username"] or key in host.revoked_keys:
@@ -183,7 +183,8 @@ def _check_login_data(data: dict[str, Any]) -> None:
     if mechanism not in _LOGIN_FIELDS:
         tags = ", ".join(f"'{m}'" for m in _LOGIN_FIELDS)
         raise ValidationErrors.single(
-            "login_data", f"Input tag '{mechanism}' found using 'mechanism' does not match any of the expected tags: {tags}")
+            "login_data",
+            f"Input tag '{mechanism}' found using 'mechanism' does not match any of the expected tags: {tags}")
     errors = [(f"login_data.{mechanism}.{name}", "Field required", errno.EINVAL)
               for name in _LOGIN_FIELDS[mechanism] if name not in data]
     errors += [(f"login_data.{mechanism}.{name}", "Input should be a valid string", errno.EINVAL)
@@ -193,7 +194,7 @@ def _check_login_data(data: dict[str, Any]) -> None:
 
 
 @api("auth.login_ex", Param("login_data", (dict,)), **NO_AUTH)
-def login_ex(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+def login_ex(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     _check_login_data(data)
     if data["mechanism"] == "PASSWORD_PLAIN":
         return _login_password(conn, data)
@@ -201,32 +202,32 @@ def login_ex(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
 
 
 @api("auth.mechanism_choices", **NO_AUTH)
-def mechanism_choices(conn: "Connection") -> list[str]:
+def mechanism_choices(conn: Connection) -> list[str]:
     return list(MECHANISMS)
 
 
 @api("auth.login", Param("username", (str,)), Param("password", (str,)), Param("otp_token", (str, type(None)), None),
      **NO_AUTH)
-def login(conn: "Connection", username: str, password: str, otp_token: str | None) -> bool:
+def login(conn: Connection, username: str, password: str, otp_token: str | None) -> bool:
     data = {"username": username, "password": password, "login_options": {"user_info": False}}
     return _login_password(conn, data)["response_type"] == "SUCCESS"
 
 
 @api("auth.login_with_api_key", Param("api_key", (str,)), **NO_AUTH)
-def login_with_api_key(conn: "Connection", api_key: str) -> bool:
+def login_with_api_key(conn: Connection, api_key: str) -> bool:
     owner = conn.host.config.api_keys.get(api_key, "")
     data = {"username": owner, "api_key": api_key, "login_options": {"user_info": False}}
     return _login_api_key(conn, data)["response_type"] == "SUCCESS"
 
 
 @api("auth.me")
-def me(conn: "Connection") -> dict[str, Any]:
+def me(conn: Connection) -> dict[str, Any]:
     assert conn.user is not None  # the auth gate ran
     return user_info(conn, conn.user["username"])
 
 
 @api("auth.logout")
-def logout(conn: "Connection") -> bool:
+def logout(conn: Connection) -> bool:
     conn.user = None
     conn.subscriptions.clear()
     return True
@@ -234,7 +235,7 @@ def logout(conn: "Connection") -> bool:
 
 # -- system -------------------------------------------------------------------
 @api("system.info")
-def system_info(conn: "Connection") -> dict[str, Any]:
+def system_info(conn: Connection) -> dict[str, Any]:
     host = conn.host
     uptime = max(0.0, host.clock.wall() - host.booted_at)
     return {
@@ -262,31 +263,31 @@ def _uptime_text(seconds: float) -> str:
 
 
 @api("system.version")
-def system_version(conn: "Connection") -> str:
+def system_version(conn: Connection) -> str:
     return f"TrueNAS-{conn.host.config.version}"
 
 
 @api("system.version_short")
-def system_version_short(conn: "Connection") -> str:
+def system_version_short(conn: Connection) -> str:
     return conn.host.config.version
 
 
 @api("system.ready")
-def system_ready(conn: "Connection") -> bool:
+def system_ready(conn: Connection) -> bool:
     return not conn.host.faults.not_ready
 
 
 @api("system.state")
-def system_state(conn: "Connection") -> str:
+def system_state(conn: Connection) -> str:
     return "READY"
 
 
 @api("system.boot_id", **NO_AUTH)
-def system_boot_id(conn: "Connection") -> str:
+def system_boot_id(conn: Connection) -> str:
     return conn.host.boot_id
 
 
 @api("system.host_id")
-def system_host_id(conn: "Connection") -> str:
+def system_host_id(conn: Connection) -> str:
     return hashlib.sha256(conn.host.name.encode()).hexdigest()
 

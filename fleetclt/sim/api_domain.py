@@ -9,7 +9,8 @@ and fail at `faults.fail_at_percent` when `faults.job_failure` says so.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .data import SERVICES, make_user
 from .failures import CallError, ValidationErrors
@@ -27,7 +28,7 @@ UPDATE_STEPS = ("Checking for updates", "Downloading update", "Verifying update 
                 "Finalizing update")
 
 
-def work(conn: "Connection", job: Job, steps: Sequence[str]) -> None:
+def work(conn: Connection, job: Job, steps: Sequence[str]) -> None:
     """Spend the job's duration in progress steps (holding while the host holds jobs); fail
     midway if the host is set to."""
     faults = conn.host.faults
@@ -51,16 +52,16 @@ def _fail(kind: str, method: str) -> None:
 
 # -- pools and datasets ---------------------------------------------------
 @api("pool.query", *QUERY)
-def pool_query(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+def pool_query(conn: Connection, filters: list[Any], options: dict[str, Any]) -> Any:
     return filter_list(conn.host.data.pools, filters, options)
 
 
 @api("pool.dataset.query", *QUERY)
-def dataset_query(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+def dataset_query(conn: Connection, filters: list[Any], options: dict[str, Any]) -> Any:
     return filter_list(conn.host.data.datasets, filters, options)
 
 
-def _encrypted_dataset(conn: "Connection", name: str) -> dict[str, Any]:
+def _encrypted_dataset(conn: Connection, name: str) -> dict[str, Any]:
     dataset = conn.host.data.dataset(name)
     if dataset is None:
         raise ValidationErrors.single("id", f"{name} dataset does not exist", errno.ENOENT)
@@ -71,7 +72,7 @@ def _encrypted_dataset(conn: "Connection", name: str) -> dict[str, Any]:
 
 @api("pool.dataset.lock", Param("id", (str,)), Param("options", (dict,), {"force_umount": False}),
      job=True, lock=lambda name, *_: f"dataset_lock_{name}", description=lambda name, *_: f"Locking {name}")
-def dataset_lock(conn: "Connection", job: Job, name: str, options: dict[str, Any]) -> bool:
+def dataset_lock(conn: Connection, job: Job, name: str, options: dict[str, Any]) -> bool:
     dataset = _encrypted_dataset(conn, name)
     work(conn, job, ("Unmounting dataset", "Unloading encryption key", "Updating attachments"))
     dataset["locked"] = True
@@ -81,7 +82,7 @@ def dataset_lock(conn: "Connection", job: Job, name: str, options: dict[str, Any
 
 @api("pool.dataset.unlock", Param("id", (str,)), Param("options", (dict,), {}),
      job=True, lock=lambda name, *_: f"dataset_lock_{name}", description=lambda name, *_: f"Unlocking {name}")
-def dataset_unlock(conn: "Connection", job: Job, name: str, options: dict[str, Any]) -> dict[str, Any]:
+def dataset_unlock(conn: Connection, job: Job, name: str, options: dict[str, Any]) -> dict[str, Any]:
     dataset = _encrypted_dataset(conn, name)
     work(conn, job, ("Loading encryption key", "Mounting dataset", "Restarting services"))
     dataset["locked"] = False
@@ -91,19 +92,19 @@ def dataset_unlock(conn: "Connection", job: Job, name: str, options: dict[str, A
 
 # -- users ------------------------------------------------------------------
 @api("user.query", *QUERY)
-def user_query(conn: "Connection", filters: list[Any], options: dict[str, Any]) -> Any:
+def user_query(conn: Connection, filters: list[Any], options: dict[str, Any]) -> Any:
     return filter_list(conn.host.data.users, filters, options)
 
 
 @api("user.get_instance", Param("id", (int,)), Param("options", (dict,), {}))
-def user_get_instance(conn: "Connection", user_id: int, options: dict[str, Any]) -> Any:
+def user_get_instance(conn: Connection, user_id: int, options: dict[str, Any]) -> Any:
     try:
         return filter_list(conn.host.data.users, [["id", "=", user_id]], {**options, "get": True})
     except MatchNotFound:
         raise ValidationErrors.single(None, f"User {user_id} does not exist", errno.ENOENT) from None
 
 
-def _check_new_user(conn: "Connection", data: dict[str, Any]) -> None:
+def _check_new_user(conn: Connection, data: dict[str, Any]) -> None:
     errors = [(f"user_create.{name}", "Field required", errno.EINVAL)
               for name in ("username", "full_name") if name not in data]
     if not data.get("password") and not data.get("password_disabled"):
@@ -117,7 +118,7 @@ def _check_new_user(conn: "Connection", data: dict[str, Any]) -> None:
 
 
 @api("user.create", Param("user_create", (dict,)))
-def user_create(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
+def user_create(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     _check_new_user(conn, data)
     user_id, uid = conn.host.data.next_ids()
     user = make_user(user_id, uid, data["username"], data["full_name"], False)
@@ -130,7 +131,7 @@ def user_create(conn: "Connection", data: dict[str, Any]) -> dict[str, Any]:
 # -- services and updates -----------------------------------------------------
 @api("service.restart", Param("service", (str,)), Param("options", (dict,), {}),
      job=True, lock=lambda name, *_: f"service_{name}")
-def service_restart(conn: "Connection", job: Job, service: str, options: dict[str, Any]) -> bool:
+def service_restart(conn: Connection, job: Job, service: str, options: dict[str, Any]) -> bool:
     if service not in SERVICES:
         raise ValidationErrors.single("service", f"The service {service!r} does not exist", errno.ENOENT)
     work(conn, job, (f"Stopping {service}", f"Starting {service}"))
@@ -139,7 +140,7 @@ def service_restart(conn: "Connection", job: Job, service: str, options: dict[st
 
 
 @api("update.update", Param("options", (dict,), {}), job=True, lock=lambda *_: "update")
-def update_update(conn: "Connection", job: Job, options: dict[str, Any]) -> bool:
+def update_update(conn: Connection, job: Job, options: dict[str, Any]) -> bool:
     work(conn, job, UPDATE_STEPS)
     if options.get("reboot"):
         conn.host.spawn_later(1.0, conn.host.restart)

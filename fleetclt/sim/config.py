@@ -4,8 +4,8 @@ Layer: simulator; imports only the standard library.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 DEFAULT_USER, DEFAULT_PASSWORD = "admin", "fleetclt-sim"
 

@@ -9,6 +9,7 @@ argument checks, injected latency or stalls, and job start / new-style wait.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import random
@@ -37,7 +38,7 @@ class MethodMissing(Exception):
 class Connection:
     """State the server keeps per websocket: login, options, subscriptions."""
 
-    def __init__(self, host: "SimHost", ws: Any, environ: dict[str, Any]) -> None:
+    def __init__(self, host: SimHost, ws: Any, environ: dict[str, Any]) -> None:
         self.host, self.ws = host, ws
         self.ip: str = environ.get("REMOTE_ADDR") or ""
         self.unix = not self.ip
@@ -87,11 +88,8 @@ class Connection:
         """Close with a close frame carrying `code`."""
         if not self.closed:
             self.closed = True
-            with self._send_lock:
-                try:
-                    self.ws.close(code, reason)
-                except Exception:
-                    pass
+            with self._send_lock, contextlib.suppress(Exception):
+                self.ws.close(code, reason)
         self._kill_socket()
 
     def drop(self) -> None:
@@ -104,10 +102,8 @@ class Connection:
         sock = getattr(self.ws.handler, "socket", None)
         if sock is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def spawn_call(self, func: Any, *args: Any) -> None:
         """Run one call concurrently with the others; they die with the connection."""

@@ -57,7 +57,7 @@ class HostData:
     services: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def seed(cls, config: HostConfig) -> "HostData":
+    def seed(cls, config: HostConfig) -> HostData:
         digest = hashlib.sha256(config.name.encode()).hexdigest()
         data = cls(services={name: "RUNNING" if name in ("ssh", "cifs") else "STOPPED" for name in SERVICES})
         for offset, username in enumerate(config.users):

@@ -50,7 +50,7 @@ class ValidationErrors(Exception):
         self.errors = [list(item) for item in errors]
 
     @classmethod
-    def single(cls, attribute: str | None, message: str, errno: int = errno_mod.EINVAL) -> "ValidationErrors":
+    def single(cls, attribute: str | None, message: str, errno: int = errno_mod.EINVAL) -> ValidationErrors:
         return cls([(attribute, message, errno)])
 
     def __str__(self) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import gevent
 import yaml
@@ -51,7 +52,7 @@ class SimFleet:
     @classmethod
     def create(cls, count: int, *, base_address: str = DEFAULT_BASE_ADDRESS, port: int = 0,
                users: Mapping[str, str] | None = None, clock: SimClock | None = None,
-               faults: Faults | None = None, versions: Iterable[str] = ("25.10.1",)) -> "SimFleet":
+               faults: Faults | None = None, versions: Iterable[str] = ("25.10.1",)) -> SimFleet:
         """`count` hosts named sim001..; versions cycle over the hosts (mixed fleets)."""
         clock = clock or SimClock()
         version_list = list(versions)
@@ -64,11 +65,11 @@ class SimFleet:
         return cls(hosts, clock)
 
     @classmethod
-    def from_configs(cls, configs: Iterable[HostConfig], clock: SimClock | None = None) -> "SimFleet":
+    def from_configs(cls, configs: Iterable[HostConfig], clock: SimClock | None = None) -> SimFleet:
         clock = clock or SimClock()
         return cls([SimHost(c, clock=clock) for c in configs], clock)
 
-    def start(self) -> "SimFleet":
+    def start(self) -> SimFleet:
         ensure_open_files(FDS_PER_HOST * len(self.hosts))
         for host in self.hosts:
             host.start()
@@ -77,7 +78,7 @@ class SimFleet:
     def stop(self) -> None:
         gevent.joinall([gevent.spawn(host.stop) for host in self.hosts], timeout=10)
 
-    def __enter__(self) -> "SimFleet":
+    def __enter__(self) -> SimFleet:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -91,7 +91,7 @@ class SimHost:
         return dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc)
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "SimHost":
+    def start(self) -> SimHost:
         self._server.start()
         return self
 

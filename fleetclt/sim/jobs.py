@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import traceback
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent.event import Event

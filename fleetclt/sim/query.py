@@ -9,7 +9,8 @@ Options: get, count, limit, offset, order_by ("-field" descends), select.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .failures import ValidationErrors
 

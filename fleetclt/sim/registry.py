@@ -8,8 +8,9 @@ string", 22]`, `["", "Too many arguments (expected N, found M)", 22]`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .failures import ValidationErrors
 

@@ -17,8 +17,7 @@ from gevent.lock import Semaphore
 
 from ..protocol import ejson
 from .connection import Connection, MethodMissing
-from .failures import (INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, TOO_MANY_CONCURRENT_CALLS,
-                       jsonrpc_error)
+from .failures import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, TOO_MANY_CONCURRENT_CALLS, jsonrpc_error
 
 log = logging.getLogger(__name__)
 

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import binascii
 import codecs
-from dataclasses import replace
 import logging
 import os
 import socket
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from gevent import ssl
 from gevent.pywsgi import WSGIHandler
+from geventwebsocket import websocket as gws
+from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.server import WebSocketServer
-from geventwebsocket.exceptions import WebSocketError
-from geventwebsocket import websocket as gws
 from geventwebsocket.websocket import Header, WebSocket
 
 from ..protocol import ejson
@@ -129,7 +130,7 @@ class SimHandler(WebSocketHandler):
         log.debug("%s", self.format_request())
 
 
-def host_refuses(host: "SimHost", environ: dict[str, Any]) -> bool:
+def host_refuses(host: SimHost, environ: dict[str, Any]) -> bool:
     """True when this upgrade must get a plain HTTP answer instead of 101."""
     path = environ.get("PATH_INFO", "")
     if host.faults.handshake_status:
@@ -146,7 +147,7 @@ def _is_api_path(path: str) -> bool:
 class SimServer:
     """The listener of one host (TCP, optional TLS, or a Unix socket)."""
 
-    def __init__(self, host: "SimHost") -> None:
+    def __init__(self, host: SimHost) -> None:
         self.host = host
         self._server: WebSocketServer | None = None
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import gevent
 from gevent import socket
 
-from fleetclt.errors import SessionError
 from fleetclt.client.tls import TLSPolicy
 from fleetclt.client.transport import Endpoint, open_websocket
+from fleetclt.errors import SessionError
 from tests.faultproxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,11 +91,10 @@ def start_server(python2: str, site: Path, work: Path, cases: list[str]) -> tupl
     spec = {"url": f"ws://127.0.0.1:{port}", "webport": 0, "outdir": str(work / "reports"),
             "cases": cases, "exclude-cases": [], "exclude-agent-cases": {}}
     (work / "spec.json").write_text(json.dumps(spec))
-    log = open(work / "wstest.log", "w")
-    server = subprocess.Popen([python2, str(Path(__file__).with_name("wstest_py2.py")), str(site),
-                               "-m", "fuzzingserver", "-s", str(work / "spec.json")],
-                              cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    with open(work / "wstest.log", "w") as log:
+        server = subprocess.Popen([python2, str(Path(__file__).with_name("wstest_py2.py")), str(site),
+                                   "-m", "fuzzingserver", "-s", str(work / "spec.json")],
+                                  cwd=work, stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(server, port)
     return server, port
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 
 import gevent
 import orjson
@@ -52,7 +53,7 @@ def finish(process):
 
 def running_in_journal(journal, hosts, stage):
     """The journal says these hosts' jobs are running (their ids are recorded)."""
-    text = open(journal).read()
+    text = Path(journal).read_text()
     return all(f'"host":"{h}","stage":{stage},"state":"running"' in text for h in hosts)
 
 

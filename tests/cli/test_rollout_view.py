@@ -4,9 +4,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
+from fleetclt.cli.rollout_view import RolloutView, summary
 from fleetclt.rollout.journal import HostRecord
 from fleetclt.rollout.plan import RolloutPlan
-from fleetclt.cli.rollout_view import RolloutView, summary
 
 
 @dataclass

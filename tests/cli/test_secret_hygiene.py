@@ -72,9 +72,8 @@ def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, monkeypatc
         texts = [repr(fleet), repr(fleet["by-env"]), repr(inventory.hosts["by-file"]),
                  str(inventory.hosts["by-env"].to_dict())]
     monkeypatch.setenv("HYGIENE_PW", "wrong-" + PASSWORD)
-    with Fleet(inventory) as fleet:
-        with pytest.raises(AuthError) as refused:
-            fleet.call("core.ping", hosts="by-env").raise_on_error()
+    with Fleet(inventory) as fleet, pytest.raises(AuthError) as refused:
+        fleet.call("core.ping", hosts="by-env").raise_on_error()
     texts += [str(refused.value), repr(refused.value), caplog.text, repr(result),
               str([r.to_dict() for r in result.values()])]
     assert not result.failed and MASK in caplog.text

@@ -10,8 +10,7 @@ import yaml
 from gevent import subprocess
 
 from tests.helpers import START_TIMEOUT, start_sim, stop_sim
-from tests.wsclient import WsClient
-
+from tests.wsclient import Rejected, WsClient
 
 
 def free_port(address):
@@ -77,7 +76,7 @@ hosts:
     try:
         assert "2 hosts" in ready
         assert login_and_info(f"ws://127.3.1.1:{port}/api/current", "s3cret-pw")["hostname"] == "local1"
-        with pytest.raises(Exception):
+        with pytest.raises(Rejected):
             WsClient(f"ws://127.3.1.2:{port}/api/current")  # a 24.10 host: redirect, no upgrade
     finally:
         code, stderr = stop_sim(process)

@@ -16,8 +16,8 @@ import orjson
 import pytest
 from gevent import subprocess
 
-from fleetclt.secret import Secret
 from fleetclt.client.session import Credentials, HostSession
+from fleetclt.secret import Secret
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_domain import UPDATE_STEPS
 

@@ -6,7 +6,7 @@ so the client is on the fast path (nothing arrived with the upgrade response).
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 import gevent
 import pytest
@@ -14,9 +14,9 @@ from gevent.server import StreamServer
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Pong, Request
 
-from fleetclt.errors import ConnectionLost, ProtocolError
 from fleetclt.client.tls import TLSPolicy
 from fleetclt.client.transport import Endpoint, WebSocket, open_websocket
+from fleetclt.errors import ConnectionLost, ProtocolError
 from tests.helpers import wait_until
 
 

@@ -7,10 +7,18 @@ import socket
 import gevent
 import pytest
 
-from fleetclt.errors import (AuthError, CallTimeout, ConnectionLost, InsecureCredentialError, NotAJobError,
-                             RemoteCallError, ThrottledError, ValidationError)
-from fleetclt.secret import Secret
 from fleetclt.client.session import Credentials, HostSession, Timeouts
+from fleetclt.errors import (
+    AuthError,
+    CallTimeout,
+    ConnectionLost,
+    InsecureCredentialError,
+    NotAJobError,
+    RemoteCallError,
+    ThrottledError,
+    ValidationError,
+)
+from fleetclt.secret import Secret
 from fleetclt.sim import ManualClock
 from tests.helpers import wait_until
 from tests.wsclient import WsClient

@@ -5,10 +5,10 @@ import gevent
 import pytest
 from gevent.event import Event
 
-from fleetclt.errors import CallTimeout, JobFailed, JobUnknown, ValidationError
 from fleetclt.client.session import Timeouts
-from fleetclt.sim import Faults, ManualClock, SimClock
 from fleetclt.client.throttle import AuthThrottle, TokenBucket
+from fleetclt.errors import CallTimeout, JobFailed, JobUnknown, ValidationError
+from fleetclt.sim import Faults, ManualClock, SimClock
 from tests.helpers import wait_until
 from tests.wsclient import WsClient
 

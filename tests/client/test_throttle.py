@@ -16,9 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from fleetclt.client.throttle import (
+    BUDGET_DIR,
+    FILE_KEEP,
+    AuthThrottle,
+    Backoff,
+    BucketState,
+    FileStore,
+    MemoryStore,
+    TokenBucket,
+)
 from fleetclt.errors import ThrottledError
-from fleetclt.client.throttle import (BUDGET_DIR, FILE_KEEP, AuthThrottle, Backoff, BucketState, FileStore,
-                               MemoryStore, TokenBucket)
 from fleetclt.local.state import state_dir as default_state_dir
 
 KEY = "10.0.0.7:443"

@@ -7,9 +7,9 @@ import sys
 import pytest
 from gevent import socket, subprocess
 
-from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
 from fleetclt.client.tls import TLSPolicy, fingerprint_of
 from fleetclt.client.transport import Endpoint, open_websocket
+from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ import json
 import os
 import socket as pysocket
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -47,11 +48,11 @@ from gevent import socket, ssl
 
 import fleetclt.client.transport
 from fleetclt.fleet.fleet import Fleet
-from fleetclt.inventory.load import parse_inventory
 from fleetclt.fleet.results import Status
+from fleetclt.inventory.load import parse_inventory
 from fleetclt.sim import Faults, HostConfig, SimClock, SimHost
-from tests.helpers import wait_until
 from tests.faultproxy import DOWN, FaultProxy, ProxyFaults, free_port
+from tests.helpers import wait_until
 
 PASSWORD = "matrix-pw"
 CONNECT_TIMEOUT, CALL_TIMEOUT = 1.0, 1.5

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from gevent import subprocess
 
+from fleetclt.client.session import HostSession
 from fleetclt.errors import AuthError
 from fleetclt.fleet.fleet import Fleet, session_for
-from fleetclt.inventory.load import parse_inventory
 from fleetclt.fleet.results import Status
-from fleetclt.client.session import HostSession
+from fleetclt.inventory.load import parse_inventory
 from fleetclt.sim import Faults, ManualClock
 from tests.helpers import wait_until
 from tests.wsclient import WsClient

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fleetclt.errors import ConfigError, InventoryError
 from fleetclt.inventory.load import GroupSpec, HostSpec, Inventory, load_inventory, parse_inventory

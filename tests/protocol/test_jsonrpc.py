@@ -5,6 +5,7 @@ with the ids the doc shortens ("ebca…") kept as literal strings.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
@@ -13,12 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetclt.protocol.ddp import DdpDialect
 from fleetclt.errors import JobFailed, ProtocolError, RemoteCallError, ValidationError
+from fleetclt.protocol.ddp import DdpDialect
 from fleetclt.protocol.jobs import JOB_EVENT, JobTracker, is_terminal, job_outcome
 from fleetclt.protocol.jsonrpc import (
-    CollectionUpdate, ConnectionFailure, Connected, ErrorReply, HandshakeFailed, JsonRpcDialect,
-    NotifyUnsubscribed, Pong, Reply, is_method_missing, is_not_authenticated, is_rate_limited,
+    CollectionUpdate,
+    Connected,
+    ConnectionFailure,
+    ErrorReply,
+    HandshakeFailed,
+    JsonRpcDialect,
+    NotifyUnsubscribed,
+    Pong,
+    Reply,
+    is_method_missing,
+    is_not_authenticated,
+    is_rate_limited,
     is_too_many_calls,
 )
 
@@ -636,10 +647,8 @@ def track_one(tracker: JobTracker, event: CollectionUpdate) -> None:
     except ProtocolError:
         return
     if job is not None and is_terminal(job):
-        try:
+        with contextlib.suppress(JobFailed, ValidationError):
             tracker.consume(event.id if event.id is not None else job["id"])
-        except (JobFailed, ValidationError):
-            pass
         assert len(tracker) == 0
 
 

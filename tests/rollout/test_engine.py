@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fleetclt.fleet.fleet import Fleet
+from fleetclt.rollout.engine import run_rollout
 from fleetclt.rollout.journal import Journal
 
 
@@ -28,11 +29,11 @@ def jobs_of(host):
 
 
 def test_stages_run_one_after_another_as_seen_on_the_hosts(sim, fleet):
-    result = fleet.rollout("update.update", {}, batch="1,10%,100%")
+    result = run_rollout(fleet, "update.update", {}, batch="1,10%,100%")
     assert result.ok and result.stop_reason == "completed"
     stages = result.plan.stages
     assert [len(s) for s in stages] == [1, 4, 40]
-    for earlier, later in zip(stages, stages[1:]):
+    for earlier, later in zip(stages, stages[1:], strict=False):
         last_finish = max(jobs_of(sim[name])[0].time_finished for name in earlier)
         first_start = min(jobs_of(sim[name])[0].time_started for name in later)
         assert last_finish <= first_start, "a stage starts only after every job of the previous one ended"
@@ -43,7 +44,7 @@ def test_stages_run_one_after_another_as_seen_on_the_hosts(sim, fleet):
 def test_budget_halts_and_no_job_starts_afterwards(sim, fleet):
     for name in ("sim002", "sim003", "sim004"):
         sim[name].faults.job_failure = "error"
-    result = fleet.rollout("update.update", {}, batch="1,2", max_fail="1")
+    result = run_rollout(fleet, "update.update", {}, batch="1,2", max_fail="1")
     assert result.stop_reason.startswith("halted: 2 of 3 started hosts failed")
     states = {name: r.state for name, r in result.hosts.items()}
     assert states["sim001"] == "ok" and states["sim002"] == states["sim003"] == "failed"
@@ -54,26 +55,26 @@ def test_budget_halts_and_no_job_starts_afterwards(sim, fleet):
 
 def test_percent_budget_is_cumulative_over_stages(sim, fleet):
     sim["sim003"].faults.job_failure = "error"
-    result = fleet.rollout("service.restart", "nfs", batch="2", max_fail="25%")
+    result = run_rollout(fleet, "service.restart", "nfs", batch="2", max_fail="25%")
     assert result.ok is False and result.stop_reason == "completed", "1 of 45 started stays under 25%"
     sim["sim006"].faults.job_failure = "error"
     sim["sim007"].faults.job_failure = "error"
-    halted = fleet.rollout("service.restart", "nfs", batch="2", max_fail="25%")
+    halted = run_rollout(fleet, "service.restart", "nfs", batch="2", max_fail="25%")
     assert halted.stop_reason.startswith("halted: 2 of 6 started hosts failed"), "sim003 still fails"
 
 
 def test_a_fully_failed_stage_is_judged_by_the_budget(sim, fleet):
     for name in ("sim001", "sim002"):
         sim[name].faults.job_failure = "error"
-    tolerant = fleet.rollout("service.restart", "ssh", batch="2", max_fail="100%")
+    tolerant = run_rollout(fleet, "service.restart", "ssh", batch="2", max_fail="100%")
     assert tolerant.stop_reason == "completed" and tolerant.to_dict()["summary"]["ok"] == 43
-    strict = fleet.rollout("service.restart", "ssh", batch="2")
+    strict = run_rollout(fleet, "service.restart", "ssh", batch="2")
     assert strict.stop_reason.startswith("halted") and strict.to_dict()["summary"]["not_started"] == 43
 
 
 def test_health_gate_fails_hosts_that_are_not_ready(sim, fleet):
     sim["sim002"].faults.not_ready = True
-    result = fleet.rollout("service.restart", "nfs", hosts="rack01", batch="5", max_fail="3",
+    result = run_rollout(fleet, "service.restart", "nfs", hosts="rack01", batch="5", max_fail="3",
                            health=("system.ready",))
     assert result.hosts["sim002"].state == "unhealthy"
     assert "system.ready returned False" in result.hosts["sim002"].error["reason"]
@@ -85,7 +86,7 @@ def test_abort_on_halt_aborts_running_jobs(sim, fleet):
         host.faults.job_duration = 3600
     sim["sim005"].faults.job_duration = 200  # the last of the window fails once all five run
     sim["sim005"].faults.job_failure = "error"
-    result = fleet.rollout("update.update", {}, hosts="rack01", window=5, abort_on_halt=True)
+    result = run_rollout(fleet, "update.update", {}, hosts="rack01", window=5, abort_on_halt=True)
     assert result.stop_reason.startswith("halted")
     aborted = [name for name, r in result.hosts.items() if r.error and "aborted" in r.error["reason"]]
     assert sorted(aborted) == ["sim001", "sim002", "sim003", "sim004"]
@@ -94,7 +95,7 @@ def test_abort_on_halt_aborts_running_jobs(sim, fleet):
 
 
 def test_every_step_is_in_the_journal(sim, fleet):
-    result = fleet.rollout("service.restart", "nfs", hosts="rack01", batch="10")
+    result = run_rollout(fleet, "service.restart", "nfs", hosts="rack01", batch="10")
     journal, replay = Journal.open(result.run_id)
     assert replay.header["plan"]["stages"] == [list(s) for s in result.plan.stages]
     assert {name: r.state for name, r in replay.hosts.items()} == {name: "ok" for name in result.hosts}
