@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 10
 EventHandler = Callable[[ProtocolEvent], None]
+DownHandler = Callable[[SessionError], None]
 Settle = Callable[[Any, "BaseException | None"], None]  # (result, error): exactly one is meaningful
 
 
@@ -48,15 +49,15 @@ class Link:
     """Calls over one websocket; `dead` is set once it can carry no more."""
 
     def __init__(self, host_name: str, ws: WebSocket, dialect: Dialect, on_event: EventHandler,
-                 window: int = DEFAULT_WINDOW) -> None:
+                 on_down: DownHandler, window: int = DEFAULT_WINDOW) -> None:
         self.host_name, self.ws, self.dialect = host_name, ws, dialect
         self._on_event = on_event
-        self._pending: dict[RequestId, AsyncResult | _Pending] = {}
+        self._on_down = on_down
+        self._pending: dict[RequestId, AsyncResult | PendingCall] = {}
         self._window = BoundedSemaphore(window)
         self._connected = AsyncResult()
         self.dead = Event()
         self.error: SessionError | None = None
-        self.in_flight = 0
         self._wire_log = log.isEnabledFor(logging.DEBUG)  # --debug: every frame, credentials masked
         self._reader = gevent.spawn(self._read_loop)
 
@@ -80,18 +81,23 @@ class Link:
         """Subscribe; returns the subscription id (JSON-RPC core.subscribe or DDP sub/ready)."""
         return self._exchange(lambda: self.dialect.subscribe(name), f"subscribe {name}", timeout)
 
-    def start_call(self, method: str, params: list[Any], settle: Settle) -> RequestId | None:
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not yet answered."""
+        return len(self._pending)
+
+    def start_call(self, method: str, params: list[Any], settle: Settle) -> PendingCall | None:
         """Send one call without waiting; `settle(value, error)` runs in the reader when it ends.
 
         For pipelined fan-out: no greenlet and no timer per call. Returns the
-        request id (for `cancel`), or None, having sent nothing, when the link is
-        dead or its window is full; the caller then uses `call()`.
+        pending call (to `cancel` it), or None, having sent nothing, when the link
+        is dead or its window is full; the caller then uses `call()`.
         """
         if not self._take_slot():
             return None
         return self._start(*self.dialect.request(method, params), settle)
 
-    def start_subscribe(self, name: str, settle: Settle) -> RequestId | None:
+    def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
         if not self._take_slot():
             return None
@@ -100,25 +106,15 @@ class Link:
     def _take_slot(self) -> bool:
         return not self.dead.is_set() and self._window.acquire(blocking=False)
 
-    def _start(self, call_id: RequestId, frame: str, settle: Settle) -> RequestId:
-        self._pending[call_id] = _Pending(self, call_id, settle)
-        self.in_flight += 1
+    def _start(self, call_id: RequestId, frame: str, settle: Settle) -> PendingCall:
+        pending = self._pending[call_id] = PendingCall(self, call_id, settle)
         try:
             self._send(frame)
         except SessionError as exc:  # a lost socket has settled every pending call already (_die)
-            pending = self._pending.get(call_id)
-            if pending is not None:
-                pending.set_exception(exc)
-        return call_id
-
-    def cancel(self, call_id: RequestId, error: SessionError) -> None:
-        """Give up on a `start_call` (its deadline passed): settle it with `error` now."""
-        waiter = self._pending.get(call_id)
-        if waiter is not None and not waiter.ready():
-            waiter.set_exception(error)
+            pending.set_exception(exc)
+        return pending
 
     def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None) -> None:
-        self.in_flight -= 1
         self._pending.pop(call_id, None)
         self._window.release()
         settle(value, error)
@@ -152,12 +148,10 @@ class Link:
     def _send_and_wait(self, call_id: RequestId, frame: str) -> Any:
         waiter = AsyncResult()
         self._pending[call_id] = waiter
-        self.in_flight += 1
         try:
             self._send(frame)
             return waiter.get()
         finally:
-            self.in_flight -= 1
             self._pending.pop(call_id, None)
 
     def _lost(self) -> SessionError:
@@ -221,7 +215,7 @@ class Link:
         else:
             self._on_event(event)
 
-    def _waiter(self, call_id: RequestId) -> AsyncResult | _Pending | None:
+    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | None:
         """The unsettled waiter of a reply's call; None (logged) for an unknown id."""
         waiter = self._pending.get(call_id)
         if waiter is None:
@@ -239,11 +233,11 @@ class Link:
                 waiter.set_exception(error)
         if not self._connected.ready():
             self._connected.set_exception(error)
-        self._on_event(LinkDown(error))
+        self._on_down(error)
 
 
-class _Pending:
-    """The reply slot of a `start_call`: what `_pending` needs of an AsyncResult, run inline."""
+class PendingCall:
+    """A `start_call` on the wire: what `_pending` needs of an AsyncResult, settled inline."""
 
     __slots__ = ("_link", "_call_id", "_settle", "_done")
 
@@ -263,9 +257,6 @@ class _Pending:
             self._done = True
             self._link._settled(self._call_id, self._settle, None, error)
 
-
-class LinkDown:
-    """Delivered to the session's event handler when the link has died."""
-
-    def __init__(self, error: SessionError) -> None:
-        self.error = error
+    def cancel(self, error: SessionError) -> None:
+        """Give up on the call (its deadline passed): settle it with `error` now."""
+        self.set_exception(error)

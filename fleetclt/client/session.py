@@ -43,9 +43,10 @@ from ..errors import (
 )
 from ..protocol.ddp import DdpDialect
 from ..protocol.jobs import JOB_EVENT
-from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, RequestId, is_int, is_not_authenticated
+from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, is_int, is_not_authenticated
+from ..protocol.jsonrpc import Event as ProtocolEvent
 from .job_watch import Call, JobWatch, ProgressCallback
-from .link import Link, LinkDown
+from .link import Link, PendingCall, Settle
 from .login import Credentials, log_in, refuse_insecure_key
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
@@ -134,8 +135,23 @@ class HostSession:
     def connected(self) -> bool:
         return self._link is not None and not self._link.dead.is_set()
 
-    def live_link(self) -> Link | None:
-        """The open connection, for pipelined fan-out; None when a call would have to connect."""
+    @property
+    def in_flight(self) -> int:
+        """Calls on the wire now, waiting for their replies."""
+        link = self._live_link()
+        return 0 if link is None else link.in_flight
+
+    def start_call(self, method: str, params: list[Any], settle: Settle) -> PendingCall | None:
+        """Send a call on the open connection without waiting (pipelined fan-out).
+
+        `settle(value, error)` runs in the connection's reader when the reply
+        comes. None, with nothing sent, when a call would have to connect or
+        wait for a slot: use `call` then. Nothing is retried on this path.
+        """
+        link = self._live_link()
+        return None if link is None else link.start_call(method, params, settle)
+
+    def _live_link(self) -> Link | None:
         link = self._link
         return link if link is not None and not link.dead.is_set() else None
 
@@ -232,11 +248,11 @@ class HostSession:
         return lambda method, params: link.call(method, params, self.timeouts.call)
 
     # -- events --------------------------------------------------------------------
-    def _on_event(self, event: Any) -> None:
-        if isinstance(event, LinkDown):
-            self.stats.drops += 0 if self._closed else 1
-            self._jobs.wake_all()
-            return
+    def _on_down(self, error: SessionError) -> None:
+        self.stats.drops += 0 if self._closed else 1
+        self._jobs.wake_all()
+
+    def _on_event(self, event: ProtocolEvent) -> None:
         if not isinstance(event, CollectionUpdate):
             return
         if event.collection == JOB_EVENT:
@@ -284,7 +300,7 @@ class HostSession:
 
     def _open(self) -> Link:
         ws, dialect = self._open_websocket()
-        link = Link(self.name, ws, dialect, self._on_event, self._window)
+        link = Link(self.name, ws, dialect, self._on_event, self._on_down, self._window)
         try:
             link.handshake(self.timeouts.connect)
             self._set_up(link)
@@ -423,7 +439,7 @@ class _SetUpCalls:
 
     def __init__(self, link: Link, timeout: float) -> None:
         self._link, self._timeout = link, timeout
-        self._sent: list[tuple[str, RequestId, AsyncResult, float]] = []
+        self._sent: list[tuple[str, PendingCall, AsyncResult, float]] = []
 
     def call(self, method: str, params: list[Any]) -> AsyncResult:
         """Its result, ready once `wait` has returned."""
@@ -432,23 +448,22 @@ class _SetUpCalls:
     def subscribe(self, event: str) -> None:
         self._send(f"subscribe {event}", self._link.start_subscribe, self._link.subscribe, event)
 
-    def _send(self, what: str, start: Callable[..., RequestId | None], call: Callable[..., Any],
+    def _send(self, what: str, start: Callable[..., PendingCall | None], call: Callable[..., Any],
               *args: Any) -> AsyncResult:
         outcome = AsyncResult()
-        call_id = start(*args, partial(_settle_into, outcome))
-        if call_id is None:  # a dead link raises its error here; a full window waits for a slot
+        pending = start(*args, partial(_settle_into, outcome))
+        if pending is None:  # a dead link raises its error here; a full window waits for a slot
             outcome.set(call(*args, self._timeout))
         else:
-            self._sent.append((what, call_id, outcome, time.monotonic() + self._timeout))
+            self._sent.append((what, pending, outcome, time.monotonic() + self._timeout))
         return outcome
 
     def wait(self) -> None:
         """Every reply, in the order sent; the first failure is raised."""
-        for what, call_id, outcome, deadline in self._sent:
+        for what, pending, outcome, deadline in self._sent:
             outcome.wait(max(0.0, deadline - time.monotonic()))
             if not outcome.ready():
-                self._link.cancel(call_id, CallTimeout(f"{what}: no reply within {self._timeout:g} s",
-                                                       self._link.host_name))
+                pending.cancel(CallTimeout(f"{what}: no reply within {self._timeout:g} s", self._link.host_name))
             outcome.get(block=False)
 
 

@@ -24,7 +24,7 @@ from gevent.pool import Pool
 from ..client.login import Credentials
 from ..client.session import EventCallback, HostSession, ProgressCallback, Timeouts
 from ..client.tls import TLSPolicy
-from ..errors import CallTimeout, FleetError
+from ..errors import CallTimeout, FleetError, InternalError
 from ..inventory.load import HostSpec, Inventory, load_inventory
 from ..local.rlimit import ensure_open_files
 from .pipeline import PipelinedCall
@@ -184,8 +184,7 @@ class Fleet:
             return HostResult.from_error(name, exc, time.monotonic() - started)
         except Exception as exc:  # a bug on one host must not sink the whole fan-out
             log.exception("%s: unexpected error", name)
-            return HostResult(name, Status.FAILED, error=FleetError(f"{name}: internal error: {exc!r}"),
-                              elapsed=time.monotonic() - started)
+            return HostResult(name, Status.FAILED, error=InternalError(exc, name), elapsed=time.monotonic() - started)
         return HostResult(name, Status.OK, value, elapsed=time.monotonic() - started)
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from gevent.event import Event
 
-from ..client.link import Link
+from ..client.link import PendingCall
 from ..client.session import HostSession
-from ..errors import CallTimeout, FleetError
-from ..protocol.jsonrpc import RequestId, is_not_authenticated
+from ..errors import CallTimeout, FleetError, InternalError
+from ..protocol.jsonrpc import is_not_authenticated
 from .results import HostResult, Status
 
 log = logging.getLogger(__name__)
@@ -38,40 +38,35 @@ class PipelinedCall:
         self.method, self.params, self.timeout = method, params, timeout
         self._record = record
         self._started = time.monotonic()
-        self._waiting: dict[str, tuple[Link, RequestId | None, float]] = {}
+        self._waiting: dict[str, tuple[PendingCall | None, float]] = {}
         self._all_settled = Event()
         self._all_settled.set()
         self.again: list[str] = []  # refused unrun because the session ended: retry through the session
 
     def send(self, sessions: Iterable[tuple[str, HostSession | None]]) -> list[str]:
         """Start the call on every live session; returns the names left for the slow path."""
-        left = []
-        for name, session in sessions:
-            link = session.live_link() if session is not None else None
-            if link is None or not self._start(name, session, link):  # type: ignore[arg-type]
-                left.append(name)
-        return left
+        return [name for name, session in sessions if session is None or not self._start(name, session)]
 
     def wait(self, deadline: float | None = None) -> None:
         """Until every reply is in; calls past their timeout, or all at `deadline`, time out."""
         end = None if deadline is None else self._started + deadline
         while self._waiting:
-            expiries = [expires for _, _, expires in self._waiting.values()]
+            expiries = [expires for _, expires in self._waiting.values()]
             until = min(expiries + ([end] if end is not None else []))
             if self._all_settled.wait(max(0.0, until - time.monotonic())):
                 return
             self._expire(time.monotonic(), end)
 
-    def _start(self, name: str, session: HostSession, link: Link) -> bool:
-        timeout = session.timeouts.call if self.timeout is None else self.timeout
-        self._waiting[name] = (link, None, self._started + timeout)
+    def _start(self, name: str, session: HostSession) -> bool:
+        expires = self._started + (session.timeouts.call if self.timeout is None else self.timeout)
+        self._waiting[name] = (None, expires)
         self._all_settled.clear()
-        call_id = link.start_call(self.method, self.params, lambda value, error: self._settle(name, value, error))
-        if call_id is None:
+        pending = session.start_call(self.method, self.params, lambda value, error: self._settle(name, value, error))
+        if pending is None:
             self._forget(name)
             return False
         if name in self._waiting:  # not settled already (a send that failed settles at once)
-            self._waiting[name] = (link, call_id, self._waiting[name][2])
+            self._waiting[name] = (pending, expires)
         return True
 
     def _settle(self, name: str, value: Any, error: BaseException | None) -> None:
@@ -91,8 +86,7 @@ class PipelinedCall:
             return HostResult(name, Status.OK, value, elapsed=elapsed)
         if isinstance(error, FleetError):
             return HostResult.from_error(name, error, elapsed)
-        return HostResult(name, Status.FAILED, error=FleetError(f"{name}: internal error: {error!r}"),
-                          elapsed=elapsed)
+        return HostResult(name, Status.FAILED, error=InternalError(error, name), elapsed=elapsed)
 
     def _forget(self, name: str) -> None:
         self._waiting.pop(name, None)
@@ -101,11 +95,11 @@ class PipelinedCall:
 
     def _expire(self, now: float, end: float | None) -> None:
         overall = end is not None and now >= end
-        for name, (link, call_id, expires) in list(self._waiting.items()):
+        for name, (pending, expires) in list(self._waiting.items()):
             if overall or now >= expires:
                 reason = (f"not done when the {end - self._started:g} s deadline passed" if overall and end
                           else f"{self.method}: no reply within {expires - self._started:g} s")
-                if call_id is not None:
-                    link.cancel(call_id, CallTimeout(reason, name))  # settles it: recorded as timeout
+                if pending is not None:
+                    pending.cancel(CallTimeout(reason, name))  # settles it: recorded as timeout
                 else:
                     self._settle(name, None, CallTimeout(reason, name))

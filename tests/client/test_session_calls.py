@@ -115,7 +115,7 @@ def test_fifty_concurrent_calls_never_exceed_the_window(host, session_for):
     host.set_stall(True)
     calls = [gevent.spawn(session.call, "core.ping") for _ in range(50)]
     wait_until(lambda: host.counters.peak_inflight >= 10)
-    assert session.live_link().in_flight == 10, "the other 40 wait locally, not on the server"
+    assert session.in_flight == 10, "the other 40 wait locally, not on the server"
     host.set_stall(False)
     assert [c.get(timeout=10) for c in calls] == ["pong"] * 50
     assert host.counters.peak_inflight == 10 and host.counters.too_many_calls == 0
@@ -127,7 +127,7 @@ def test_a_drop_fails_calls_in_flight_unless_marked_safe(host, session_for):
     host.set_stall(True)
     plain = gevent.spawn(session.call, "system.info")
     safe = gevent.spawn(session.call, "system.info", retry_safe=True)
-    wait_until(lambda: session.live_link().in_flight == 2)
+    wait_until(lambda: session.in_flight == 2)
     host.drop_connections()
     with pytest.raises(ConnectionLost, match="without a close frame"):
         plain.get(timeout=10)
@@ -141,7 +141,7 @@ def test_null_id_error_fails_every_pending_call(host, session_for):
     session.connect()
     host.set_stall(True)
     pending = [gevent.spawn(session.call, "core.ping") for _ in range(3)]
-    wait_until(lambda: session.live_link().in_flight == 3)
+    wait_until(lambda: session.in_flight == 3)
     host.inject('{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}')
     for call in pending:
         with pytest.raises(RemoteCallError, match="Parse error"):
@@ -228,7 +228,7 @@ def test_a_call_started_on_a_socket_that_just_broke_settles_once_with_connection
     """The failed send kills the link, which settles every pending call, this one included."""
     session = session_for(host)
     session.connect()
-    link = session.live_link()
+    link = session._live_link()
     link.ws._sock.shutdown(socket.SHUT_WR)  # the next send fails at once: EPIPE
     outcomes = []
     assert link.start_call("core.ping", [], lambda value, error: outcomes.append(error)) is not None
