@@ -27,8 +27,8 @@ from ..local.state import last_failed, save_last_run
 from . import output
 from .argtypes import count, seconds
 from .single import call_params
+from .status import ExitStatus
 
-EXIT_OK, EXIT_SOME_FAILED = 0, 2
 OUTPUTS = ("table", "json", "jsonl", "yaml")
 
 
@@ -81,7 +81,7 @@ def run_hosts(args: argparse.Namespace) -> int:
             print(f"{name:16} {row['uri']:44} {','.join(row.get('groups', []))}")
     else:
         _print_document({"hosts": rows}, fmt)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def run_call(args: argparse.Namespace) -> int:
@@ -120,7 +120,7 @@ def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], met
         progress.finish()
     save_last_run(inventory.path, method, result.failed, result.ok)
     _render(result, fmt, time.monotonic() - started)
-    return EXIT_OK if not result.failed else EXIT_SOME_FAILED
+    return ExitStatus.OK if not result.failed else ExitStatus.SOME_FAILED
 
 
 def _format(args: argparse.Namespace) -> str:

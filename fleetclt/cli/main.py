@@ -29,8 +29,8 @@ from ..errors import FleetError
 from . import fleet as fleet_cli
 from . import rollout as rollout_cli
 from . import single
+from .status import ExitStatus
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 FLEET_COMMANDS = ("call", "ping")
 
 
@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_FAILED, f"{self.prog}: error: {message}\n")
+        self.exit(ExitStatus.FAILED, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,9 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except FleetError as exc:
         print(f"fleetclt: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitStatus.FAILED
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
 
 
 def handle_interrupts() -> None:
@@ -143,7 +143,7 @@ def _fingerprint(target: str) -> int:
     print(server_fingerprint(host, port))
     print("check it on the host (System > Certificates), then pin it: tls_fingerprint: <the line above>",
           file=sys.stderr)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,8 +27,7 @@ from .argtypes import count, seconds, seconds_or_zero
 from .fleet import OUTPUTS, add_concurrency_options, fleet_for, selection
 from .rollout_view import RolloutView
 from .single import call_params, parse_arg
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 130
+from .status import ExitStatus
 
 
 def add_rollout_command(commands: Any) -> None:
@@ -61,7 +60,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     def on_interrupt() -> None:
         interrupts[0] += 1
         if interrupts[0] > 1:
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(ExitStatus.INTERRUPTED)
         print(f"\nstopping: no new jobs; resume with: fleetclt rollout --resume {rollout.run_id}",
               file=sys.stderr, flush=True)
         rollout.stop()
@@ -74,7 +73,7 @@ def run_rollout(args: argparse.Namespace) -> int:
         rollout.fleet.close()
     view.close(rollout)
     _render(result, args.output or ("table" if sys.stdout.isatty() else "json"))
-    return EXIT_OK if result.ok else EXIT_SOME_FAILED
+    return ExitStatus.OK if result.ok else ExitStatus.SOME_FAILED
 
 
 def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
