@@ -31,11 +31,19 @@ these at the transport boundary only, so callers catch one family::
 """
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 
 class FleetError(Exception):
     """Base of every error fleetclt raises on purpose."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """"; did you mean 'a' or 'b'?" for the choices close to a mistyped name, else ""."""
+    near = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.6)
+    return "; did you mean " + " or ".join(repr(choice) for choice in near) + "?" if near else ""
 
 
 def without_host(error: BaseException) -> str:
@@ -64,8 +72,9 @@ class UnknownHostError(ConfigError, LookupError):
 
     def __init__(self, name: str, known: list[str]) -> None:
         self.name, self.known = name, known
-        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
-        super().__init__(f"no host named {name!r} in the inventory; it has: {shown or 'no hosts'}")
+        hint = did_you_mean(name, known) or f"; it has {', '.join(known[:5]) or 'no hosts'}" + (
+            f" and {len(known) - 5} more" if len(known) > 5 else "")
+        super().__init__(f"no host named {name!r} in the inventory{hint}")
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -79,15 +79,6 @@ class FaultProxy:
         self._port = self._server.server_port
         return self
 
-    def refuse(self) -> None:
-        """Close the listener: connects are refused (the port stays reserved by nobody)."""
-        self._server.close()
-
-    def reset_all(self) -> None:
-        """RST every open connection now."""
-        for sock in list(self._sockets):
-            _reset(sock)
-
     def close(self) -> None:
         """Stop listening, kill forwarders and close every socket made here."""
         self._stopped.set()
@@ -97,10 +88,6 @@ class FaultProxy:
         for sock in list(self._sockets):
             sock.close()
         self._sockets.clear()
-
-    @property
-    def open_sockets(self) -> int:
-        return sum(1 for s in self._sockets if s.fileno() >= 0)
 
     # -- per connection ---------------------------------------------------------
     def _handle(self, client: Any, _address: Any) -> None:

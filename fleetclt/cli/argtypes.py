@@ -35,7 +35,7 @@ def _checked(text: str, convert: Callable[[str], Number], kind: str, allowed: Ca
     try:
         value = convert(text)
     except ValueError:
-        value = math.nan
+        raise ArgumentTypeError(f"not {kind}: {text!r}") from None
     if not math.isfinite(value):
         raise ArgumentTypeError(f"not {kind}: {text!r}")
     if not allowed(value):

@@ -19,13 +19,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 import gevent
 
 from .. import __version__
 from ..client.tls import server_fingerprint
-from ..errors import FleetError
+from ..errors import ConfigError, FleetError
+from ..protocol.endpoint import Endpoint
 from . import fleet as fleet_cli
 from . import rollout as rollout_cli
 from . import single
@@ -138,9 +138,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _fingerprint(target: str) -> int:
     """Trust on first use, made explicit: show the fingerprint, never store it silently."""
-    parts = urlsplit(target if "//" in target else f"wss://{target}")
-    host, port = parts.hostname or "", parts.port or 443
-    print(server_fingerprint(host, port))
+    try:
+        endpoint = Endpoint.parse(target if "//" in target else f"wss://{target}")
+    except ValueError as exc:
+        raise ConfigError(f"fingerprint: {exc}") from None
+    print(server_fingerprint(endpoint.host, endpoint.port))
     print("check it on the host (System > Certificates), then pin it: tls_fingerprint: <the line above>",
           file=sys.stderr)
     return ExitStatus.OK

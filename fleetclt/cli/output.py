@@ -120,7 +120,8 @@ def _validation_items(extra: Any) -> list[str]:
 
 def _job_error_line(exc: JobFailed) -> str:
     job = exc.job
-    info = job.get("exc_info") if isinstance(job.get("exc_info"), dict) else {}
+    raw_info = job.get("exc_info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     name = _errno_name(info.get("errno")) or str(job.get("state") or "JobFailed")
     reason = str(job.get("error") or without_host(exc)).strip()
     return f"{name}: {_strip_errname(reason, name)}"
@@ -156,7 +157,8 @@ def _server_trace(exc: FleetError) -> str | None:
 
 # -- progress -----------------------------------------------------------------------
 def _progress(job: dict[str, Any]) -> tuple[Any, str]:
-    progress = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+    raw = job.get("progress")
+    progress: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return progress.get("percent"), str(progress.get("description") or "")
 
 

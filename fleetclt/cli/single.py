@@ -22,7 +22,6 @@ import argparse
 import getpass
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -30,11 +29,12 @@ from typing import Any, TextIO
 
 from gevent.queue import Empty, Queue
 
-from ..client.session import Credentials, HostSession
+from ..client.login import Credentials
+from ..client.session import HostSession
 from ..client.tls import TLSPolicy
-from ..client.transport import Endpoint
 from ..errors import ConfigError, FleetError
 from ..protocol import ejson
+from ..protocol.endpoint import Endpoint, normalize_fingerprint
 from ..protocol.jsonrpc import CollectionUpdate
 from ..secret import Secret
 from . import output
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("call", "ping", "subscribe")
 PASSWORD_ENV, API_KEY_ENV = "FLEETCLT_PASSWORD", "FLEETCLT_API_KEY"
-_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _EXPLICIT_SECRETS = ("password", "api_key", "password_env", "api_key_env", "password_file")
 
 
@@ -144,8 +143,6 @@ def run_ping(args: argparse.Namespace) -> int:
 
 
 def run_subscribe(args: argparse.Namespace) -> int:
-    if args.number is not None and args.number < 1:
-        raise ConfigError("-n needs a number of events of at least 1")
     events: Queue = Queue()
     with open_session(args) as session:
         session.subscribe(args.event, events.put)
@@ -175,7 +172,9 @@ def _print_events(events: Queue, number: int | None, timeout: float | None) -> i
 def _next_event(events: Queue, deadline: float | None) -> CollectionUpdate | None:
     """The next event, or None at the deadline (the session re-subscribes by itself after a drop)."""
     try:
-        return events.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        event: CollectionUpdate = events.get(timeout=timeout)
+        return event
     except Empty:
         return None
 
@@ -252,8 +251,8 @@ def tls_policy(args: argparse.Namespace) -> TLSPolicy:
 
 
 def _fingerprint(text: str) -> str:
-    value = text.strip().lower().removeprefix("sha256:").replace(":", "")
-    if not _FINGERPRINT.fullmatch(value):
+    value = normalize_fingerprint(text)
+    if value is None:
         raise ConfigError(f"--tls-fingerprint {text!r} is not a SHA-256 fingerprint (64 hex digits)")
     return value
 

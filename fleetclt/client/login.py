@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AuthError, InsecureCredentialError, SessionError, ThrottledError
-from ..protocol.ddp import DdpDialect
+from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
 from .link import Link
 from .throttle import AuthThrottle
-from .transport import Endpoint
 
 _HINTS = {"AUTH_ERR": "username or secret refused",
           "EXPIRED": "credential expired or revoked",
@@ -107,7 +106,7 @@ def _api_key_attempt(creds: Credentials) -> _Attempt:
 
 def _call(link: Link, attempt: _Attempt, throttle: AuthThrottle, key: str, timeout: float) -> Any:
     """The legacy dialect has only the old methods; a new server without the new one gets the old."""
-    if attempt.fallback is not None and isinstance(link.dialect, DdpDialect):
+    if attempt.fallback is not None and not link.dialect.has_login_ex:
         return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
     try:
         return _throttled(link, attempt.method, attempt.params, throttle, key, timeout)
@@ -133,7 +132,7 @@ def _throttled(link: Link, method: str, params: list[Any], throttle: AuthThrottl
 def _check_reply(host: str, reply: Any) -> None:
     if reply is True or (isinstance(reply, dict) and reply.get("response_type") == "SUCCESS"):
         return
-    kind = reply.get("response_type") if isinstance(reply, dict) else "AUTH_ERR"
+    kind = str(reply.get("response_type")) if isinstance(reply, dict) else "AUTH_ERR"
     raise AuthError(f"login failed: {_HINTS.get(kind, kind)}", host)
 
 

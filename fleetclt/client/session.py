@@ -42,6 +42,7 @@ from ..errors import (
     UnreachableError,
 )
 from ..protocol.ddp import DdpDialect
+from ..protocol.endpoint import API_PATH, LEGACY_PATH, Endpoint
 from ..protocol.jobs import JOB_EVENT
 from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, is_int, is_not_authenticated
 from ..protocol.jsonrpc import Event as ProtocolEvent
@@ -50,11 +51,12 @@ from .link import Link, PendingCall, Settle
 from .login import Credentials, log_in, refuse_insecure_key
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
-from .transport import Endpoint, open_websocket
+from .transport import open_websocket
+
+__all__ = ["EventCallback", "HostSession", "ProgressCallback", "SessionStats", "Timeouts"]
 
 log = logging.getLogger(__name__)
 
-LEGACY_PATH, CURRENT_PATH = "/websocket", "/api/current"
 OLD_SERVER_STATUSES = frozenset({301, 302, 303, 307, 308, 404})
 EventCallback = Callable[[CollectionUpdate], None]
 
@@ -126,10 +128,7 @@ class HostSession:
 
     @property
     def uri(self) -> str:
-        end = self._endpoint
-        if end.unix_path:
-            return f"ws+unix://{end.unix_path}"
-        return f"{end.scheme}://{end.netloc}{end.target}"
+        return self._endpoint.uri
 
     @property
     def connected(self) -> bool:
@@ -158,7 +157,7 @@ class HostSession:
     @property
     def dialect(self) -> str:
         """'ddp' for the legacy /websocket endpoint, else 'jsonrpc'."""
-        return "ddp" if self._endpoint.target.endswith(LEGACY_PATH) else "jsonrpc"
+        return "ddp" if self._endpoint.is_legacy else "jsonrpc"
 
     # -- public API --------------------------------------------------------------
     def connect(self) -> None:
@@ -311,7 +310,7 @@ class HostSession:
         return link
 
     def _open_websocket(self) -> tuple[Any, Any]:
-        endpoint = self._endpoint.with_path(CURRENT_PATH) if self._probe_path else self._endpoint
+        endpoint = self._endpoint.with_path(API_PATH) if self._probe_path else self._endpoint
         try:
             ws = open_websocket(self.name, endpoint, self._tls, self.timeouts.connect)
         except HandshakeError as exc:
@@ -320,7 +319,7 @@ class HostSession:
             endpoint = self._endpoint.with_path(LEGACY_PATH)  # a host older than 25.04
             ws = open_websocket(self.name, endpoint, self._tls, self.timeouts.connect)
         self._endpoint, self._probe_path = endpoint, False
-        dialect_class = DdpDialect if endpoint.target.endswith(LEGACY_PATH) else JsonRpcDialect
+        dialect_class = DdpDialect if endpoint.is_legacy else JsonRpcDialect
         return ws, dialect_class(self.name)
 
     def _set_up(self, link: Link) -> None:
@@ -356,7 +355,7 @@ class HostSession:
                 self._job_events_on = link
 
     def _subscribe_job_events(self, link: Link, steps: _SetUpCalls) -> None:
-        if isinstance(link.dialect, JsonRpcDialect):
+        if not link.dialect.job_calls_return_ids:
             steps.call("core.set_options", [{"legacy_jobs": True}])
         steps.subscribe(JOB_EVENT)
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import gevent
 from gevent import socket, ssl
 
-from ..errors import PinMismatch, TLSError
+from ..errors import ConfigError, PinMismatch, TLSError
+from ..protocol.endpoint import normalize_fingerprint
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,15 @@ class TLSPolicy:
 
     verify: bool = True
     ca_file: str | None = None
-    fingerprint: str | None = None   # lowercase hex SHA-256 of the DER certificate
+    fingerprint: str | None = None   # SHA-256 of the DER certificate; stored as 64 lowercase hex digits
+
+    def __post_init__(self) -> None:
+        if self.fingerprint is not None:
+            digest = normalize_fingerprint(self.fingerprint)
+            if digest is None:
+                raise ConfigError(f"tls fingerprint {self.fingerprint!r} is not a SHA-256 fingerprint "
+                                  "(64 hex digits, colons and a sha256: prefix allowed)")
+            object.__setattr__(self, "fingerprint", digest)
 
     def context(self) -> ssl.SSLContext:
         return _context(self.verify and not self.fingerprint, self.ca_file)
@@ -75,6 +84,6 @@ def check_pin(host_name: str, der: bytes | None, expected: str | None) -> None:
     if not der:
         raise TLSError("server sent no certificate to check against the pin", host_name)
     actual = fingerprint_of(der)
-    if not hmac.compare_digest(actual, expected.lower().replace(":", "")):
+    if not hmac.compare_digest(actual, expected):
         raise PinMismatch(f"certificate fingerprint sha256:{actual} does not match the pinned "
                           f"sha256:{expected}", host_name)

@@ -10,165 +10,51 @@ errors) become fleetclt errors here and only here, each naming the host.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket as pysocket
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
 
 import gevent
 from gevent import socket, ssl
 from gevent.lock import Semaphore
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Ping,
     Pong,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..errors import ConnectError, ConnectionLost, ConnectTimeout, HandshakeError, ProtocolError, TLSError
+from ..protocol.endpoint import Endpoint
+from ..protocol.frames import FrameSplitter, text_frame
+from ..protocol.handshake import Accepted, ClientHandshake, HandshakeFailure, Refused
 from .tls import TLSPolicy, check_pin
 
 RECV_BYTES = 65536
 # The largest message we assemble (text counted in characters). A reply over it is a
 # broken or hostile server: we close with 1009 instead of growing without bound.
 MAX_MESSAGE = 64 * 1024 * 1024
-UNIX_HANDSHAKE_HOST, UNIX_HANDSHAKE_PATH = "localhost", "/api/current"  # what midclt sends
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where to connect and what to ask for in the upgrade request."""
-
-    scheme: str
-    host: str
-    port: int
-    target: str
-    unix_path: str | None = None
-
-    @classmethod
-    def parse(cls, uri: str) -> Endpoint:
-        parts = urlsplit(uri)
-        if parts.scheme == "ws+unix":
-            return cls("ws", UNIX_HANDSHAKE_HOST, 0, UNIX_HANDSHAKE_PATH, unix_path=parts.netloc + parts.path)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"not a websocket uri: {uri!r} (use ws://, wss:// or ws+unix://)")
-        port = parts.port or (443 if parts.scheme == "wss" else 80)
-        query = f"?{parts.query}" if parts.query else ""  # kept: a proxy or test server may route on it
-        return cls(parts.scheme, parts.hostname, port, (parts.path or "/") + query)
-
-    def with_path(self, path: str) -> Endpoint:
-        return Endpoint(self.scheme, self.host, self.port, path, self.unix_path)
-
-    @property
-    def netloc(self) -> str:
-        default = 443 if self.scheme == "wss" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default or self.unix_path else f"{host}:{self.port}"
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A complete, masked client text frame (RFC 6455 5.2-5.3), as wsproto would build it.
-
-    Sending whole messages only leaves wsproto's state untouched, so both
-    encoders can share one connection. The mask comes from os.urandom as the RFC
-    asks; the XOR is one big-int operation instead of per-byte work.
-    """
-    size = len(payload)
-    if size < 126:
-        header = _SHORT_HEADER.pack(0x81, 0x80 | size)
-    elif size < 65536:
-        header = _MEDIUM_HEADER.pack(0x81, 0xFE, size)
-    else:
-        header = _LONG_HEADER.pack(0x81, 0xFF, size)
-    key = _masking_keys.take()
-    mask = int.from_bytes((key * (size // 4 + 1))[:size], "big")
-    return header + key + (int.from_bytes(payload, "big") ^ mask).to_bytes(size, "big")
-
-
-class _MaskingKeys:
-    """4-byte masking keys cut from one os.urandom read per 1,024 frames (a getrandom call per frame
-    was 1 us of 70 per call); still the strong source RFC 6455 10.3 asks for."""
-
-    BATCH = 4096
-
-    def __init__(self) -> None:
-        self._pool, self._next = b"", 0
-
-    def take(self) -> bytes:
-        start = self._next
-        if start >= len(self._pool):
-            self._pool, start = os.urandom(self.BATCH), 0
-        self._next = start + 4
-        return self._pool[start:start + 4]
-
-
-_masking_keys = _MaskingKeys()
-
-
-_SHORT_HEADER, _MEDIUM_HEADER, _LONG_HEADER = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
-FAST_FRAME_LIMIT = 1 << 20  # frames up to this size are decoded whole by WebSocket._split_frames
-
-
-def frame_bounds(data: bytes, start: int) -> tuple[int, int] | None:
-    """(payload start, frame end) of the frame at `start`; None while its header is incomplete.
-
-    The end may lie beyond `data`: the frame is then still arriving.
-    """
-    if len(data) - start < 2:
-        return None
-    second = data[start + 1]
-    length, position = second & 0x7F, start + 2
-    if length >= 126:
-        width = 2 if length == 126 else 8
-        if len(data) < position + width:
-            return None
-        length = int.from_bytes(data[position:position + width], "big")
-        position += width
-    if second & 0x80:  # masked: servers must not, wsproto will say so
-        position += 4
-    return position, position + length
-
-
-def _wsproto_idle(ws: Connection, pending: list[Any]) -> bool:
-    """True when nothing arrived after the upgrade response: wsproto holds no part of a frame.
-
-    A server that speaks first (an echo test server, not TrueNAS) may leave half
-    a frame in wsproto's decoder; that connection then stays on wsproto's parser.
-    """
-    try:
-        decoder = ws._proto._frame_decoder
-        return not pending and len(decoder.buffer) == 0 and decoder.header is None
-    except AttributeError:
-        return False  # another wsproto version: stay on its parser
 
 
 class WebSocket:
     """A connected websocket: `receive()` from one reader greenlet, `send()` from any."""
 
-    def __init__(self, host_name: str, sock: Any, ws: Connection, pending: list[Any]) -> None:
-        self.host_name, self._sock, self._ws = host_name, sock, ws
+    def __init__(self, host_name: str, sock: Any, trailing: bytes = b"") -> None:
+        self.host_name, self._sock = host_name, sock
+        self._ws = Connection(ConnectionType.CLIENT)
         self._send_lock = Semaphore()
-        self._pending = pending
         self._parts: list[Any] = []
         self._size = 0
-        self.close_code: int | None = None
         self.on_pong: Callable[[bytes], None] = lambda payload: None
         self.max_message = MAX_MESSAGE
         self.allow_binary = False  # echo clients (Autobahn) take bytes; TrueNAS never sends them
-        self._fast = _wsproto_idle(ws, pending)  # see _split_frames
-        self._rest = b""
-        self._mid_message = False
+        self._splitter: FrameSplitter | None = FrameSplitter()  # None once a big frame hands over to wsproto
+        self._pending: list[Any] = self._parse(trailing) if trailing else []  # frames sent with the 101
         # See _receive_bytes. TLS keeps whole records inside the SSL object, where a
         # readable socket says nothing, so a TLS socket always tries recv first.
         self._hub = gevent.get_hub()
@@ -256,7 +142,7 @@ class WebSocket:
         if self._drained and readable is not None:
             self._hub.wait(readable)
         try:
-            data = self._sock.recv(RECV_BYTES)
+            data: bytes = self._sock.recv(RECV_BYTES)
         except OSError as exc:
             raise ConnectionLost(f"receive failed: {exc.strerror or exc}", self.host_name) from None
         self._drained = 0 < len(data) < RECV_BYTES
@@ -264,55 +150,31 @@ class WebSocket:
 
     def _read_events(self) -> list[Any]:
         data = self._receive_bytes()
+        if self._splitter is not None and data:
+            return self._parse(data)
+        if self._splitter is not None:  # the end of the stream: wsproto judges a frame cut short
+            data, self._splitter = self._splitter.take_rest() + data, None
+        return self._wsproto_events(data or None)
+
+    def _parse(self, data: bytes) -> list[Any]:
+        """Text messages decoded by the splitter; every other frame through wsproto, whole."""
+        assert self._splitter is not None
+        events: list[Any] = []
+        for item in self._splitter.feed(data, self.max_message):
+            if isinstance(item, str):
+                events.append(item)
+            else:
+                events.extend(self._wsproto_events(item))
+        if self._splitter.bypassed:
+            self._splitter = None
+        return events
+
+    def _wsproto_events(self, data: bytes | None) -> list[Any]:
         try:
-            if self._fast and data:
-                return self._split_frames(self._rest + data if self._rest else data)
-            if self._rest:
-                self._ws.receive_data(self._rest)
-                self._rest = b""
-            self._ws.receive_data(data or None)
+            self._ws.receive_data(data)
             return list(self._ws.events())
         except (RemoteProtocolError, LocalProtocolError) as exc:
             raise ProtocolError(f"websocket protocol error: {exc}", self.host_name) from None
-
-    def _split_frames(self, data: bytes) -> list[Any]:
-        """Whole frames out of `data`: plain text frames decoded here, the rest through wsproto.
-
-        Why: wsproto's parser costs ~15 us per small message. A complete,
-        unfragmented, unmasked text frame up to FAST_FRAME_LIMIT (and `max_message`) is decoded here
-        (strict UTF-8) and comes out as a str; every other complete frame
-        (control, fragment, invalid UTF-8, reserved bits) is fed to wsproto whole,
-        so its buffer is always empty between frames and its verdicts and close
-        codes stay exactly as before. A bigger frame switches the connection to
-        wsproto for good, which streams it and enforces `max_message`.
-        """
-        events: list[Any] = []
-        start = 0
-        while (bounds := frame_bounds(data, start)) is not None:
-            body, end = bounds
-            if end - body > min(FAST_FRAME_LIMIT, self.max_message):
-                self._fast = False
-                self._ws.receive_data(data[start:])
-                self._rest = b""
-                return events + list(self._ws.events())
-            if end > len(data):
-                break
-            events.extend(self._one_frame(data, start, body, end))
-            start = end
-        self._rest = data[start:]
-        return events
-
-    def _one_frame(self, data: bytes, start: int, body: int, end: int) -> list[Any]:
-        first = data[start]
-        if first == 0x81 and not self._mid_message and not data[start + 1] & 0x80:
-            try:
-                return [data[body:end].decode()]
-            except UnicodeDecodeError:
-                pass  # wsproto fails the connection with 1007
-        if first & 0x0F < 3:  # a data frame: continuation, text or binary
-            self._mid_message = not first & 0x80
-        self._ws.receive_data(data[start:end])
-        return list(self._ws.events())
 
     def _handle(self, event: Any) -> Any:
         if isinstance(event, TextMessage) or (isinstance(event, BytesMessage) and self.allow_binary):
@@ -324,7 +186,7 @@ class WebSocket:
         elif isinstance(event, CloseConnection):
             self._closed_by_peer(event)
         elif isinstance(event, BytesMessage):
-            self._fail(1003, "server sent a binary frame")
+            self._fail(CloseReason.UNSUPPORTED_DATA, "server sent a binary frame")
         return None
 
     def _assemble(self, event: Any) -> Any:
@@ -333,14 +195,14 @@ class WebSocket:
         self._size += len(event.data)
         if self._size > self.max_message:
             self._parts, self._size = [], 0
-            self._fail(1009, f"message larger than {self.max_message} bytes")
+            self._fail(CloseReason.MESSAGE_TOO_BIG, f"message larger than {self.max_message} bytes")
         if not event.message_finished:
             return None
         whole = ("" if isinstance(event, TextMessage) else b"").join(self._parts)
         self._parts, self._size = [], 0
         return whole
 
-    def _fail(self, code: int, reason: str) -> None:
+    def _fail(self, code: int, reason: str) -> NoReturn:
         """We found the server at fault: say why with a close code (RFC 6455 7.1.7), then drop."""
         self.close(code, reason.encode()[:120].decode(errors="ignore"))
         raise ProtocolError(f"websocket protocol error: {reason} (closed with {code})", self.host_name)
@@ -348,7 +210,6 @@ class WebSocket:
     def _closed_by_peer(self, event: CloseConnection) -> None:
         if self._ws.state == ConnectionState.OPEN:  # wsproto's verdict on a bad frame, not the peer's close
             self._fail(int(event.code), event.reason or "invalid frame")
-        self.close_code = event.code
         if self._ws.state == ConnectionState.REMOTE_CLOSING:
             with contextlib.suppress(ConnectionLost):
                 self._write(self._ws.send(event.response()))
@@ -357,7 +218,7 @@ class WebSocket:
 
 
 def _close_detail(code: int, reason: str | None) -> str:
-    if int(code) == 1006:
+    if code == CloseReason.ABNORMAL_CLOSURE:
         return "connection dropped without a close frame"
     return f"code {int(code)}" + (f" ({reason})" if reason else "")
 
@@ -370,13 +231,13 @@ def open_websocket(host_name: str, endpoint: Endpoint, tls: TLSPolicy, timeout: 
             try:
                 if endpoint.scheme == "wss":
                     sock = _start_tls(host_name, sock, endpoint, tls)
-                ws, pending = _upgrade(host_name, sock, endpoint)
+                trailing = _upgrade(host_name, sock, endpoint)
             except BaseException:
                 sock.close()
                 raise
     except OSError as exc:
         raise ConnectError(_describe_os_error(exc), host_name) from None
-    return WebSocket(host_name, sock, ws, pending)
+    return WebSocket(host_name, sock, trailing)
 
 
 def _connect(host_name: str, endpoint: Endpoint) -> Any:
@@ -431,36 +292,24 @@ def _start_tls(host_name: str, sock: Any, endpoint: Endpoint, tls: TLSPolicy) ->
     return wrapped
 
 
-def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> tuple[Connection, list[Any]]:
-    """The upgrade; returns the frame protocol alone (the HTTP handshake's ~20 objects per
-    session, h11 state and all, would otherwise live as long as the connection)."""
-    ws = WSConnection(ConnectionType.CLIENT)
-    sock.sendall(ws.send(Request(host=endpoint.netloc, target=endpoint.target)))
+def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> bytes:
+    """The HTTP upgrade; returns the bytes the server sent after its 101 (frames, if it spoke first)."""
+    handshake = ClientHandshake(endpoint.netloc, endpoint.target)
+    sock.sendall(handshake.request())
     while True:
         data = sock.recv(RECV_BYTES)
         if not data:
             raise ConnectError("connection closed during the websocket handshake", host_name)
         try:
-            ws.receive_data(data)
-            events = list(ws.events())
-        except RemoteProtocolError as exc:
+            verdict = handshake.receive(data)
+        except HandshakeFailure as exc:
             raise HandshakeError(f"bad websocket handshake: {exc}", host_name) from None
-        for index, event in enumerate(events):
-            if isinstance(event, AcceptConnection):
-                assert ws.connection is not None  # wsproto sets it with AcceptConnection
-                return ws.connection, events[index + 1:]
-            if isinstance(event, RejectConnection):
-                _reject(host_name, event)
-            if isinstance(event, RejectData):
-                continue
-
-
-def _reject(host_name: str, event: RejectConnection) -> None:
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
-    location = headers.get("location", "")
-    where = f" to {location}" if location else ""
-    raise HandshakeError(f"websocket upgrade refused with HTTP {event.status_code}{where}", host_name,
-                         status=event.status_code, location=location)
+        if isinstance(verdict, Accepted):
+            return verdict.trailing
+        if isinstance(verdict, Refused):
+            where = f" to {verdict.location}" if verdict.location else ""
+            raise HandshakeError(f"websocket upgrade refused with HTTP {verdict.status}{where}", host_name,
+                                 status=verdict.status, location=verdict.location)
 
 
 def _describe_os_error(exc: OSError) -> str:

@@ -70,7 +70,7 @@ def _ansible_group(doc: Doc, raw: Raw, name: str | None, node: Node, key: str,
         where = doc.at(host_key, join_key(key, f"hosts.{host}"))
         entry = raw.hosts.setdefault(host, Entry(where))
         _ansible_vars(doc, entry.level, host_node, where.key)
-        if group:
+        if group and name:
             entry.links.append((name, where))
     for child, (child_key, child_node) in sub_mapping(doc, items, "children", key).items():
         where = doc.at(child_key, join_key(key, f"children.{child}"))

@@ -50,14 +50,14 @@ import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from ..errors import InventoryError
+from ..protocol.endpoint import API_PATH, DEFAULT_PORTS, Endpoint
 from ..secret import Location, Secret
 from .ansible import is_ansible, read_ansible
 from .nodes import (
-    DEFAULT_PORTS,
     NATIVE_KEYS,
     SETTINGS,
+    Address,
     Doc,
-    Endpoint,
     Entry,
     Items,
     Level,
@@ -81,7 +81,6 @@ __all__ = ["GroupSpec", "HostSpec", "Inventory", "load_inventory", "parse_invent
 
 ENV_VAR = "FLEETCLT_INVENTORY"
 DEFAULT_PATH = "inventory.yaml"
-DEFAULT_API_PATH = "/api/current"
 # libyaml's parser when PyYAML was built with it: 1,000 hosts load in ~15 ms instead of
 # ~105 ms. A broken inventory is read again by PyYAML's own parser, whose messages say more
 # ("found undefined alias 'nope'", not "found undefined alias").
@@ -331,7 +330,7 @@ def _host(name: str, level: Level, chain: tuple[str, ...], raw: Raw) -> HostSpec
     return HostSpec(name, *_endpoint(name, levels), **plain, groups=chain, vars=merged)
 
 
-def _endpoint(name: str, levels: list[Level]) -> Endpoint:
+def _endpoint(name: str, levels: list[Level]) -> Address:
     """The uri in force, or one built from address/port/scheme/path (see module doc)."""
     parts = {key: found for key in ("address", "port", "scheme", "path")
              if (found := _first(levels, key))}
@@ -341,10 +340,9 @@ def _endpoint(name: str, levels: list[Level]) -> Endpoint:
             if index <= uri[0]:
                 raise setting.where.error(f"conflicts with the uri set at {uri[1].where}; "
                                           "give either uri or address/port/scheme/path")
-        return uri[1].value
+        given: Address = uri[1].value
+        return given
     value = {key: setting.value for key, (_, setting) in parts.items()}
     scheme, address = value.get("scheme", "wss"), value.get("address", name)
     port = value.get("port", DEFAULT_PORTS[scheme])
-    host = f"[{address}]" if ":" in address else address
-    netloc = host if port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    return Endpoint(f"{scheme}://{netloc}{value.get('path', DEFAULT_API_PATH)}", address, port)
+    return Address(Endpoint(scheme, address, port, value.get("path", API_PATH)).uri, address, port)

@@ -12,7 +12,6 @@ each module readable (design.md section 4). The shapes both readers fill in
 """
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import logging
 import math
@@ -26,12 +25,12 @@ from typing import Any, NamedTuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..errors import InventoryError
+from ..errors import InventoryError, did_you_mean
+from ..protocol.endpoint import DEFAULT_PORTS, normalize_fingerprint
 from ..secret import Location, Secret
 
 log = logging.getLogger("fleetclt.inventory")  # the name users configure, whichever module logs
 
-DEFAULT_PORTS = {"ws": 80, "wss": 443}
 NATIVE_KEYS = ("defaults", "groups", "hosts")
 _HOSTNAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
@@ -180,10 +179,9 @@ def join_key(parent: str, child: str) -> str:
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:
-    near = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    if near:
-        return "; did you mean " + " or ".join(repr(choice) for choice in near) + "?"
-    return "; expected one of: " + ", ".join(sorted(choices))
+    """A near miss, or else the whole (short) list of what is allowed."""
+    choices = list(choices)
+    return did_you_mean(name, choices) or "; expected one of: " + ", ".join(sorted(choices))
 
 
 def check_keys(doc: Doc, items: Items, allowed: Iterable[str], key: str) -> None:
@@ -211,14 +209,14 @@ def _typed(doc: Doc, node: Node, key: str, kinds: tuple[type, ...], expected: st
 
 
 def nonempty_string(doc: Doc, node: Node, key: str) -> str:
-    value = _typed(doc, node, key, (str,), "a string")
+    value: str = _typed(doc, node, key, (str,), "a string")
     if not value.strip():
         raise doc.at(node, key).error("expected a non-empty string")
     return value
 
 
 def _port(doc: Doc, node: Node, key: str) -> int:
-    port = _typed(doc, node, key, (int,), "an integer")
+    port: int = _typed(doc, node, key, (int,), "an integer")
     if not 0 < port < 65536:
         raise doc.at(node, key).error(f"expected a port number 1-65535, got {port}")
     return port
@@ -232,7 +230,8 @@ def _seconds(doc: Doc, node: Node, key: str) -> float:
 
 
 def _bool(doc: Doc, node: Node, key: str) -> bool:
-    return _typed(doc, node, key, (bool,), "true or false")
+    value: bool = _typed(doc, node, key, (bool,), "true or false")
+    return value
 
 
 def _text(expected: str, normalise: Callable[[str], str | None]) -> Validator:
@@ -256,18 +255,15 @@ def _normal_address(value: str) -> str | None:
         return None
 
 
-def _normal_fingerprint(value: str) -> str | None:
-    digest = re.sub(r"[\s:]", "", value).lower()
-    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
+class Address(NamedTuple):
+    """A host's uri and where it points (address and port), as HostSpec keeps them."""
 
-
-class Endpoint(NamedTuple):
     uri: str
     address: str
     port: int
 
 
-def _uri(doc: Doc, node: Node, key: str) -> Endpoint:
+def _uri(doc: Doc, node: Node, key: str) -> Address:
     text, where = nonempty_string(doc, node, key).strip(), doc.at(node, key)
     try:
         parts = urllib.parse.urlsplit(text)
@@ -278,7 +274,7 @@ def _uri(doc: Doc, node: Node, key: str) -> Endpoint:
         raise where.error("credentials do not belong in the uri; use username/password/api_key")
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.fragment:
         raise where.error(f"expected ws://HOST[:PORT][/PATH] or wss://..., got {text!r}")
-    return Endpoint(text, parts.hostname, port or DEFAULT_PORTS[parts.scheme])
+    return Address(text, parts.hostname, port or DEFAULT_PORTS[parts.scheme])
 
 
 def _local_file(doc: Doc, node: Node, key: str) -> str:
@@ -307,8 +303,7 @@ def _secret_reference(doc: Doc, node: MappingNode, key: str) -> Secret:
     where, items = doc.at(node, key), doc.mapping(node, key)
     unknown = [name for name in items if name not in ("env", "file")]
     if unknown:  # a near-miss is named; anything else might be the secret itself
-        near = difflib.get_close_matches(unknown[0], ["env", "file"], n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
+        hint = did_you_mean(unknown[0], ["env", "file"], n=1)
         raise where.error(f"expected {{env: NAME}} or {{file: PATH}}{hint}")
     if len(items) != 1:
         raise where.error("expected exactly one of {env: NAME} or {file: PATH}")
@@ -326,7 +321,7 @@ SETTINGS: dict[str, Validator] = {
     "username": nonempty_string, "password": _secret, "api_key": _secret, "verify_tls": _bool,
     "ca_file": _local_file,
     "tls_fingerprint": _text("a SHA-256 fingerprint (64 hex digits, colons allowed)",
-                             _normal_fingerprint),
+                             normalize_fingerprint),
     "timeout": _seconds, "connect_timeout": _seconds, "vars": _vars,
 }
 

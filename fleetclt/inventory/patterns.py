@@ -22,13 +22,12 @@ The result keeps the inventory's host order.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 
 __all__ = ["FAILED", "select_names", "split_pattern"]
 
@@ -134,10 +133,8 @@ class _Matcher:
         raise ConfigError(f"host pattern: no host or group named {term!r}{self._near(term)}")
 
     def _near(self, term: str) -> str:
-        near = difflib.get_close_matches(term, [*self.hosts, *self.groups], n=5, cutoff=0.6)
-        if near:
-            return "; did you mean " + ", ".join(repr(name) for name in near) + "?"
-        return f" (the inventory has {len(self.hosts)} hosts and {len(self.groups)} groups)"
+        sizes = f" (the inventory has {len(self.hosts)} hosts and {len(self.groups)} groups)"
+        return did_you_mean(term, [*self.hosts, *self.groups]) or sizes
 
 
 def _compile(regex: str) -> re.Pattern[str]:

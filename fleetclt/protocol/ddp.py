@@ -48,6 +48,9 @@ CONNECT = {"msg": "connect", "version": "1", "support": ["1"], "features": []}
 class DdpDialect:
     """Framing for ``/websocket``: connect/connected, method/result, sub/ready, added/changed."""
 
+    has_login_ex = False
+    job_calls_return_ids = True
+
     def __init__(self, host: str = "", id_prefix: str | None = None) -> None:
         self.host = host
         self._ids = IdSource(id_prefix)
@@ -67,13 +70,9 @@ class DdpDialect:
         return self.request(method, params)[1]
 
     def subscribe(self, name: str) -> tuple[RequestId, str]:
-        """A ``sub`` frame; the id is also the subscription id for unsubscribe()."""
+        """A ``sub`` frame; the id is also the subscription id."""
         sub_id = self._ids.next()
         return sub_id, ejson.dumps({"msg": "sub", "id": sub_id, "name": name})
-
-    def unsubscribe(self, sub_id: str) -> str:
-        """An ``unsub`` frame; the server never answers it."""
-        return ejson.dumps({"msg": "unsub", "id": sub_id})
 
     def ping(self) -> tuple[RequestId, str]:
         """A DDP ``ping``; see the module docstring for servers that ignore it."""

@@ -18,11 +18,10 @@ does not grow with unrelated jobs.
 """
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 from ..errors import JobFailed, ProtocolError, SessionError, ValidationError
-from .jsonrpc import INVALID_PARAMS, CollectionUpdate, is_int, is_request_id
+from .jsonrpc import INVALID_PARAMS, CollectionUpdate, is_int
 
 JOB_EVENT = "core.get_jobs"
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILED", "ABORTED"})
@@ -53,7 +52,8 @@ def job_outcome(job: Job, host: str = "") -> Any:
 
 def job_error(job: Job, host: str = "") -> SessionError:
     """The exception for a FAILED or ABORTED job dict."""
-    exc_info = job.get("exc_info") if isinstance(job.get("exc_info"), dict) else {}
+    raw_info = job.get("exc_info")
+    exc_info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     error = str(job.get("error") or "")
     if job.get("state") == "FAILED" and exc_info.get("type") == "VALIDATION":
         trace = {"class": exc_info.get("type"), "formatted": job.get("exception"),
@@ -74,7 +74,6 @@ class JobTracker:
         self._recent_max = recent
         self._watched: dict[int, Job] = {}
         self._recent: dict[int, Job] = {}  # insertion order: oldest first
-        self._by_message: dict[Hashable, int] = {}
 
     def feed(self, update: CollectionUpdate) -> Job | None:
         """Merge one update; return the job's merged dict, or None if it is not a job update."""
@@ -85,14 +84,13 @@ class JobTracker:
             raise ProtocolError(f"job update without an integer id: {job_id!r:.80}", self.host)
         self._check(update.fields)
         if update.msg == "removed":
-            self._drop_recent(job_id)
+            self._recent.pop(job_id, None)
             return None
         job = self._watched.get(job_id)
         if job is None:
             job = self._recent.pop(job_id, {})
             self._recent[job_id] = job
         job.update(update.fields)
-        self._index(job_id, job)
         self._evict()
         return job
 
@@ -106,10 +104,6 @@ class JobTracker:
     def get(self, job_id: int) -> Job | None:
         """The merged dict of a watched or recent job."""
         return self._watched[job_id] if job_id in self._watched else self._recent.get(job_id)
-
-    def find_by_message_id(self, call_id: Hashable) -> int | None:
-        """The job a new-style call started, once an event listed the call's id."""
-        return self._by_message.get(call_id)
 
     def consume(self, job_id: int) -> Any:
         """Forget a finished job and return its result or raise its error (see job_outcome).
@@ -125,8 +119,8 @@ class JobTracker:
 
     def forget(self, job_id: int) -> None:
         """Stop keeping a job (its waiter gave up or got its outcome)."""
-        self._unindex(self._watched.pop(job_id, {}))
-        self._drop_recent(job_id)
+        self._watched.pop(job_id, None)
+        self._recent.pop(job_id, None)
 
     def __len__(self) -> int:
         return len(self._watched) + len(self._recent)
@@ -138,22 +132,7 @@ class JobTracker:
                 raise ProtocolError(f"job field {key!r} is not a {kind.__name__}: {value!r:.80}",
                                     self.host)
 
-    def _index(self, job_id: int, job: Job) -> None:
-        for call_id in _message_ids(job):
-            self._by_message[call_id] = job_id
-
-    def _unindex(self, job: Job) -> None:
-        for call_id in _message_ids(job):
-            self._by_message.pop(call_id, None)
-
-    def _drop_recent(self, job_id: int) -> None:
-        self._unindex(self._recent.pop(job_id, {}))
-
     def _evict(self) -> None:
         while len(self._recent) > self._recent_max:
-            self._drop_recent(next(iter(self._recent)))
+            self._recent.pop(next(iter(self._recent)))
 
-
-def _message_ids(job: Job) -> list[Hashable]:
-    ids = job.get("message_ids")
-    return [i for i in ids if is_request_id(i)] if isinstance(ids, list) else []

@@ -32,7 +32,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from ..errors import ProtocolError, RemoteCallError, ValidationError
 from . import ejson
@@ -42,11 +42,9 @@ RequestId = int | str
 # JSON-RPC error codes the TrueNAS server sends (truenas-protocol.md 3.1).
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
-TOO_MANY_CALLS = -32000
 CALL_ERROR = -32001
 
 EBUSY = 16
-ETOOMANYREFS = 109
 ENOMETHOD = 201
 ENOTAUTHENTICATED = 207
 
@@ -126,24 +124,25 @@ class Dialect(Protocol):
     """What a session needs from either dialect; see JsonRpcDialect for the contract."""
 
     host: str
+    has_login_ex: bool           # auth.login_ex exists (25.04+); the legacy dialect has only auth.login
+    job_calls_return_ids: bool   # a job method answers with its id at once, without core.set_options
 
     def handshake(self) -> list[str]: ...
     def request(self, method: str, params: list[Any]) -> tuple[RequestId, str]: ...
     def notification(self, method: str, params: list[Any]) -> str: ...
     def subscribe(self, name: str) -> tuple[RequestId, str]: ...
-    def unsubscribe(self, sub_id: str) -> str: ...
     def ping(self) -> tuple[RequestId, str] | None: ...
     def receive(self, text: str | bytes) -> list[Event]: ...
 
 
 # ------------------------------------------------------------------- field checks
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """True for a JSON integer (bool is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_request_id(value: Any) -> bool:
+def is_request_id(value: Any) -> TypeGuard[RequestId]:
     """True for an id the server echoes back unchanged: an int or a string."""
     return is_int(value) or isinstance(value, str)
 
@@ -226,12 +225,6 @@ def is_method_missing(err: BaseException) -> bool:
         err.code == METHOD_NOT_FOUND or err.errno == ENOMETHOD)
 
 
-def is_too_many_calls(err: BaseException) -> bool:
-    """The server's 20-call limit was hit: the local in-flight window is too wide."""
-    return isinstance(err, RemoteCallError) and (
-        err.code == TOO_MANY_CALLS or err.errno == ETOOMANYREFS)
-
-
 # ----------------------------------------------------------- shared event parsing
 
 def collection_update(params: Any, host: str) -> CollectionUpdate:
@@ -280,6 +273,9 @@ class IdSource:
 class JsonRpcDialect:
     """JSON-RPC 2.0 framing for ``/api/current`` (TrueNAS 25.04 and newer)."""
 
+    has_login_ex = True
+    job_calls_return_ids = False  # a job call answers when the job ends, unless legacy_jobs is set
+
     def __init__(self, host: str = "", id_prefix: str | None = None) -> None:
         self.host = host
         self._ids = IdSource(id_prefix)
@@ -299,12 +295,8 @@ class JsonRpcDialect:
         return ejson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
 
     def subscribe(self, name: str) -> tuple[RequestId, str]:
-        """A ``core.subscribe`` call; its Reply's result is the id for unsubscribe()."""
+        """A ``core.subscribe`` call; its Reply's result is the subscription id."""
         return self.request("core.subscribe", [name])
-
-    def unsubscribe(self, sub_id: str) -> str:
-        """``core.unsubscribe`` sent as a notification: its result is always null anyway."""
-        return self.notification("core.unsubscribe", [sub_id])
 
     def ping(self) -> None:
         """No protocol-level ping here: use websocket pings and an authenticated core.ping."""

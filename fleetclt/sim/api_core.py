@@ -210,14 +210,14 @@ def mechanism_choices(conn: Connection) -> list[str]:
      **NO_AUTH)
 def login(conn: Connection, username: str, password: str, otp_token: str | None) -> bool:
     data = {"username": username, "password": password, "login_options": {"user_info": False}}
-    return _login_password(conn, data)["response_type"] == "SUCCESS"
+    return bool(_login_password(conn, data)["response_type"] == "SUCCESS")
 
 
 @api("auth.login_with_api_key", Param("api_key", (str,)), **NO_AUTH)
 def login_with_api_key(conn: Connection, api_key: str) -> bool:
     owner = conn.host.config.api_keys.get(api_key, "")
     data = {"username": owner, "api_key": api_key, "login_options": {"user_info": False}}
-    return _login_api_key(conn, data)["response_type"] == "SUCCESS"
+    return bool(_login_api_key(conn, data)["response_type"] == "SUCCESS")
 
 
 @api("auth.me")

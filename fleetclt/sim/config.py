@@ -81,6 +81,5 @@ class Counters:
     peak_inflight: int = 0
     peak_running_calls: int = 0
     too_many_calls: int = 0
-    restarts: int = 0
     jobs_started: int = 0
     peak_running_jobs: int = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND = -32700, -32600, -32601
@@ -45,9 +46,9 @@ class CallError(Exception):
 class ValidationErrors(Exception):
     """One or more invalid arguments; sent as -32602 "Invalid params"."""
 
-    def __init__(self, errors: list[tuple[str | None, str, int]]) -> None:
+    def __init__(self, errors: Sequence[tuple[str | None, str, int]]) -> None:
         super().__init__(errors)
-        self.errors = [list(item) for item in errors]
+        self.errors: list[list[Any]] = [list(item) for item in errors]
 
     @classmethod
     def single(cls, attribute: str | None, message: str, errno: int = errno_mod.EINVAL) -> ValidationErrors:

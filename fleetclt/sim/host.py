@@ -106,7 +106,6 @@ class SimHost:
         self.drop_connections()
         self.engine.kill_all()
         self._boot()
-        self.counters.restarts += 1
 
     # -- faults --------------------------------------------------------------
     def go_offline(self) -> None:
@@ -198,8 +197,11 @@ class SimHost:
 
     def wait_disconnected(self, timeout: float) -> bool:
         """Wait until no connection is open; False on timeout."""
-        return self._idle.wait(timeout)
+        return bool(self._idle.wait(timeout))
 
     def spawn_later(self, seconds: float, func: Any, *args: Any) -> None:
         """Run `func` after simulated `seconds` (e.g. a reboot after an update)."""
-        gevent.spawn(lambda: (self.clock.sleep(seconds), func(*args)))
+        def later() -> None:
+            self.clock.sleep(seconds)
+            func(*args)
+        gevent.spawn(later)

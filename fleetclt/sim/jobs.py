@@ -37,7 +37,8 @@ class Job:
         self.id, self.method, self.arguments = job_id, method, arguments
         self.message_ids = [] if message_id is None else [message_id]
         self.credentials, self.transient = credentials, transient
-        self.time_started, self.time_finished = started, None
+        self.time_started = started
+        self.time_finished: dt.datetime | None = None
         self.description: str | None = None
         self.progress: dict[str, Any] = {"percent": 0, "description": "", "extra": None}
         self.state, self.result = "WAITING", None

@@ -93,9 +93,9 @@ class _Utf8Check:
         return True, True, len(data), len(data)
 
 
-Header.mask_payload = Header.unmask_payload = _xor_unmask  # type: ignore[method-assign]
-WebSocket.close = _close  # type: ignore[method-assign]
-gws.Utf8Validator = _Utf8Check  # type: ignore[misc]
+Header.mask_payload = Header.unmask_payload = _xor_unmask
+WebSocket.close = _close
+gws.Utf8Validator = _Utf8Check
 
 
 class SimHandler(WebSocketHandler):
@@ -121,8 +121,9 @@ class SimHandler(WebSocketHandler):
         try:
             list(self.application(self.environ, lambda *args: []))
         finally:
-            if not self.websocket.closed:
-                self.websocket.close()
+            websocket: Any = getattr(self, "websocket")  # noqa: B009  (set by gevent-websocket, untyped)
+            if not websocket.closed:
+                websocket.close()
             self.environ["wsgi.websocket"] = None
             self.websocket = None
 

@@ -29,8 +29,9 @@ import gevent
 from gevent import socket
 
 from fleetclt.client.tls import TLSPolicy
-from fleetclt.client.transport import Endpoint, open_websocket
+from fleetclt.client.transport import open_websocket
 from fleetclt.errors import SessionError
+from fleetclt.protocol.endpoint import Endpoint
 from tests.faultproxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,9 @@ import pytest
 from gevent import socket, subprocess
 
 from fleetclt.client.tls import TLSPolicy, fingerprint_of
-from fleetclt.client.transport import Endpoint, open_websocket
+from fleetclt.client.transport import open_websocket
 from fleetclt.errors import ConnectError, ConnectTimeout, HandshakeError, PinMismatch, TLSError
+from fleetclt.protocol.endpoint import Endpoint
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""Where a host's API lives and which certificate it must show: parsed one way for every caller.
+
+The client connects to an Endpoint, the inventory builds and checks one, the
+CLI reads one from the command line; a TLS pin is written the same way in
+all three places (hex, any case, colons allowed, an optional `sha256:` prefix).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_PORTS = {"ws": 80, "wss": 443}
+API_PATH = "/api/current"       # JSON-RPC 2.0 (docs/protocol.md §1)
+LEGACY_PATH = "/websocket"      # the DDP dialect of 24.10 and older
+UNIX_HANDSHAKE_HOST, UNIX_HANDSHAKE_PATH = "localhost", API_PATH  # what midclt sends over the local socket
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect and what to ask for in the upgrade request."""
+
+    scheme: str
+    host: str
+    port: int
+    target: str
+    unix_path: str | None = None
+
+    @classmethod
+    def parse(cls, uri: str) -> Endpoint:
+        """ws://, wss:// or ws+unix://PATH; ValueError names what is wrong."""
+        parts = urlsplit(uri)
+        if parts.scheme == "ws+unix":
+            return cls("ws", UNIX_HANDSHAKE_HOST, 0, UNIX_HANDSHAKE_PATH, unix_path=parts.netloc + parts.path)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not a websocket uri: {uri!r} (use ws://, wss:// or ws+unix://)")
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        query = f"?{parts.query}" if parts.query else ""  # kept: a proxy or test server may route on it
+        return cls(parts.scheme, parts.hostname, port, (parts.path or "/") + query)
+
+    def with_path(self, path: str) -> Endpoint:
+        return Endpoint(self.scheme, self.host, self.port, path, self.unix_path)
+
+    @property
+    def netloc(self) -> str:
+        """host[:port] as the Host header and a URI write it (IPv6 in brackets, default port left out)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORTS.get(self.scheme) or self.unix_path else f"{host}:{self.port}"
+
+    @property
+    def uri(self) -> str:
+        if self.unix_path:
+            return f"ws+unix://{self.unix_path}"
+        return f"{self.scheme}://{self.netloc}{self.target}"
+
+    @property
+    def is_legacy(self) -> bool:
+        """The DDP endpoint of TrueNAS 24.10 and older, rather than JSON-RPC."""
+        return self.target.endswith(LEGACY_PATH)
+
+
+def normalize_fingerprint(text: str) -> str | None:
+    """A SHA-256 certificate pin as 64 lowercase hex digits; None if `text` is not one."""
+    digest = re.sub(r"[\s:]", "", text.strip().lower().removeprefix("sha256:"))
+    return digest if _SHA256_HEX.fullmatch(digest) else None
