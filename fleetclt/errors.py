@@ -179,6 +179,10 @@ class JobUnknown(SessionError):
 class NotAJobError(SessionError):
     """Waiting for a job was asked of a method that is not one (it must not hang)."""
 
+    @classmethod
+    def for_reply(cls, method: str, reply: Any, host: str = "") -> NotAJobError:
+        return cls(f"{method} is not a job: it returned {reply!r:.60} instead of a job id", host)
+
 
 class InternalError(SessionError):
     """An unexpected exception on one host: a bug, reported on that host alone."""

@@ -26,7 +26,7 @@ from ..inventory.load import Inventory, load_inventory
 from ..local.state import last_failed, save_last_run
 from . import output
 from .argtypes import count, seconds
-from .single import call_params
+from .call_args import call_params
 from .status import ExitStatus
 
 OUTPUTS = ("table", "json", "jsonl", "yaml")

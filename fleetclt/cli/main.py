@@ -27,8 +27,8 @@ from ..client.tls import server_fingerprint
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import Endpoint
 from . import fleet as fleet_cli
+from . import options, single
 from . import rollout as rollout_cli
-from . import single
 from .status import ExitStatus
 
 FLEET_COMMANDS = ("call", "ping")
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inventory file (default: $FLEETCLT_INVENTORY, else ./inventory.yaml)")
     parser.add_argument("--debug", action="store_true",
                         help="log protocol details on stderr, and the server's traceback of a failed call")
-    single.add_connection_options(parser, nested=False)
+    options.add_connection_options(parser, nested=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     single.add_commands(commands)
     for name in FLEET_COMMANDS:

@@ -24,9 +24,9 @@ from ..rollout.journal import Journal
 from ..rollout.plan import Budget, RolloutPlan, parse_batch
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
+from .call_args import call_params, parse_arg
 from .fleet import OUTPUTS, add_concurrency_options, fleet_for, selection
 from .rollout_view import RolloutView
-from .single import call_params, parse_arg
 from .status import ExitStatus
 
 

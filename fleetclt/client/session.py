@@ -177,8 +177,7 @@ class HostSession:
         if not job:
             return result
         if not is_int(result):
-            raise NotAJobError(f"{method} is not a job: it returned {result!r:.60} instead of a job id",
-                               self.name)
+            raise NotAJobError.for_reply(method, result, self.name)
         return self._wait_job(result, on_progress, None, None)  # job events are on already
 
     def wait_job(self, job_id: int, *, on_progress: ProgressCallback | None = None,
