@@ -29,14 +29,12 @@ from .argtypes import count, seconds
 from .call_args import call_params
 from .status import ExitStatus
 
-OUTPUTS = ("table", "json", "jsonl", "yaml")
-
 
 def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = True) -> None:
     group = parser.add_argument_group("fleet (from the inventory)")
     group.add_argument("--hosts", metavar="PATTERN",
                        help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
-    group.add_argument("--output", "-o", choices=OUTPUTS,
+    group.add_argument("--output", "-o", choices=output.FORMATS,
                        help="default: table on a terminal, else json")
     if with_forks:
         add_concurrency_options(group)
@@ -75,12 +73,12 @@ def selection(args: argparse.Namespace) -> tuple[Inventory, list[str]]:
 def run_hosts(args: argparse.Namespace) -> int:
     inventory, names = selection(args)
     rows = {name: inventory.hosts[name].to_dict() for name in names}
-    fmt = _format(args)
+    fmt = output.output_format(args.output)
     if fmt == "table":
         for name, row in rows.items():
             print(f"{name:16} {row['uri']:44} {','.join(row.get('groups', []))}")
     else:
-        _print_document({"hosts": rows}, fmt)
+        output.print_document({"hosts": rows}, fmt)
     return ExitStatus.OK
 
 
@@ -105,7 +103,7 @@ def run_ping(args: argparse.Namespace) -> int:
 
 def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], method: str) -> int:
     inventory, names = selection(args)
-    fmt = _format(args)
+    fmt = output.output_format(args.output)
     progress = _Progress(len(names), sys.stderr) if sys.stderr.isatty() else None
 
     def on_result(result: HostResult) -> None:
@@ -123,10 +121,6 @@ def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], met
     return ExitStatus.OK if not result.failed else ExitStatus.SOME_FAILED
 
 
-def _format(args: argparse.Namespace) -> str:
-    return args.output or ("table" if sys.stdout.isatty() else "json")
-
-
 def document(result: FleetResult) -> dict[str, Any]:
     """The json/yaml output document."""
     hosts = {}
@@ -142,11 +136,7 @@ def _render(result: FleetResult, fmt: str, elapsed: float) -> None:
     if fmt == "table":
         print(output.fleet_table(result, elapsed), flush=True)
     elif fmt != "jsonl":
-        _print_document(document(result), fmt)
-
-
-def _print_document(doc: dict[str, Any], fmt: str) -> None:
-    print(output.to_yaml(doc) if fmt == "yaml" else output.to_json(doc), flush=True)
+        output.print_document(document(result), fmt)
 
 
 class _Progress:

@@ -63,6 +63,19 @@ def to_yaml(value: Any) -> str:
     return yaml.safe_dump(orjson.loads(to_json(value, indent=False)), sort_keys=False, allow_unicode=True)
 
 
+FORMATS = ("table", "json", "jsonl", "yaml")
+
+
+def output_format(requested: str | None) -> str:
+    """The -o asked for; unasked, a table for a person at a terminal and json for a program."""
+    return requested or ("table" if sys.stdout.isatty() else "json")
+
+
+def print_document(document: Any, fmt: str) -> None:
+    """A whole json or yaml document on stdout."""
+    print(to_yaml(document) if fmt == "yaml" else to_json(document), end="\n" if fmt != "yaml" else "", flush=True)
+
+
 def fleet_table(result: FleetResult, elapsed: float, width: int = 100) -> str:
     """One line per host, then a recap line."""
     lines = [f"{'HOST':16} {'STATUS':12} {'TIME':>8}  RESULT"]

@@ -25,7 +25,7 @@ from ..rollout.plan import Budget, RolloutPlan, parse_batch
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
 from .call_args import call_params, parse_arg
-from .fleet import OUTPUTS, add_concurrency_options, fleet_for, selection
+from .fleet import add_concurrency_options, fleet_for, selection
 from .rollout_view import RolloutView
 from .status import ExitStatus
 
@@ -45,7 +45,7 @@ def add_rollout_command(commands: Any) -> None:
     parser.add_argument("--abort-on-halt", action="store_true", help="abort running jobs when halting")
     parser.add_argument("--stall", type=seconds, default=300.0, metavar="S",
                         help="warn when a job's progress has not changed for S seconds (default 300)")
-    parser.add_argument("--output", "-o", choices=OUTPUTS, help="default: table on a terminal, else json")
+    parser.add_argument("--output", "-o", choices=output.FORMATS, help="default: table on a terminal, else json")
     add_concurrency_options(parser)
     parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted rollout from its journal")
     parser.add_argument("method", metavar="METHOD", nargs="?")
@@ -72,7 +72,7 @@ def run_rollout(args: argparse.Namespace) -> int:
         handler.cancel()
         rollout.fleet.close()
     view.close(rollout)
-    _render(result, args.output or ("table" if sys.stdout.isatty() else "json"))
+    _render(result, output.output_format(args.output))
     return ExitStatus.OK if result.ok else ExitStatus.SOME_FAILED
 
 
