@@ -1,9 +1,6 @@
 """Single-host commands with midclt habits: ``call``, ``ping`` and ``subscribe`` on one ``--uri``.
 
-Layer: front end; imports session, secret, tls, transport (URI parsing), ejson,
-output and errors. Only cli.py imports this module.
-
-Why it differs from midclt (truenas-protocol.md 14): every command logs in
+Why it differs from midclt (docs/protocol.md §13): every command logs in
 (midclt's ``ping`` and ``subscribe`` do not, so they fail on remote hosts), a
 failed login exits 1 instead of 0, and no secret ever has to be written on the
 command line: stdin, a prompt, a file or an environment variable all work, and a
@@ -13,8 +10,8 @@ literal ``-P``/``-K`` still works but is warned about. Each secret is wrapped in
 Connection options are accepted before the command (``fleetclt --uri U call m``)
 and after it (``fleetclt call --uri U m``): ``add_connection_options`` adds them to
 both parsers, with SUPPRESS defaults in the subcommand so that an option given
-before the command survives. Fleet mode (``--hosts PATTERN``) is fleet_cli.py's,
-with its own option group; cli.py picks it when ``--hosts`` is given.
+before the command survives. Fleet mode (``--hosts PATTERN``) is cli/fleet.py's,
+with its own option group; cli/main.py picks it when ``--hosts`` is given.
 """
 from __future__ import annotations
 
@@ -341,5 +338,5 @@ def _secret_on_stdin(args: argparse.Namespace) -> bool:
 
 
 def _check_readable(secret: Secret) -> None:
-    """Fail now, with exit 2, if an env variable or file secret cannot be read."""
+    """Fail now, with exit 1, if an env variable or file secret cannot be read."""
     secret.reveal()

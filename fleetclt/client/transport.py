@@ -1,7 +1,5 @@
 """One websocket over a gevent socket, with wsproto as the frame engine.
 
-Layer: transport; imports fleetclt.errors and fleetclt.tls; gevent, wsproto.
-
 Speaks ws://, wss:// and ws+unix://PATH (the local middleware socket, with the
 dummy handshake URL midclt uses). No monkey patching: gevent's socket and ssl
 modules are used directly. Low-level errors (OSError, ssl errors, wsproto
@@ -97,8 +95,8 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class _MaskingKeys:
-    """4-byte masking keys cut from one os.urandom read per 1,024 frames (a getrandom call per frame
-    was 1 us of 70 per call); still the strong source RFC 6455 10.3 asks for."""
+    """4-byte masking keys cut from one os.urandom read per 1,024 frames, not a getrandom call per
+    frame (docs/performance.md §3); still the strong source RFC 6455 10.3 asks for."""
 
     BATCH = 4096
 
@@ -176,7 +174,7 @@ class WebSocket:
         self._drained = False
 
     def send(self, text: str) -> None:
-        """One text frame; encoded here while open (4x cheaper than wsproto's send), else by wsproto."""
+        """One text frame; encoded here while open (cheaper than wsproto's send), else by wsproto."""
         if self._ws.state is ConnectionState.OPEN:
             self._write(text_frame(text.encode()))
         else:
@@ -250,7 +248,7 @@ class WebSocket:
 
         gevent's recv tries first, and a call's reply is usually alone on its socket:
         every second recv failed with EAGAIN and raised and caught an exception in
-        gevent (strace: 2 recvfrom per reply, half of them EAGAIN).
+        gevent (docs/performance.md §3).
         """
         readable = self._readable
         if self._drained and readable is not None:
@@ -278,7 +276,7 @@ class WebSocket:
     def _split_frames(self, data: bytes) -> list[Any]:
         """Whole frames out of `data`: plain text frames decoded here, the rest through wsproto.
 
-        Why: wsproto's parser costs ~15 us per small message. A complete,
+        Why: wsproto's parser is costly per small message (docs/performance.md §3). A complete,
         unfragmented, unmasked text frame up to FAST_FRAME_LIMIT (and `max_message`) is decoded here
         (strict UTF-8) and comes out as a str; every other complete frame
         (control, fragment, invalid UTF-8, reserved bits) is fed to wsproto whole,
@@ -385,7 +383,7 @@ def _connect(host_name: str, endpoint: Endpoint) -> Any:
     family = _literal_family(endpoint.host)
     if family is None:
         sock = socket.create_connection((endpoint.host, endpoint.port))
-    else:  # no resolver round trip through gevent's thread pool: 1,000 of them cost ~0.3 s
+    else:  # no resolver round trip through gevent's thread pool (docs/performance.md §4)
         sock = _connected(family, (endpoint.host, endpoint.port))
     sock.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY, 1)
     sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_KEEPALIVE, 1)
