@@ -1,7 +1,5 @@
 """The one exception tree of fleetclt.
 
-Layer: foundation; imports nothing from fleetclt.
-
 Low-level errors (OSError, ssl.SSLError, wsproto errors) are converted into
 these at the transport boundary only, so callers catch one family::
 

@@ -1,7 +1,5 @@
 """Credentials that cannot leak by accident: masked everywhere, read only when needed.
 
-Layer: configuration; imports only fleetclt.errors.
-
 A ``Secret`` holds either a literal value or a reference to one (``{env: NAME}``,
 ``{file: PATH}``). References are resolved by ``reveal()`` each time it is called,
 so a rotated key file or a changed environment is picked up by the next login, and

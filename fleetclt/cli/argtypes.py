@@ -1,9 +1,8 @@
 """argparse types for counts and durations: `--forks 0` is a usage error, not a hang.
 
-Layer: CLI support; standard library only.
-
-A zero pool waited forever (gevent's LoopExit traceback), a negative one raised
-ValueError, and a negative timeout failed every host as unreachable.
+Checked at parse time because, unchecked, a zero pool waits forever (gevent's
+LoopExit traceback), a negative one raises ValueError, and a negative timeout
+fails every host as unreachable.
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """`fleetclt demo`: a simulated fleet in a child process, driven for real through an inventory.
 
-Layer: front end; imports fleet, inventory, results and the sim's CLI (as a child process).
-
 The simulator runs as `fleetclt sim` in its own process (so nothing is shared
 with the client but sockets), writes an inventory, and this process fans out
 over it like any user would. Three hosts are broken on purpose: one is gone

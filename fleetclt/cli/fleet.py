@@ -1,14 +1,8 @@
 """Fleet commands: `call --hosts`, `ping --hosts` and `hosts`, driven from the inventory.
 
-Layer: front end; imports fleet, inventory, results, state, output, single (argument parsing).
-
-Output contract (stdout carries data only; progress goes to stderr, and only
-when stderr is a terminal):
-  json   one document {"hosts": {NAME: {...}}, "summary": {STATUS: COUNT}}
-  jsonl  one object per host, in completion order, {"host": NAME, "status": ...}
-  table  one line per host and a recap (the default on a terminal)
-  yaml   the json document, for humans who like it
-Exit codes: 0 every host ok, 2 some host not ok, 1 nothing ran.
+stdout carries data only; progress goes to stderr, and only when stderr is a
+terminal. The output formats and exit codes are the contract in docs/cli.md:
+scripts parse them, so change them only together with that page.
 """
 from __future__ import annotations
 

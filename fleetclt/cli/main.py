@@ -1,13 +1,10 @@
 """The `fleetclt` command line.
 
-Layer: front end; imports everything below it. The library never touches
-process-wide state; this module is where signal handling and logging set-up
-live. It does not monkey-patch: fleetclt uses gevent's socket and ssl modules
-directly, so nothing needs patching.
+The library never touches process-wide state; this module is where signal
+handling, logging set-up and the GC settings live. It does not monkey-patch:
+fleetclt uses gevent's socket and ssl modules directly, so nothing needs patching.
 
-Exit codes: 0 success; 1 nothing ran (bad usage, a broken inventory, no host
-matched) or, in single-host mode (--uri), the call failed; 2 a fan-out ran but
-some host was not ok; 130 interrupted.
+Exit codes: ExitStatus in status.py, documented in docs/cli.md.
 """
 from __future__ import annotations
 
@@ -73,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     args = build_parser().parse_args(argv)
-    # Each greenlet would keep the stack that spawned it (about 15 objects): at 10,000
-    # hosts that is 300,000 more objects for the cyclic GC to rescan as the heap grows.
+    # Each greenlet would keep the stack that spawned it: at thousands of hosts, many
+    # more objects for the cyclic GC to rescan as the heap grows (docs/performance.md §1).
     gevent.config.track_greenlet_tree = False
     # What exists by now (modules, classes, the parser) lives until exit: frozen, the
-    # cyclic GC never rescans it. A 1,000-host `call` spent 180 ms in GC, 65 with it.
+    # cyclic GC never rescans it (docs/performance.md §1).
     gc.freeze()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

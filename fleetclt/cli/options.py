@@ -173,5 +173,5 @@ def secret_on_stdin(args: argparse.Namespace) -> bool:
 
 
 def _check_readable(secret: Secret) -> None:
-    """Fail now, with exit 2, if an env variable or file secret cannot be read."""
+    """Fail now, with exit 1, if an env variable or file secret cannot be read."""
     secret.reveal()

@@ -1,10 +1,8 @@
 """Renderers for the command line: results on stdout, errors and progress on stderr.
 
-Layer: front end; imports fleetclt.errors and fleetclt.protocol (types only).
-
 stdout only ever carries data (a raw scalar or JSON), so ``fleetclt call ... | jq``
-works; every human message goes to stderr (the Salt anti-pattern in design.md 2 is
-JSON mixed with text). JSON keeps the server's key order and writes what ejson
+works; every human message goes to stderr, because JSON mixed with text breaks every
+consumer (the output contract: docs/cli.md). JSON keeps the server's key order and writes what ejson
 decoded into Python values as plain JSON: datetimes, dates and times as ISO 8601
 strings, sets as lists, interfaces as strings.
 """
@@ -25,7 +23,7 @@ from ..protocol.jsonrpc import CollectionUpdate
 if TYPE_CHECKING:
     from ..fleet.results import FleetResult, HostResult
 
-# JSON-RPC codes that come without an errname (truenas-protocol.md section 3).
+# JSON-RPC codes that come without an errname (docs/protocol.md §3).
 _CODE_NAMES = {-32700: "PARSE_ERROR", -32600: "INVALID_REQUEST", -32601: "METHOD_NOT_FOUND",
                -32602: "EINVAL", -32000: "TOO_MANY_CONCURRENT_CALLS"}
 _BAR_WIDTH = 30

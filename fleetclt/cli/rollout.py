@@ -1,7 +1,5 @@
 """`fleetclt rollout`: a job across hosts in stages, with a failure budget, live progress and resume.
 
-Layer: front end; imports rollout, rollout_plan, rollout_view, journal, fleet, inventory, output.
-
 Ctrl-C once stops starting new jobs and detaches from running ones (they go on
 on their hosts; the journal keeps their ids for --resume); twice exits at once.
 Exit 0 when every host succeeded, 2 otherwise, 1 when nothing ran.

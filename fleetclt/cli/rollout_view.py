@@ -1,7 +1,5 @@
 """Live rollout progress on stderr: a redrawn block on a terminal, one line per event in logs.
 
-Layer: front end; imports rollout (types), journal (types).
-
 Shows, per stage and overall, hosts waiting / running / done / failed, the mean
 and lowest job percent, the slowest host with its progress description, and a
 warning when a job's progress has not changed for `stall_after` seconds.

@@ -1,7 +1,5 @@
 """`fleetclt sim`: serve simulated hosts in the foreground until SIGINT/SIGTERM.
 
-Layer: simulator front end; imports fleet, config, fleetclt.inventory.
-
 Either N generated hosts (and a ready-to-use inventory that references the
 password by file or environment variable, never in clear), or every loopback
 host of an existing inventory with that inventory's own credentials.

@@ -1,9 +1,6 @@
 """Single-host commands with midclt habits: ``call``, ``ping`` and ``subscribe`` on one ``--uri``.
 
-Layer: front end; imports session, secret, tls, transport (URI parsing), ejson,
-output and errors. Only cli.py imports this module.
-
-Why it differs from midclt (truenas-protocol.md 14): every command logs in
+Why it differs from midclt (docs/protocol.md §13): every command logs in
 (midclt's ``ping`` and ``subscribe`` do not, so they fail on remote hosts), a
 failed login exits 1 instead of 0, and no secret ever has to be written on the
 command line.

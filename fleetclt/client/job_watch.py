@@ -1,7 +1,5 @@
 """The jobs a session is waiting for: merged state, a wake-up per job, and what the server forgot.
 
-Layer: session internals; imports fleetclt.jobs, fleetclt.protocol, fleetclt.errors and gevent.
-
 Jobs are followed through `core.get_jobs` events (never polled). A job is looked
 up by id only when its events may have been missed: when the wait starts, after
 a reconnect (re-attach), and once after `idle` seconds of silence (a transient

@@ -1,7 +1,5 @@
 """One live connection of a session: a reader greenlet, pending calls by id, a call window.
 
-Layer: session internals; imports fleetclt.transport, fleetclt.protocol, fleetclt.errors.
-
 A Link lives exactly as long as its websocket. The session makes a new one after
 a drop; nothing here reconnects. Replies arrive out of order and are matched to
 their AsyncResult by id; at most `window` calls are on the wire at once (the

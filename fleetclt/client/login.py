@@ -1,7 +1,5 @@
 """Logging in over a Link: mechanisms, fallbacks, throttling and refusals.
 
-Layer: session internals; imports link, protocol, ddp, throttle, transport, secret, errors.
-
 `auth.login_ex` (PASSWORD_PLAIN or API_KEY_PLAIN) first; `auth.login` /
 `auth.login_with_api_key` on servers without it (the legacy dialect always).
 Every attempt takes a token from the auth throttle first; EBUSY blocks the

@@ -1,7 +1,6 @@
 """One host, complete on its own: a persistent, authenticated, throttled session.
 
-Layer: session; imports link, login, transport, tls, protocol, ddp, jobs,
-throttle and errors. Never monkey-patches; never does I/O in its constructor.
+Never monkey-patches; never does I/O in its constructor.
 
     with HostSession("nas01", "wss://nas01/api/current", Credentials("admin", password)) as nas:
         nas.call("system.info")
@@ -66,7 +65,7 @@ class Timeouts:
     """Phase timeouts in seconds; None means no limit (only where that is safe)."""
 
     connect: float = 10.0      # TCP, TLS, upgrade, and each set-up call after it
-    login: float = 20.0        # a refused login only answers after 1-10 s
+    login: float = 20.0        # refusals answer late: 1-5 s, or up to 10 s when rate limited
     call: float = 60.0
     job: float | None = None
     job_idle: float | None = 600.0
@@ -429,8 +428,8 @@ class HostSession:
 class _SetUpCalls:
     """Set-up calls sent without waiting, then waited for together, each within `timeout` of its send.
 
-    No greenlet each: on CPython 3.11 a new greenlet maps and unmaps a 16 KiB
-    frame stack, ~20 us, which two of them per host added to every connect.
+    No greenlet each: a new greenlet costs as much as the call it would wait for
+    (docs/performance.md §2).
     If the link's window is full (a window smaller than the set-up), a call
     waits for a slot instead.
     """

@@ -1,45 +1,24 @@
 """Auth budgets shared by every fleetclt process of this user, and reconnect backoff.
 
-Layer: foundation; imports fleetclt.errors and fleetclt.state only.
-
 Why: TrueNAS refuses the 21st unauthenticated call per method and *source IP*
-in a fixed 60 s window, after a 1-10 s delay (truenas-protocol.md section 6).
-The bucket for one server allows a burst of 5 and refills one token every 6 s:
-at most 5 + 10 = 15 logins in any 60 s, under the limit even in a reconnect
-storm. Because the server counts per source IP, the budget must be shared by
-every fleetclt process of this user on the machine: running the CLI 30 times in
-a minute must not get a host to lock us out.
+in a fixed 60 s window, after a 1-10 s delay (docs/protocol.md §6). The bucket
+for one server allows a burst of 5 and refills one token every 6 s: at most
+5 + 10 = 15 logins in any 60 s, under the limit even in a reconnect storm.
+Because the server counts per source IP, the budget must be shared by every
+fleetclt process of this user on the machine.
 
-Shape:
+``TokenBucket`` is the policy and the only place with token math. A store holds
+one ``BucketState`` per server and hands it out inside ``transaction()``, one
+read-modify-write exclusive against every other user of the store: ``FileStore``
+(the default: one flock'd file per server under the state dir, see
+fleetclt.local.state) or ``MemoryStore`` (this process only). ``AuthThrottle``
+is what sessions call: ``acquire`` before each unauthenticated call, ``block``
+when the server answered EBUSY. Time is wall-clock epoch seconds, because
+monotonic clocks do not cross processes. An unusable state dir falls back to
+process memory, with a warning, rather than refuse logins.
 
-* ``TokenBucket`` is the policy and the only place with token math; it acts on
-  a ``BucketState`` (tokens, stamp, blocked_until) at a time the caller gives.
-* A *store* holds one ``BucketState`` per key (``"address:port"`` or a unix
-  socket path) and hands them out inside ``transaction()``: one
-  read-modify-write, exclusive against every other user of the same store.
-  - ``FileStore`` (the default): one small JSON file per server in
-    ``auth-budget/`` under ``$FLEETCLT_STATE_DIR``, else
-    ``$XDG_STATE_HOME/fleetclt``, else ``~/.local/state/fleetclt`` (made 0700,
-    files 0600), each guarded by ``flock`` on itself and rewritten in place, so
-    a login costs the same for 10 servers or 10,000. A corrupt or unreadable file
-    logs a warning and starts that server fresh; if the directory cannot be used
-    at all the store falls back to process-local memory, with a warning, rather
-    than refuse logins.
-  - ``MemoryStore``: per-process budgets, for library users who want no files:
-    ``AuthThrottle(store=MemoryStore())``.
-* ``AuthThrottle(bucket=TokenBucket(clock=...), store=..., sleep=...)`` is what
-  sessions call: ``acquire(key, host)`` before each unauthenticated call,
-  ``block(key)`` when the server answered EBUSY. The clock is injected through
-  the bucket (its policy); it defaults to ``time.time``, wall-clock epoch
-  seconds, since monotonic clocks do not cross processes; a clock stepping
-  backwards is tolerated. Waiting happens outside the lock, which is held for
-  one small read and write, so a blocking ``flock`` costs the hub microseconds.
-  After a wait the token is taken afresh: another process may have won it.
-* Servers idle for 10 minutes with a full bucket are forgotten, in a sweep that
-  runs at most once per 10 minutes per throttle.
-
-``Backoff`` is capped exponential with full jitter (AWS architecture blog), so
-a fleet that lost its network does not come back in lock-step.
+``Backoff`` is capped exponential with full jitter, so a fleet that lost its
+network does not come back in lock-step.
 """
 from __future__ import annotations
 
@@ -67,9 +46,9 @@ States = dict[str, "BucketState"]
 
 SERVER_WINDOW = 60.0
 PRUNE_IDLE = 600.0  # the server clears its whole limiter every 10 min
-# A budget file is kept a day after its last use: creating it again cost 100-230 us
-# per login on ext4 against 40 us for rewriting it, i.e. 0.1-0.2 s per 1,000-host
-# connect for every run more than 10 minutes after the last. 4 KiB per server on disk.
+# A budget file is kept a day after its last use: creating it again costs much more
+# than rewriting it, on every run more than 10 minutes after the last; it takes 4 KiB
+# per server on disk (docs/performance.md §5).
 FILE_KEEP = 86400.0
 _BUDGET_FILE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 BUDGET_DIR = "auth-budget"   # one file per server inside the state dir
@@ -98,7 +77,7 @@ class BucketState:
         return cls(*(float(v) for v in values))  # type: ignore[arg-type]
 
     def to_json(self) -> dict[str, float]:
-        """The stored form, built directly: dataclasses.asdict deep-copies (5.7 us, this 0.2 us)."""
+        """The stored form, built directly: dataclasses.asdict deep-copies (docs/performance.md §5)."""
         return {"tokens": self.tokens, "stamp": self.stamp, "blocked_until": self.blocked_until}
 
 

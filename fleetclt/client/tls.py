@@ -1,11 +1,9 @@
 """TLS policy: verification on by default, a CA file, or a pinned SHA-256 fingerprint.
 
-Layer: transport helper; imports fleetclt.errors; gevent.ssl.
-
 TrueNAS ships a self-signed certificate valid only for `localhost`, so pinning
 its SHA-256 fingerprint is the practical secure option. Contexts are cached and
-shared: building one with CA loading costs ~17 ms of CPU (perf-notes.md 6.3),
-which is 17 s for 1,000 hosts if done per connection.
+shared: building one with CA loading is expensive enough that doing it per
+connection would dominate a fleet's connect (docs/performance.md §4).
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """One websocket over a gevent socket, with wsproto as the frame engine.
 
-Layer: transport; imports fleetclt.errors and fleetclt.tls; gevent, wsproto.
-
 Speaks ws://, wss:// and ws+unix://PATH (the local middleware socket, with the
 dummy handshake URL midclt uses). No monkey patching: gevent's socket and ssl
 modules are used directly. Low-level errors (OSError, ssl errors, wsproto
@@ -62,7 +60,7 @@ class WebSocket:
         self._drained = False
 
     def send(self, text: str) -> None:
-        """One text frame; encoded here while open (4x cheaper than wsproto's send), else by wsproto."""
+        """One text frame; encoded here while open (cheaper than wsproto's send), else by wsproto."""
         if self._ws.state is ConnectionState.OPEN:
             self._write(text_frame(text.encode()))
         else:
@@ -136,7 +134,7 @@ class WebSocket:
 
         gevent's recv tries first, and a call's reply is usually alone on its socket:
         every second recv failed with EAGAIN and raised and caught an exception in
-        gevent (strace: 2 recvfrom per reply, half of them EAGAIN).
+        gevent (docs/performance.md §3).
         """
         readable = self._readable
         if self._drained and readable is not None:
@@ -246,7 +244,7 @@ def _connect(host_name: str, endpoint: Endpoint) -> Any:
     family = _literal_family(endpoint.host)
     if family is None:
         sock = socket.create_connection((endpoint.host, endpoint.port))
-    else:  # no resolver round trip through gevent's thread pool: 1,000 of them cost ~0.3 s
+    else:  # no resolver round trip through gevent's thread pool (docs/performance.md §4)
         sock = _connected(family, (endpoint.host, endpoint.port))
     sock.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY, 1)
     sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_KEEPALIVE, 1)

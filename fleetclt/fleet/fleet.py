@@ -1,7 +1,5 @@
 """The fleet: one persistent HostSession per inventory host, and fan-out over them.
 
-Layer: fleet (thin composer); imports session, fanout, inventory, results, tls, rlimit.
-
 Every fleet feature is "map a session method over hosts, collect outcomes".
 Two separate bounds: `max_connecting` caps connects and logins in progress
 (TLS and logins are the expensive part), `forks` caps hosts being worked on.
@@ -33,9 +31,9 @@ from .results import FleetResult, HostResult, Status
 log = logging.getLogger(__name__)
 
 DEFAULT_FORKS = 100
-# Connects happen inside the forks, so a cap below them only queued hosts: at 50
-# the CLI took 2.6-2.7 s for 1,000 simulated hosts, at 200 1.3-1.7 s. Each connect
-# is a TCP + TLS handshake and a login on a different server.
+# Connects happen inside the forks, so a cap below them only queues hosts
+# (docs/performance.md §4). Each connect is a TCP + TLS handshake and a login on a
+# different server.
 DEFAULT_MAX_CONNECTING = 100
 
 ResultCallback = Callable[[HostResult], None]
@@ -103,7 +101,7 @@ class Fleet:
         """Call `method` on every selected host in parallel; one HostResult per host.
 
         A plain call (no job) goes out pipelined to every connected host (see
-        fleetclt.fanout: no greenlet per host, so `forks` does not bound those);
+        fleetclt.fleet.pipeline: no greenlet per host, so `forks` does not bound those);
         hosts still to connect take the greenlet-per-host path, bounded by `forks`.
         """
         def action(session: HostSession) -> Any:

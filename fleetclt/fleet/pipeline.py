@@ -1,9 +1,7 @@
 """Pipelined fan-out: one plain call sent to many connected hosts from a single greenlet.
 
-Layer: fleet internals; imports link, session (types), results, errors. Used by fleet.py.
-
 Why: a greenlet, a timer and a semaphore wait per host cost about as much CPU
-as the call itself (perf-notes.md section 4c: 30-40 us per call). Here every
+as the call itself (docs/performance.md §2). Here every
 request goes out from the calling greenlet, each reply settles its host's
 result inline in that connection's reader greenlet, and one wait covers the
 round. Hosts that cannot take a call right now (not connected yet, window

@@ -1,7 +1,5 @@
 """Outcomes of a fan-out: one HostResult per host, gathered in a FleetResult.
 
-Layer: results; imports fleetclt.errors only.
-
 Fan-out returns outcomes, not exceptions (as nornir, parallel-ssh and Ansible
 do): a bad host is one row with its own status while the rest of the fleet
 proceeds. Raising is opt-in with `raise_on_error()`.

@@ -1,7 +1,6 @@
 """The Ansible YAML inventory format, read into the same shape as a native file.
 
-Layer: configuration; imports only fleetclt.inventory_yaml. Private to
-fleetclt.inventory, which calls ``is_ansible`` and ``read_ansible``.
+Private to the inventory package: load.py calls ``is_ansible`` and ``read_ansible``.
 
 Why a module of its own: Ansible's tree (``all:``/``children:``/``hosts:``/``vars:``)
 is a second way to write the same inventory; its reader maps ``ansible_host``,

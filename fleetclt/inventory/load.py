@@ -1,39 +1,11 @@
 """YAML inventory -> frozen HostSpec / GroupSpec, validated once at load time.
 
-Layer: configuration; imports only fleetclt.errors, fleetclt.secret, fleetclt.patterns and its
-private helpers fleetclt.inventory_yaml (nodes and settings) and fleetclt.inventory_ansible.
-
-Native format (``defaults``, ``groups``, ``hosts``; every section optional)::
-
-    defaults: {username: admin, password: {env: TRUENAS_PASSWORD}}
-    groups:
-      eu: {timeout: 30, children: [eu-west]}   # eu-west's hosts are members of eu too
-      eu-west: {}
-    hosts:
-      nas01: {address: 10.0.0.11, groups: [eu-west]}
-      nas02: {uri: "ws://127.0.2.2:6001/api/current", api_key: {file: nas02.key}}
-
-Settings, allowed in defaults, groups and hosts: uri | address, port, scheme (ws,
-wss), path; username, password, api_key, verify_tls, ca_file, tls_fingerprint,
-timeout, connect_timeout, vars. A null value means "not set here".
-
-Resolution (as nornir): the host, then each listed group followed depth-first by
-the groups it inherits from (its parents through ``children``), duplicates
-dropped, then defaults; the first level that sets a key wins. ``vars`` merge key
-by key in that same precedence.
-
-URI rule: an explicit ``uri`` is used as written; if it has no path, none is added
-(the session may then probe /api/current and /websocket). Otherwise the uri is
-built as ``scheme://address[:port]path`` with scheme ``wss``, the scheme's port
-(left out of the uri) and path ``/api/current`` by default, and the address
-defaults to the host's name. Setting address/port/scheme/path at the same or a
-more specific level than the ``uri`` in force is an error, never silently ignored.
-
-Relative ``ca_file`` and ``{file: ...}`` paths are relative to the inventory's
-folder. An Ansible YAML inventory (``all:``/``children:``/``hosts:``/``vars:``)
-is read too: ``ansible_host``/``ansible_port``/``ansible_user`` map to address,
-port and username, ``fleetclt_<setting>`` to that setting, the rest to vars,
-and ``all.vars`` act as defaults. Every error names file, line and key.
+The file format, every setting, the URI rule and the resolution order are
+documented in docs/inventory.md. Resolution follows nornir: the host, then its
+groups (each followed by the groups it inherits from), then defaults; the first
+level that sets a key wins. Every error names file, line and key, and a setting
+that would be silently ignored (address/port/scheme/path beside a ``uri``) is an
+error instead.
 """
 from __future__ import annotations
 
@@ -81,8 +53,8 @@ __all__ = ["GroupSpec", "HostSpec", "Inventory", "load_inventory", "parse_invent
 
 ENV_VAR = "FLEETCLT_INVENTORY"
 DEFAULT_PATH = "inventory.yaml"
-# libyaml's parser when PyYAML was built with it: 1,000 hosts load in ~15 ms instead of
-# ~105 ms. A broken inventory is read again by PyYAML's own parser, whose messages say more
+# libyaml's parser when PyYAML was built with it, for speed (docs/performance.md §5).
+# A broken inventory is read again by PyYAML's own parser, whose messages say more
 # ("found undefined alias 'nope'", not "found undefined alias").
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -152,7 +124,7 @@ class Inventory:
 
     def select(self, pattern: str | Iterable[str],
                failed: AbstractSet[str] = frozenset()) -> list[HostSpec]:
-        """Hosts matching an Ansible-style pattern (see fleetclt.patterns), in file order."""
+        """Hosts matching an Ansible-style pattern (see fleetclt.inventory.patterns), in file order."""
         members = {name: group.hosts for name, group in self.groups.items()}
         return [self.hosts[n] for n in select_names(pattern, list(self.hosts), members, failed)]
 

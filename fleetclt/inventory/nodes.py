@@ -1,13 +1,12 @@
 """Reading the inventory's YAML: located nodes, and each setting validated into a value.
 
-Layer: configuration; imports only fleetclt.errors and fleetclt.secret. Private to
-fleetclt.inventory and fleetclt.inventory_ansible, which read the two file formats
-with it; nothing else should import it.
+Private to the inventory package: load.py and ansible.py read the two file
+formats with it; nothing else should import it.
 
 Why a module of its own: everything here works on one YAML node at a time and turns
 it into a plain value or an InventoryError naming file, line and key, whatever the
 file format. Keeping it apart from the format readers and from resolution keeps
-each module readable (design.md section 4). The shapes both readers fill in
+each module readable. The shapes both readers fill in
 (``Entry``, ``Raw``) live here too, so neither reader imports the other.
 """
 from __future__ import annotations

@@ -1,24 +1,12 @@
 """Host patterns with Ansible's semantics, so users can type what they already know.
 
-Layer: configuration; imports only fleetclt.errors. Works on plain names (the
-inventory's host order and each group's members), so it needs no inventory types.
-
-Syntax (terms separated by commas; a pattern with no comma may use colons)::
-
-    all, *          every host
-    nas01           a host, or every member of a group of that name
-    nas0*, eu-?     shell glob (fnmatch, case-sensitive) over host and group names
-    ~nas0[1-3]$     regular expression, anchored at the start (re.match, as Ansible)
-    @failed         the hosts the caller reports as failed in the previous run
-    &group          intersection      !group   exclusion   (any term form after & or !)
-
-As in Ansible's ``order_patterns``, the order of terms does not matter: unions are
-applied first, then intersections, then exclusions; a pattern made only of ``&``
-and ``!`` terms starts from ``all``. A ``~regex`` term in a colon-separated
-pattern runs to the end of the pattern, so a regex may contain colons. A plain
-name that matches no host and no group is an error (a typo in ``!canary`` must
-not silently run on the canaries); a glob or regex matching nothing is not.
-The result keeps the inventory's host order.
+The syntax is documented in docs/cli.md (Host patterns). Works on plain names
+(the inventory's host order and each group's members), so it needs no inventory
+types. As in Ansible's ``order_patterns``, unions apply first, then
+intersections, then exclusions. A ``~regex`` term in a colon-separated pattern
+runs to the end of the pattern, so a regex may contain colons. A plain name that
+matches no host and no group is an error (a typo in ``!canary`` must not
+silently run on the canaries); a glob or regex matching nothing is not.
 """
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Open-file limits: raise the soft limit before opening thousands of sockets.
-
-Layer: foundation; imports fleetclt.errors only.
-"""
+"""Open-file limits: raise the soft limit before opening thousands of sockets."""
 from __future__ import annotations
 
 import resource

@@ -1,8 +1,6 @@
 """Where fleetclt keeps state between runs, and how it writes it safely.
 
-Layer: foundation; imports only the standard library.
-
-The state dir holds the shared auth budgets (throttle.py), the outcome of
+The state dir holds the shared auth budgets (client/throttle.py), the outcome of
 the last fan-out per inventory (for `--hosts @failed`) and rollout journals.
 It is `$FLEETCLT_STATE_DIR`, else `$XDG_STATE_HOME/fleetclt`, else
 `~/.local/state/fleetclt`; made 0700, files 0600, written atomically so a

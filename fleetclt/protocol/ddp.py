@@ -1,8 +1,5 @@
 """Sans-IO framing of the legacy DDP-like ``/websocket`` dialect (TrueNAS 24.10 and older).
 
-Layer: protocol (pure: no sockets, no gevent, no threads); imports fleetclt.protocol,
-fleetclt.errors and fleetclt.ejson.
-
 DdpDialect has JsonRpcDialect's interface and yields the same events, so a
 session drives either one. What differs for the session:
 

@@ -1,7 +1,7 @@
 """TrueNAS "extended JSON": JSON plus tagged objects for dates, times and sets.
 
-Layer: foundation (pure, no I/O); imports nothing from fleetclt. Shared by the
-client protocol and the simulator so both speak exactly the same encoding.
+Shared by the client protocol and the simulator so both speak exactly the same
+encoding.
 
 Wire forms (both directions)::
 
@@ -12,8 +12,8 @@ Wire forms (both directions)::
     IPv4/6 iface {"$ipv4_interface": "..."} / {"$ipv6_interface": "..."}
 
 A tagged object is only decoded when it has exactly that shape; anything else
-stays a plain dict. orjson does the JSON work because it is 5-10x faster than
-the standard library on the hot path (perf-notes.md section 5).
+stays a plain dict. orjson does the JSON work because it is several times faster
+than the standard library on the hot path (docs/performance.md §3).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Nearly every TrueNAS reply is one small, unmasked, unfragmented text frame.
 FrameSplitter decodes those itself and hands every other frame on whole, as
 raw bytes, to the full parser (wsproto in the transport): that parser's buffer
 is then empty between frames, so its verdicts and close codes stay its own.
-Outgoing text frames are built here too (docs/performance.md explains both).
+Outgoing text frames are built here too (docs/performance.md §3 explains both).
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
 """Sans-IO job bookkeeping: ``core.get_jobs`` events in, per-job state and outcomes out.
 
-Layer: protocol (pure: no sockets, no gevent, no threads); imports fleetclt.protocol
-and fleetclt.errors.
-
 The session subscribes to JOB_EVENT once and feeds every CollectionUpdate to a
 JobTracker. Jobs are followed through events, never by polling (a poll costs one
 of the connection's call slots). The tracker keeps:
@@ -11,7 +8,7 @@ of the connection's call slots). The tracker keeps:
   they are forgotten;
 * a small, bounded window of other recent jobs, because a job's first events
   can arrive before the reply that names it (legacy jobs) and because new-style
-  jobs are only found through ``message_ids`` (truenas-protocol.md 9.3, 9.4).
+  jobs are only found through ``message_ids`` (docs/protocol.md §4, §9).
 
 Jobs of other clients pass through that window and fall out of it, so memory
 does not grow with unrelated jobs.

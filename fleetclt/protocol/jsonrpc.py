@@ -1,8 +1,8 @@
 """Sans-IO core of the TrueNAS JSON-RPC 2.0 dialect (``/api/current``).
 
-Layer: protocol (pure: no sockets, no gevent, no threads, no clock); imports only
-fleetclt.errors and fleetclt.ejson. The legacy ``/websocket`` dialect lives in
-fleetclt.ddp and job bookkeeping in fleetclt.jobs; both build on this module.
+The legacy ``/websocket`` dialect lives in
+fleetclt.protocol.ddp and job bookkeeping in fleetclt.protocol.jobs; both build on
+this module.
 
 A dialect turns calls into text frames and received frames into events, in the
 way wsproto does for websockets: the session moves the text, matches replies to
@@ -39,7 +39,7 @@ from . import ejson
 
 RequestId = int | str
 
-# JSON-RPC error codes the TrueNAS server sends (truenas-protocol.md 3.1).
+# JSON-RPC error codes the TrueNAS server sends (docs/protocol.md §3).
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 CALL_ERROR = -32001

@@ -1,7 +1,5 @@
 """Masking credentials in wire frames before they reach a log line.
 
-Layer: foundation (pure); imports fleetclt.ejson only.
-
 `--debug` logs every frame; a login frame carries the password or API key in
 clear. Frames are masked by meaning, not by pattern matching on text: any
 value under a key that names a secret, and every positional argument of the

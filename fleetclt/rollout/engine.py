@@ -1,7 +1,5 @@
 """Batched job rollouts: stages, a failure budget for the whole run, health gates, resume.
 
-Layer: rollout; imports fleet, session (through Fleet), journal, rollout_plan, results, errors.
-
     result = Rollout.start(fleet, RolloutPlan("update.update", ({},), batch="1,10%,100%",
                                               max_fail="5%"), hosts).run()
 

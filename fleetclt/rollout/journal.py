@@ -1,7 +1,5 @@
 """The rollout journal: every step of a rollout, fsynced, so a killed process loses nothing.
 
-Layer: rollout; imports fleetclt.state, fleetclt.ejson, fleetclt.errors.
-
 One JSON object per line under `<state dir>/rollouts/<run id>.jsonl`: a header
 with the plan and the inventory, then records as they happen (a host is
 submitting, running with job id N, done; a stage started; the rollout halted

@@ -1,7 +1,5 @@
 """What a rollout will do: stages from a batch spec, the failure budget, the options.
 
-Layer: rollout (pure: no I/O); imports fleetclt.errors only.
-
 Stages follow Ansible's `serial`: `--batch 1,10%,100%` makes a first stage of
 one host, then 10 % of all hosts (rounded down, at least 1), then the rest; the
 last entry repeats until the hosts run out. The failure budget, unlike

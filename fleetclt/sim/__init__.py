@@ -1,6 +1,6 @@
 """A TrueNAS-like middleware simulator: real websocket servers on loopback.
 
-Layer: simulator; may import fleetclt.ejson and fleetclt.errors, never the client.
+    from fleetclt.sim.fleet import SimFleet
 
     fleet = SimFleet.create(count=3)      # three hosts on 127.1.0.1..3
     fleet.start()

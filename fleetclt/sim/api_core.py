@@ -1,9 +1,7 @@
 """core.*, auth.* and system.* methods of the simulator.
 
-Layer: simulator; imports registry, failures, query, jobs (types) and config.
-
 Every method takes the calling Connection first; job methods then take the Job.
-Behaviour and result shapes follow truenas-protocol.md sections 4, 5, 7 and 11.
+Behaviour and result shapes follow docs/protocol.md §4, §5, §7 and §11.
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Domain methods: pools, datasets, users, services and updates.
 
-Layer: simulator; imports registry, failures, query, data, jobs (types).
-
 Enough of the real API that demos and rollouts mean something. Job methods
 spend `faults.job_duration` simulated seconds in evenly spaced progress steps
 and fail at `faults.fail_at_percent` when `faults.job_failure` says so.

@@ -1,7 +1,5 @@
 """Simulated time: real time sped up by a factor, plus manual fast-forward.
 
-Layer: simulator; imports only the standard library and gevent.
-
 Every wait in the simulator (login failure delay, rate-limit refusal delay,
 job steps) and every time it reads (rate-limit windows, job timestamps) goes
 through one SimClock, so a test can run the real 60 s / 600 s limiter rules

@@ -1,7 +1,4 @@
-"""What a simulated host is (HostConfig), what is wrong with it (Faults), what it saw (Counters).
-
-Layer: simulator; imports only the standard library.
-"""
+"""What a simulated host is (HostConfig), what is wrong with it (Faults), what it saw (Counters)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,7 +1,5 @@
 """One client connection to a simulated host, whatever its dialect.
 
-Layer: simulator; imports registry, failures, config, jobs, workers and gevent.
-
 The dialects (rpc.py for /api/current, ddp.py for the legacy /websocket) only
 frame messages; everything a call goes through on the real server lives here:
 method lookup, the auth gate (207), the rate limiter for unauthenticated calls,
@@ -52,7 +50,7 @@ class Connection:
 
     # -- transport ---------------------------------------------------------
     def serve(self) -> None:
-        """Read frames until the socket closes or a limit closes it (limits.py)."""
+        """Read frames until the socket closes or a size limit closes it (docs/protocol.md §2)."""
         while not self.closed:
             frame = self.ws.receive()
             if frame is None:

@@ -1,7 +1,5 @@
 """The domain data of a simulated host: users, pools, datasets, services.
 
-Layer: simulator; imports config only.
-
 Small, but shaped like the real query results, so demos, rollouts and
 filters have something true-looking to work on. It survives a middlewared
 restart (it lives on disk on a real host).

@@ -1,7 +1,5 @@
 """The legacy DDP-style dialect of /websocket (TrueNAS 24.10 and older).
 
-Layer: simulator; imports connection, failures, fleetclt.ejson.
-
 `connect` must come first (anything else, or a version other than "1", gets
 `failed`); `method` -> `result`; `sub` -> `ready`; `unsub` has no reply; events
 are `added` / `changed` / `removed`; `ping` is answered only by 24.10-style

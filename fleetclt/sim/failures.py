@@ -1,9 +1,7 @@
 """Server-side errors and their exact wire shapes (JSON-RPC and legacy DDP).
 
-Layer: simulator; imports only the standard library.
-
 Mirrors middlewared's CallError / ValidationErrors and the way rpc.py renders
-them (truenas-protocol.md section 3): `reason` carries the `[ERRNAME]` prefix,
+them (docs/protocol.md §3): `reason` carries the `[ERRNAME]` prefix,
 -32602 always says errno 22 with the real errnos in `extra` triples.
 """
 from __future__ import annotations
@@ -89,7 +87,7 @@ def jsonrpc_error(exc: BaseException) -> dict[str, Any]:
 
 
 def ddp_error(exc: BaseException) -> dict[str, Any]:
-    """The `error` member of a legacy `msg: result` reply (truenas-protocol.md section 12)."""
+    """The `error` member of a legacy `msg: result` reply (docs/protocol.md §12)."""
     data = truenas_error(exc)
     if isinstance(exc, ValidationErrors):
         code = exc.errors[0][2] if len(exc.errors) == 1 else errno_mod.EAGAIN

@@ -1,7 +1,5 @@
 """Many simulated hosts in one process, and the inventory that points at them.
 
-Layer: simulator; imports host, config, clock, fleetclt.rlimit and PyYAML.
-
 Hosts get consecutive loopback addresses (127.1.0.1, 127.1.0.2, ...) so each
 looks like its own machine; all of 127.0.0.0/8 is local on Linux, so no
 interface set-up is needed. One listener and one session cost about 2 fds.

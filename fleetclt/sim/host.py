@@ -1,7 +1,5 @@
 """One simulated TrueNAS host: its state, its listener, and the fault switches.
 
-Layer: simulator; imports every other sim module (it is their composer).
-
 A SimHost owns what middlewared owns: users and API keys, a job engine, a rate
 limiter, a boot id, the open connections and their subscriptions. Tests reach
 in through `faults`, `counters` and the fault actions (`drop_connections`,

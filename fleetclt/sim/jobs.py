@@ -1,8 +1,6 @@
 """The simulated job engine: ids, states, progress events, locks, abort.
 
-Layer: simulator; imports the sim clock, failures and gevent.
-
-Follows middlewared's job.py (truenas-protocol.md section 9): integer ids from a
+Follows middlewared's job.py (docs/protocol.md §9): integer ids from a
 counter that restarts with the host, WAITING -> RUNNING -> SUCCESS / FAILED /
 ABORTED, an `added` event, a `changed` event per state or progress change, a
 SUCCESS event at 100 % and a final `changed` with `time_finished`; transient

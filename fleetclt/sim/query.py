@@ -1,7 +1,5 @@
 """Query filters and options as middlewared's filter_list applies them.
 
-Layer: simulator; imports fleetclt.sim.failures only.
-
 Filters are `[["field", "op", value], ...]` (AND), `["OR", [f1, f2]]`, dotted
 field names, and a `C` prefix on an operator for case-insensitive matching.
 Options: get, count, limit, offset, order_by ("-field" descends), select.

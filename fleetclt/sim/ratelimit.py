@@ -1,6 +1,4 @@
-"""The unauthenticated-call rate limiter, exactly as middlewared's (section 6).
-
-Layer: simulator; imports the sim clock only.
+"""The unauthenticated-call rate limiter, exactly as middlewared's (docs/protocol.md §6).
 
 Key = method + client IP; 20 calls per fixed 60 s window that starts when a
 key is first seen; every call counts, refused ones too; when the table holds

@@ -1,7 +1,5 @@
 """Method registry: names, signatures, auth and job flags, argument checks.
 
-Layer: simulator; imports fleetclt.sim.failures only.
-
 Argument checking reproduces the -32602 shapes of middlewared's pydantic
 models: `[name, "Field required", 22]`, `[name, "Input should be a valid
 string", 22]`, `["", "Too many arguments (expected N, found M)", 22]`.

@@ -1,7 +1,5 @@
 """The JSON-RPC 2.0 dialect of /api/current, framed exactly as rpc.py frames it.
 
-Layer: simulator; imports connection, failures, query, fleetclt.ejson.
-
 Text frames only (binary -> close 1003); 8192 characters before login
 (-> close 1007) and 65536 after (-> close 1009); -32700 for bad JSON and
 batches with id null; -32600 only when the request had an id; notifications

@@ -1,7 +1,5 @@
 """The HTTP/websocket front of a simulated host, on gevent-websocket.
 
-Layer: simulator; imports fleetclt.ejson and gevent / geventwebsocket.
-
 Routes: GET /api/current and /api/vX.Y.Z (JSON-RPC), GET /websocket (legacy
 DDP), GET /api/versions and /api/boot_id (plain JSON). A 24.10 host answers an
 upgrade to /api/current with a redirect to /ui/, as old hosts do. The known

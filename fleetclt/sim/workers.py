@@ -1,11 +1,8 @@
 """Greenlets that run a connection's calls and are kept for its next ones.
 
-Layer: simulator; imports only gevent.
-
 Why not a greenlet per call: on CPython 3.11 every new greenlet maps a fresh
-16 KiB frame stack and unmaps it when it ends (an mmap, page faults and a
-munmap per call: strace of a 1,000-host fan-out). Spawning, running and ending
-one cost ~20 us, about a fifth of the simulator's CPU per call. Workers grow
+frame stack and unmaps it when it ends, a large share of the simulator's CPU
+per call (docs/performance.md §6). Workers grow
 to the connection's peak concurrency (20 calls at most on /api/current) and
 die with it.
 """
