@@ -1,4 +1,4 @@
-"""The official client's message flow (truenas-protocol.md section 19) against the simulator."""
+"""The official client's message flow (docs/protocol.md §13) against the simulator."""
 from __future__ import annotations
 
 
