@@ -159,9 +159,8 @@ class Rollout:
     def _run_host(self, record: HostRecord) -> None:
         try:
             session = self.fleet.connected(record.host)
-            if record.job_id is None:
-                self._submit(session, record)
-            result = session.wait_job(record.job_id, on_progress=lambda job: self._on_progress(record, job))
+            job_id = record.job_id if record.job_id is not None else self._submit(session, record)
+            result = session.wait_job(job_id, on_progress=lambda job: self._on_progress(record, job))
         except FleetError as exc:
             self._settle(record, HostState(status_of(exc).value), error=error_dict(exc))
         except gevent.GreenletExit:
@@ -171,17 +170,18 @@ class Rollout:
         finally:
             self._running.pop(record.host, None)
 
-    def _submit(self, session: HostSession, record: HostRecord) -> None:
+    def _submit(self, session: HostSession, record: HostRecord) -> int:
         if record.state is HostState.SUBMITTING:
-            record.job_id = self._reconcile(session, record)
+            job_id = self._reconcile(session, record)
         else:
             record.state, record.started = HostState.SUBMITTING, time.time()
             record.submitted_at = record.started
             self.journal.host(record)
             self._notify(lambda observer: observer.host_started(self, record))
-            record.job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
-        record.state = HostState.RUNNING
+            job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
+        record.state, record.job_id = HostState.RUNNING, job_id
         self.journal.host(record)
+        return job_id
 
     def _job_id(self, value: Any) -> int:
         if not is_int(value):
@@ -242,7 +242,7 @@ class Rollout:
             log.warning("%s: could not abort job %s: %s", name, job_id, exc)
 
     def _health_gate(self, stage: tuple[str, ...]) -> None:
-        method, *params = self.plan.health
+        method, *params = self.plan.health_call
         passed = [name for name in stage if self.records[name].state is HostState.OK]
         results = self.fleet.call(method, *params, hosts=passed) if passed else {}
         for name, outcome in results.items():

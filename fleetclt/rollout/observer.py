@@ -11,8 +11,9 @@ Events of one run, in order: `stage_started`, then per host `host_started`
 (a new job is being submitted), `host_progress`*, and one of `host_finished`
 or `host_detached` (Ctrl-C); `host_unhealthy` after a stage when the health
 gate fails a host that had finished ok; `halted` once if the failure budget is
-spent; `finished` last, exactly once. Hosts re-attached by a resume get no
-`host_started`.
+spent; `finished` last, exactly once. `host_started` means a submission, so a
+host that cannot be reached before it, or whose job a resume re-attaches,
+gets `host_finished` (or `host_detached`) without it.
 """
 from __future__ import annotations
 

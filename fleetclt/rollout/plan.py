@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..errors import ConfigError
 
@@ -36,7 +36,7 @@ class BatchEntry:
         return max(1, int(self.value))
 
     def __str__(self) -> str:
-        return f"{self.value:g}%" if self.percent else str(self.value)
+        return f"{self.value:g}%" if self.percent else str(int(self.value))
 
 
 def parse_batch(spec: BatchSpec) -> tuple[BatchEntry, ...]:
@@ -143,6 +143,11 @@ class RolloutPlan:
     @property
     def budget(self) -> Budget:
         return Budget.parse(self.max_fail)
+
+    @property
+    def health_call(self) -> tuple[Any, ...]:
+        """`health` as normalized on construction: (method, *params), empty for none."""
+        return cast(tuple[Any, ...], self.health)
 
     def with_stages(self, hosts: list[str]) -> RolloutPlan:
         """Fix the stage list now, so a resumed rollout keeps exactly the same stages."""

@@ -33,6 +33,11 @@ def test_batch_accepts_python_forms(spec, sizes):
     assert isinstance(plan.batch, str), "the journal keeps the plain string form"
 
 
+def test_batch_is_kept_in_its_plain_string_form():
+    assert RolloutPlan("m", batch=[1, "10%", 1000000]).batch == "1,10%,1000000"
+    assert RolloutPlan("m", batch=" 1, 12.5% ").batch == "1,12.5%"
+
+
 @pytest.mark.parametrize("spec", ["", "0", "-1", "abc", "150%", "1,,2", [], [0], ["abc"], [1.5], [True],
                                   True, None, 2.5, [1, None]])
 def test_bad_batch_specs_are_errors_worded_for_python(spec):
