@@ -39,7 +39,9 @@ from .errors import (
 from .fleet.fleet import Fleet
 from .fleet.results import FleetResult, HostResult, Status
 from .inventory.load import GroupSpec, HostSpec, Inventory, load_inventory, parse_inventory
-from .rollout.engine import RolloutResult, run_rollout
+from .rollout.engine import Rollout, RolloutResult, run_rollout
+from .rollout.journal import HostRecord
+from .rollout.observer import BaseObserver, HostState, RolloutObserver
 from .rollout.plan import RolloutPlan
 from .secret import Secret
 
@@ -49,6 +51,7 @@ __all__ = [
     "AuthError",
     "AuthThrottle",
     "Backoff",
+    "BaseObserver",
     "CallTimeout",
     "ConfigError",
     "ConnectError",
@@ -61,9 +64,11 @@ __all__ = [
     "FleetResult",
     "GroupSpec",
     "HandshakeError",
+    "HostRecord",
     "HostResult",
     "HostSession",
     "HostSpec",
+    "HostState",
     "InsecureCredentialError",
     "InternalError",
     "Inventory",
@@ -75,6 +80,8 @@ __all__ = [
     "PinMismatch",
     "ProtocolError",
     "RemoteCallError",
+    "Rollout",
+    "RolloutObserver",
     "RolloutPlan",
     "RolloutResult",
     "Secret",

@@ -110,7 +110,7 @@ def _step(out: TextIO, title: str, action: Any) -> FleetResult:
 
 
 def _reason(host: HostResult) -> str:
-    return host.to_dict().get("error", {}).get("reason", "")
+    return str(host.to_dict().get("error", {}).get("reason", ""))
 
 
 def _versions(result: FleetResult, out: TextIO) -> None:

@@ -119,7 +119,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "hosts":
         return fleet_cli.run_hosts(args)
     if args.command == "rollout":
-        return rollout_cli.run_rollout(args)
+        return rollout_cli.run(args)
     if args.command == "fingerprint":
         return _fingerprint(args.target)
     if args.command in FLEET_COMMANDS and getattr(args, "hosts", None):

@@ -19,12 +19,13 @@ from ..errors import ConfigError
 from ..inventory.load import load_inventory
 from ..rollout.engine import Rollout, RolloutResult
 from ..rollout.journal import Journal
-from ..rollout.plan import Budget, RolloutPlan, parse_batch
+from ..rollout.observer import RolloutObserver
+from ..rollout.plan import Budget, RolloutPlan, named_option, parse_batch
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
 from .call_args import call_params, parse_arg
 from .fleet import add_concurrency_options, fleet_for, selection
-from .rollout_view import RolloutView
+from .rollout_view import progress_view
 from .status import ExitStatus
 
 
@@ -50,8 +51,8 @@ def add_rollout_command(commands: Any) -> None:
     parser.add_argument("args", nargs="*", metavar="ARG")
 
 
-def run_rollout(args: argparse.Namespace) -> int:
-    view = RolloutView(sys.stderr, sys.stderr.isatty(), args.stall)
+def run(args: argparse.Namespace) -> int:
+    view = progress_view(sys.stderr, args.stall)
     rollout = _resume(args, view) if args.resume else _start(args, view)
     interrupts = [0]
 
@@ -69,37 +70,41 @@ def run_rollout(args: argparse.Namespace) -> int:
     finally:
         handler.cancel()
         rollout.fleet.close()
-    view.close(rollout)
     _render(result, output.output_format(args.output))
     return ExitStatus.OK if result.ok else ExitStatus.SOME_FAILED
 
 
-def _start(args: argparse.Namespace, view: RolloutView) -> Rollout:
+def _start(args: argparse.Namespace, view: RolloutObserver) -> Rollout:
     if not args.method:
         raise ConfigError("rollout needs METHOD (or --resume RUN_ID)")
-    parse_batch(args.batch)
-    Budget.parse(args.max_fail)
-    if args.window is not None and args.window < 1:
-        raise ConfigError("--window needs at least 1 host")
+    named_option("--batch", lambda: parse_batch(args.batch))   # usage errors name the flags
+    named_option("--max-fail", lambda: Budget.parse(args.max_fail))
+    health = named_option("--health", lambda: _health(args.health))
     inventory, names = selection(args)
     plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
                        max_fail=args.max_fail, window=args.window, pause=args.pause,
-                       health=_health(args.health), abort_on_halt=args.abort_on_halt, stall_after=args.stall)
-    return Rollout.start(fleet_for(inventory, args), plan, names, view)
+                       health=health, abort_on_halt=args.abort_on_halt, stall_after=args.stall)
+    return Rollout.start(fleet_for(inventory, args), plan, names, [view])
 
 
-def _resume(args: argparse.Namespace, view: RolloutView) -> Rollout:
+def _resume(args: argparse.Namespace, view: RolloutObserver) -> Rollout:
     if args.method:
         raise ConfigError("--resume takes the method and hosts from the journal; give no METHOD")
     journal, replay = Journal.open(args.resume)
     inventory = load_inventory(args.inventory or replay.header["inventory"])
-    return Rollout.resume(fleet_for(inventory, args), journal, replay, view)
+    return Rollout.resume(fleet_for(inventory, args), journal, replay, [view])
 
 
 def _health(text: str | None) -> tuple[Any, ...]:
     if not text:
         return ()
-    method, *raw = shlex.split(text)
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"cannot read {text!r}: {exc}") from None
+    if not words:
+        raise ConfigError("needs a method name")
+    method, *raw = words
     return (method, *(parse_arg(item) for item in raw))
 
 

@@ -1,7 +1,7 @@
 """Batched job rollouts: stages, a failure budget for the whole run, health gates, resume.
 
     result = Rollout.start(fleet, RolloutPlan("update.update", ({},), batch="1,10%,100%",
-                                              max_fail="5%"), hosts).run()
+                                              max_fail="5%"), hosts, observers=[view]).run()
 
 Each host: its job is submitted (journal: `submitting`), its id recorded
 (`running`, job id), and followed to the end through the session's job events.
@@ -11,13 +11,14 @@ failures exceed the budget no new job starts; running jobs finish, or are
 aborted with `abort_on_halt`. A stage in which every host failed is judged by
 the budget like any other (so `max_fail="100%"` never halts, unlike Ansible).
 Resuming re-attaches to running jobs by id and never submits a job twice.
+Displays follow a run as observers (observer.py), each event a typed call.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +32,12 @@ from ..fleet.fleet import Fleet
 from ..fleet.results import error_dict, status_of
 from ..protocol.jsonrpc import is_int
 from .journal import HostRecord, Journal, Replay
+from .observer import ACTIVE, FAILED, UNFINISHED, UNSTARTED, HostState, RolloutObserver
 from .plan import RolloutPlan
 
 log = logging.getLogger(__name__)
 
-ACTIVE = frozenset({"submitting", "running"})
-NOT_FAILED = frozenset({"waiting", "submitting", "running", "ok", "not_started", "detached"})
 RECONCILE_SLACK = 5.0
-ProgressHook = Callable[[str, "Rollout", "HostRecord | None"], None]
 
 
 @dataclass
@@ -52,7 +51,7 @@ class RolloutResult:
 
     @property
     def ok(self) -> bool:
-        return all(record.state == "ok" for record in self.hosts.values())
+        return all(record.state is HostState.OK for record in self.hosts.values())
 
     def to_dict(self) -> dict[str, Any]:
         hosts = {name: _host_row(record) for name, record in self.hosts.items()}
@@ -64,8 +63,8 @@ class RolloutResult:
 
 
 def _host_row(record: HostRecord) -> dict[str, Any]:
-    row: dict[str, Any] = {"status": record.state, "stage": record.stage + 1, "job_id": record.job_id}
-    if record.state == "ok":
+    row: dict[str, Any] = {"status": record.state.value, "stage": record.stage + 1, "job_id": record.job_id}
+    if record.state is HostState.OK:
         row["result"] = record.result
     elif record.error is not None:
         row["error"] = record.error
@@ -79,9 +78,9 @@ class Rollout:
     """One rollout run; `run()` blocks until it completed, halted or was stopped."""
 
     def __init__(self, fleet: Fleet, plan: RolloutPlan, journal: Journal, records: dict[str, HostRecord],
-                 progress: ProgressHook | None = None, notes: list[dict[str, Any]] | None = None) -> None:
+                 observers: Sequence[RolloutObserver] = (), notes: list[dict[str, Any]] | None = None) -> None:
         self.fleet, self.plan, self.journal, self.records = fleet, plan, journal, records
-        self._hook = progress or (lambda event, rollout, record: None)
+        self.observers = list(observers)
         self.halted: str | None = next((n["reason"] for n in notes or [] if n["event"] == "halted"), None)
         self._stop = Event()
         self._running: dict[str, gevent.Greenlet] = {}
@@ -90,22 +89,22 @@ class Rollout:
 
     @classmethod
     def start(cls, fleet: Fleet, plan: RolloutPlan, hosts: list[str],
-              progress: ProgressHook | None = None) -> Rollout:
+              observers: Sequence[RolloutObserver] = ()) -> Rollout:
         """Plan the stages now and write them to a new journal."""
         plan = plan.with_stages(hosts)
         journal = Journal.create({"plan": plan.to_json(), "inventory": fleet.inventory.path})
         records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
-        return cls(fleet, plan, journal, records, progress)
+        return cls(fleet, plan, journal, records, observers)
 
     @classmethod
     def resume(cls, fleet: Fleet, journal: Journal, replay: Replay,
-               progress: ProgressHook | None = None) -> Rollout:
+               observers: Sequence[RolloutObserver] = ()) -> Rollout:
         """Continue a journaled rollout: running jobs are re-attached, never resubmitted."""
         plan = RolloutPlan.from_json(replay.header["plan"])
         records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
         records.update(replay.hosts)
         journal.note("resumed")
-        return cls(fleet, plan, journal, records, progress, replay.notes)
+        return cls(fleet, plan, journal, records, observers, replay.notes)
 
     @property
     def run_id(self) -> str:
@@ -132,17 +131,25 @@ class Rollout:
     def _stopping(self) -> bool:
         return self._stop.is_set() or self.halted is not None
 
+    def _notify(self, event: Callable[[RolloutObserver], None]) -> None:
+        """Tell every observer; a failing display is logged and never stops the rollout."""
+        for observer in self.observers:
+            try:
+                event(observer)
+            except Exception:
+                log.exception("rollout %s: observer %r failed", self.run_id, observer)
+
     def _run_stage(self, index: int, names: list[str]) -> None:
-        pending = [n for n in names if self.records[n].state in ("waiting", "submitting", "running")]
+        pending = [n for n in names if self.records[n].state in UNFINISHED]
         if not pending:
             return
         self.stage_index = index
         self.journal.note("stage", stage=index, hosts=names)
-        self._hook("stage", self, None)
+        self._notify(lambda observer: observer.stage_started(self, index))
         pool = Pool(min(self.plan.window or len(pending), self.fleet.forks))
         for name in pending:
             pool.wait_available()
-            if self._stopping() and self.records[name].state == "waiting":
+            if self._stopping() and self.records[name].state is HostState.WAITING:
                 continue
             self._running[name] = pool.spawn(self._run_host, self.records[name])
         pool.join()
@@ -150,33 +157,33 @@ class Rollout:
     def _run_host(self, record: HostRecord) -> None:
         try:
             session = self.fleet.connected(record.host)
-            if record.job_id is None:
-                self._submit(session, record)
-            result = session.wait_job(record.job_id, on_progress=lambda job: self._on_progress(record, job))
+            job_id = record.job_id if record.job_id is not None else self._submit(session, record)
+            result = session.wait_job(job_id, on_progress=lambda job: self._on_progress(record, job))
         except FleetError as exc:
-            self._settle(record, status_of(exc).value, error=error_dict(exc))
+            self._settle(record, HostState(status_of(exc).value), error=error_dict(exc))
         except gevent.GreenletExit:
-            self._hook("detached", self, record)
+            self._notify(lambda observer: observer.host_detached(self, record))
         else:
-            self._settle(record, "ok", result=result)
+            self._settle(record, HostState.OK, result=result)
         finally:
             self._running.pop(record.host, None)
 
-    def _submit(self, session: HostSession, record: HostRecord) -> None:
-        if record.state == "submitting":
-            record.job_id = self._reconcile(session, record)
+    def _submit(self, session: HostSession, record: HostRecord) -> int:
+        if record.state is HostState.SUBMITTING:
+            job_id = self._reconcile(session, record)
         else:
-            record.state, record.started = "submitting", time.time()
+            record.state, record.started = HostState.SUBMITTING, time.time()
             record.submitted_at = record.started
             self.journal.host(record)
-            self._hook("started", self, record)
-            record.job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
-        record.state = "running"
+            self._notify(lambda observer: observer.host_started(self, record))
+            job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
+        record.state, record.job_id = HostState.RUNNING, job_id
         self.journal.host(record)
+        return job_id
 
     def _job_id(self, value: Any) -> int:
         if not is_int(value):
-            raise NotAJobError(f"{self.plan.method} is not a job: it returned {value!r:.60}")
+            raise NotAJobError.for_reply(self.plan.method, value)
         return int(value)
 
     def _reconcile(self, session: HostSession, record: HostRecord) -> int:
@@ -192,21 +199,24 @@ class Rollout:
         return int(matches[0])
 
     def _on_progress(self, record: HostRecord, job: dict[str, Any]) -> None:
-        self.job_progress[record.host] = job.get("progress") or {}
-        self._hook("progress", self, record)
+        progress = self.job_progress[record.host] = job.get("progress") or {}
+        self._notify(lambda observer: observer.host_progress(self, record, progress))
 
-    def _settle(self, record: HostRecord, state: str, *, result: Any = None,
+    def _settle(self, record: HostRecord, state: HostState, *, result: Any = None,
                 error: dict[str, Any] | None = None) -> None:
         record.state, record.result, record.error, record.finished = state, result, error, time.time()
         self.journal.host(record)
-        self._hook("finished", self, record)
+        if state is HostState.UNHEALTHY:
+            self._notify(lambda observer: observer.host_unhealthy(self, record))
+        else:
+            self._notify(lambda observer: observer.host_finished(self, record))
         self._check_budget()
 
     # -- budget, halt, health ------------------------------------------------------------
     def counts(self) -> tuple[int, int]:
         """(failed, started) over the whole rollout."""
-        failed = sum(1 for r in self.records.values() if r.state not in NOT_FAILED)
-        started = sum(1 for r in self.records.values() if r.state not in ("waiting", "not_started"))
+        failed = sum(1 for r in self.records.values() if r.state in FAILED)
+        started = sum(1 for r in self.records.values() if r.state not in UNSTARTED)
         return failed, started
 
     def _check_budget(self) -> None:
@@ -217,10 +227,10 @@ class Rollout:
     def _halt(self, reason: str) -> None:
         self.halted = reason
         self.journal.note("halted", reason=reason)
-        self._hook("halted", self, None)
+        self._notify(lambda observer: observer.halted(self, reason))
         if self.plan.abort_on_halt:
             for name, record in self.records.items():
-                if record.state == "running" and record.job_id is not None:
+                if record.state is HostState.RUNNING and record.job_id is not None:
                     gevent.spawn(self._abort, name, record.job_id)
 
     def _abort(self, name: str, job_id: int) -> None:
@@ -230,25 +240,27 @@ class Rollout:
             log.warning("%s: could not abort job %s: %s", name, job_id, exc)
 
     def _health_gate(self, stage: tuple[str, ...]) -> None:
-        method, *params = self.plan.health
-        passed = [name for name in stage if self.records[name].state == "ok"]
+        method, *params = self.plan.health_call
+        passed = [name for name in stage if self.records[name].state is HostState.OK]
         results = self.fleet.call(method, *params, hosts=passed) if passed else {}
         for name, outcome in results.items():
             if not (outcome.ok and outcome.result):
                 error = error_dict(outcome.error) if outcome.error else {
                     "type": "HealthCheck", "reason": f"{method} returned {outcome.result!r}"}
-                self._settle(self.records[name], "unhealthy", error=error)
+                self._settle(self.records[name], HostState.UNHEALTHY, error=error)
 
     def _finish(self) -> RolloutResult:
         interrupted = self._stop.is_set()
         for record in self.records.values():
-            if record.state == "waiting" and (interrupted or self.halted):
-                record.state = "not_started"
+            if record.state is HostState.WAITING and (interrupted or self.halted):
+                record.state = HostState.NOT_STARTED
             elif record.state in ACTIVE and interrupted:
-                record.state = "detached"
+                record.state = HostState.DETACHED
         reason = self._stop_reason(interrupted)
         self.journal.note("stopped", reason=reason)
-        return RolloutResult(self.run_id, self.plan, self.records, reason)
+        result = RolloutResult(self.run_id, self.plan, self.records, reason)
+        self._notify(lambda observer: observer.finished(self, result))
+        return result
 
     def _stop_reason(self, interrupted: bool) -> str:
         if interrupted:
@@ -259,10 +271,11 @@ class Rollout:
 
 
 def run_rollout(fleet: Fleet, method: str, *params: Any, hosts: str | Iterable[str] = "all",
-                progress: ProgressHook | None = None, **options: Any) -> RolloutResult:
+                observers: Sequence[RolloutObserver] = (), **options: Any) -> RolloutResult:
     """Run `method` as a job on the selected hosts in stages: plan, journal and run in one call.
 
-    `options` are RolloutPlan's (batch, max_fail, window, pause, health, abort_on_halt, stall_after).
+    `options` are RolloutPlan's: batch ("1,10%,100%", 5 or [1, "10%"]), max_fail (2 or "5%"),
+    window, pause, health ("system.ready" or ("method", *params)), abort_on_halt, stall_after.
     """
     plan = RolloutPlan(method, tuple(params), **options)
-    return Rollout.start(fleet, plan, fleet.select(hosts), progress).run()
+    return Rollout.start(fleet, plan, fleet.select(hosts), observers).run()

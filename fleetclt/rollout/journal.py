@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..local.state import ensure_dir, state_dir
 from ..protocol import ejson
+from .observer import HostState
 
 
 def journal_dir() -> Path:
@@ -34,13 +35,16 @@ class HostRecord:
 
     host: str
     stage: int
-    state: str = "waiting"
+    state: HostState = HostState.WAITING
     job_id: int | None = None
     result: Any = None
     error: dict[str, Any] | None = None
     started: float | None = None
     finished: float | None = None
     submitted_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.state = HostState(self.state)  # a journal line holds the plain string
 
 
 @dataclass
@@ -89,10 +93,17 @@ class Journal:
         for record in records[1:]:
             kind = record.pop("kind")
             if kind == "host":
-                replay.hosts[record["host"]] = HostRecord(**record)
+                replay.hosts[record["host"]] = self._host_record(record)
             else:
                 replay.notes.append(record)
         return replay
+
+    def _host_record(self, fields: dict[str, Any]) -> HostRecord:
+        try:
+            return HostRecord(**fields)
+        except ValueError:
+            raise ConfigError(f"{self.path}: unknown host state {fields.get('state')!r} "
+                              f"(written by a newer fleetclt?)") from None
 
     def _append(self, record: dict[str, Any]) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

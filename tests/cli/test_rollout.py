@@ -108,7 +108,18 @@ def test_ctrl_c_detaches_and_resume_finishes(sim, env):
     assert [h.counters.jobs_started for h in sim.hosts] == [1] * 40
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--batch", "0", "fleetclt: --batch: '0' must be a positive count"),
+    ("--max-fail", "x", "fleetclt: --max-fail: 'x' is neither a count nor a percentage"),
+    ("--health", "'system.ready", "fleetclt: --health: cannot read"),
+])
+def test_usage_errors_name_the_flag(sim, env, flag, value, message):
+    code, out, err = finish(rollout(sim, env, "--hosts", "all", flag, value, "update.update"))
+    assert code == 1 and out == ""
+    assert err.startswith(message), err
+    assert sum(h.counters.jobs_started for h in sim.hosts) == 0
+
+
 def test_usage_errors_exit_1(sim, env):
-    assert finish(rollout(sim, env, "--hosts", "all", "--batch", "0", "update.update"))[0] == 1
     assert finish(rollout(sim, env, "--resume", "nope"))[0] == 1
     assert finish(rollout(sim, env, "--hosts", "all"))[0] == 1

@@ -1,10 +1,11 @@
-"""The rollout progress display, driven with a fake clock and a rollout-shaped object."""
+"""The rollout progress displays, driven through their observer events with a fake clock
+and a rollout-shaped object."""
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
 
-from fleetclt.cli.rollout_view import RolloutView, summary
+from fleetclt.cli.rollout_view import LogView, TerminalView, summary
 from fleetclt.rollout.journal import HostRecord
 from fleetclt.rollout.plan import RolloutPlan
 
@@ -37,8 +38,8 @@ def test_stall_warning_once_per_stall():
     now = [0.0]
     stream = io.StringIO()
     rollout = make_rollout()
-    view = RolloutView(stream, tty=False, stall_after=300, clock=lambda: now[0])
-    view._note_progress(rollout, rollout.records["c"])
+    view = LogView(stream, stall_after=300, clock=lambda: now[0])
+    view.host_progress(rollout, rollout.records["c"], rollout.job_progress["c"])
     now[0] = 299.0
     view._check_stalls(rollout)
     assert "WARNING" not in stream.getvalue()
@@ -48,10 +49,36 @@ def test_stall_warning_once_per_stall():
     assert stream.getvalue().count("WARNING c: job 8 has not progressed for 301 s (at 10% Verifying)") == 1
 
 
-def test_terminal_mode_redraws_in_place():
+def test_log_view_prints_one_line_per_event_then_the_summary():
     stream = io.StringIO()
-    view = RolloutView(stream, tty=True, stall_after=300)
     rollout = make_rollout()
-    view._redraw(rollout)
-    view._redraw(rollout)
-    assert stream.getvalue().count("\033[F\033[K") == 2, "the two-line block was erased once"
+    rollout.records["d"].error = {"reason": "job 1 (update.update) failed"}
+    view = LogView(stream, stall_after=300)
+    view.stage_started(rollout, 1)
+    view.host_started(rollout, rollout.records["b"])
+    view.host_finished(rollout, rollout.records["a"])
+    view.host_finished(rollout, rollout.records["d"])
+    view.host_detached(rollout, rollout.records["c"])
+    view.halted(rollout, "1 of 3 started hosts failed")
+    view.finished(rollout, None)
+    assert stream.getvalue().splitlines() == [
+        "stage 2/2: 3 hosts",
+        "b: started update.update",
+        "a: ok",
+        "d: failed: job 1 (update.update) failed",
+        "c: detached from job 8 (it keeps running)",
+        "HALTED: 1 of 3 started hosts failed; no new job will start",
+        *summary(rollout).splitlines(),
+    ]
+    assert "\033[" not in stream.getvalue()
+
+
+def test_terminal_view_keeps_the_block_below_the_event_lines():
+    stream = io.StringIO()
+    view = TerminalView(stream, stall_after=300)
+    rollout = make_rollout()
+    view.host_started(rollout, rollout.records["b"])
+    view.host_started(rollout, rollout.records["c"])
+    text = stream.getvalue()
+    assert text.count("\033[F\033[K") == 2, "the two-line block was erased once, to print the second line"
+    assert text.endswith("c: started update.update\n" + summary(rollout) + "\n")

@@ -72,10 +72,10 @@ def test_a_fully_failed_stage_is_judged_by_the_budget(sim, fleet):
     assert strict.stop_reason.startswith("halted") and strict.to_dict()["summary"]["not_started"] == 43
 
 
-def test_health_gate_fails_hosts_that_are_not_ready(sim, fleet):
+@pytest.mark.parametrize("health", ["system.ready", ("system.ready",), ["system.ready"]])
+def test_health_gate_fails_hosts_that_are_not_ready(sim, fleet, health):
     sim["sim002"].faults.not_ready = True
-    result = run_rollout(fleet, "service.restart", "nfs", hosts="rack01", batch="5", max_fail="3",
-                           health=("system.ready",))
+    result = run_rollout(fleet, "service.restart", "nfs", hosts="rack01", batch=[5], max_fail=3, health=health)
     assert result.hosts["sim002"].state == "unhealthy"
     assert "system.ready returned False" in result.hosts["sim002"].error["reason"]
     assert result.stop_reason == "completed" and result.to_dict()["summary"]["ok"] == 19
