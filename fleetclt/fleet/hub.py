@@ -9,7 +9,9 @@ one thread cannot be waited for from another. A HubThread runs the fleet's hub
 in a daemon thread: each call is handed over with the loop's
 `run_callback_threadsafe` (gevent's documented cross-thread entry, which also
 wakes the loop) and runs in a greenlet there, while the caller waits on a
-`concurrent.futures.Future`, an OS-level wait that blocks only the calling thread.
+`concurrent.futures.Future`, an OS-level wait that blocks only the calling thread
+(a caller with a gevent hub of its own waits from that hub's thread pool, so its
+other greenlets, e.g. simulated hosts, keep running).
 """
 from __future__ import annotations
 
@@ -98,8 +100,9 @@ class HubThread:
                 raise FleetError(CLOSED)
             self._pending.add(done)
         self._hub.loop.run_callback_threadsafe(gevent.spawn, _settle, done, partial(func, *args, **kwargs))
-        try:
-            return done.result()
+        caller = get_hub_if_exists()
+        try:  # a thread with a hub of its own (a gevent program) keeps it running meanwhile
+            return done.result() if caller is None else caller.threadpool.apply(done.result)
         finally:
             with self._lock:
                 self._pending.discard(done)
