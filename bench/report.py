@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-CONTENDERS = {"fleetclt": "fleetclt API", "cli": "fleetclt CLI", "threads": "thread per host",
+CONTENDERS = {"fleetclt": "fleetclt API", "fleetclt-thread": "fleetclt API, hub thread",
+              "cli": "fleetclt CLI", "threads": "thread per host",
               "asyncio": "asyncio reference", "baseline": "fleetclt baseline (--baseline)"}
 FIGURES = {
     "connect_login_s": "connect+login s",

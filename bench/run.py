@@ -30,13 +30,14 @@ from bench.sims import bench_env, shard_sizes, start_fleet
 BIG_ONLY = ("fleetclt", "asyncio")  # contenders run at 10,000 hosts
 BIG = 10000
 THREAD_ROUNDS = 12  # warm-up + rounds + job run stay under the server's 20 logins/min
-WORKERS = {"fleetclt": "bench.worker_fleetclt", "cli": "bench.worker_cli",
+THREAD_HUB = "fleetclt-thread"  # the API worker with Fleet(hub="thread"), driven as plain Python
+WORKERS = {"fleetclt": "bench.worker_fleetclt", THREAD_HUB: "bench.worker_fleetclt", "cli": "bench.worker_cli",
            "threads": "bench.worker_threads", "asyncio": "bench.worker_asyncio"}
 BASELINE = "baseline"  # the fleetclt API worker on another checkout (--baseline), to judge a change
 # Persistent-session contenders alternate on one fleet, --repeat times: on a shared
 # 2-core machine one run each swung CPU per call by +-20 %; the median of runs
 # taken in turn against the same servers does not.
-ALTERNATING = ("fleetclt", "asyncio", BASELINE)
+ALTERNATING = ("fleetclt", THREAD_HUB, "asyncio", BASELINE)
 REPO = Path(__file__).resolve().parent.parent
 WORST_OF = {"logins_per_host_max", "ebusy", "connect_failures", "round_failures", "job_failures"}  # not medians
 # The other checkout's fleetclt under this checkout's API worker: fleetclt is imported
@@ -80,7 +81,7 @@ def worker_spec(args: argparse.Namespace, name: str, size: int, fleet: Any) -> d
     return {"count": size, "inventory": str(fleet.inventory), "hosts": fleet.hosts, "rounds": rounds,
             "warmup": args.warmup if name != "cli" else 0, "max_connecting": 200, "depth": 4,
             "saturation_rounds": 3 if args.quick else 5, "job": size == args.job_hosts,
-            "sim_pids": [proc.pid for proc in fleet.procs]}
+            "sim_pids": [proc.pid for proc in fleet.procs], "hub": "thread" if name == THREAD_HUB else None}
 
 
 def run_worker(args: argparse.Namespace, name: str, size: int, fleet: Any, state: Path) -> dict[str, Any]:

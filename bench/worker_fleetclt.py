@@ -1,25 +1,33 @@
-"""Contender 1: fleetclt through its Python API, persistent sessions.
+"""Contenders 1 and 1b: fleetclt through its Python API, persistent sessions.
 
-Layer: bench worker (own process); imports fleetclt.fleet and bench.measure.
+Layer: bench worker (own process); imports the public fleetclt API and bench.measure.
 
 Connect + login every host through `Fleet.run(HostSession.connect)`, then
 `Fleet.call("system.info")` rounds, a saturation phase with several rounds in
 flight at once, and (when asked) a job fan-out. No monkey patching: the library
-does not need it. forks = N so that no host waits for a free slot.
+does not need it. forks = N so that no host waits for a free slot. With
+spec["hub"] == "thread" the Fleet runs its hub in a thread of its own and this
+process calls it as plain Python does (saturation from OS threads), so the
+figures price the hand-over between threads.
 """
 from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gevent
 
 import fleetclt
 from bench.measure import CALL_METHOD, JOB_METHOD, JOB_PARAMS, Rounds, emit, load_spec, raise_nofile, rss_kib
-from fleetclt.client.session import HostSession
-from fleetclt.fleet.fleet import Fleet
-from fleetclt.fleet.results import FleetResult, Status
+
+try:
+    from fleetclt import Fleet, FleetResult, HostSession, Status
+except ImportError:  # a --baseline checkout from before the public API (its __init__ exported nothing)
+    from fleetclt.fleet import Fleet  # type: ignore[no-redef]
+    from fleetclt.results import FleetResult, Status  # type: ignore[no-redef]
+    from fleetclt.session import HostSession  # type: ignore[no-redef]
 
 THROTTLED: list[int] = []  # EBUSY refusals (status `throttled`) seen in any fan-out
 
@@ -44,12 +52,31 @@ def one_round(fleet: Fleet) -> int:
     return tally(fleet.call(CALL_METHOD, hosts="all"))
 
 
-def saturation(fleet: Fleet, count: int, depth: int, rounds: int) -> float:
-    """Calls per second with `depth` fan-out rounds in flight at once."""
+def saturation(fleet: Fleet, count: int, depth: int, rounds: int, threads: bool) -> float:
+    """Calls per second with `depth` fan-out rounds in flight at once (greenlets, or OS threads)."""
+    def driver() -> None:
+        for _ in range(rounds):
+            one_round(fleet)
     started = time.perf_counter()
-    drivers = [gevent.spawn(lambda: [one_round(fleet) for _ in range(rounds)]) for _ in range(depth)]
-    gevent.joinall(drivers, raise_error=True)
+    if threads:
+        with ThreadPoolExecutor(depth) as pool:
+            for done in [pool.submit(driver) for _ in range(depth)]:
+                done.result()
+    else:
+        gevent.joinall([gevent.spawn(driver) for _ in range(depth)], raise_error=True)
     return round(count * depth * rounds / (time.perf_counter() - started), 1)
+
+
+def make_fleet(spec: dict[str, Any]) -> Fleet:
+    """A hub thread when asked for; else this process is a gevent program, so 'auto' picks inline
+    (the hub exists first, as in the CLI), and a --baseline checkout that predates hub= works too."""
+    options: dict[str, Any] = {}
+    if spec.get("hub") == "thread":
+        options["hub"] = "thread"
+    else:
+        gevent.get_hub()
+    return Fleet.from_inventory(spec["inventory"], forks=spec["count"], max_connecting=spec["max_connecting"],
+                                **options)
 
 
 def job_fanout(fleet: Fleet) -> dict[str, Any]:
@@ -68,13 +95,14 @@ def main() -> None:
     spec = load_spec()
     count = spec["count"]
     raise_nofile(count + 500)
-    with Fleet.from_inventory(spec["inventory"], forks=count, max_connecting=spec["max_connecting"]) as fleet:
+    with make_fleet(spec) as fleet:
         out = connect_all(fleet, count)
         rounds = Rounds(count, spec["sim_pids"])
         rounds.run(lambda: one_round(fleet), spec["rounds"], spec["warmup"])
         out.update(rounds.figures())
         if spec.get("saturation_rounds"):
-            out["calls_per_s"] = saturation(fleet, count, spec["depth"], spec["saturation_rounds"])
+            out["calls_per_s"] = saturation(fleet, count, spec["depth"], spec["saturation_rounds"],
+                                            spec.get("hub") == "thread")
         if spec.get("job"):
             out.update(job_fanout(fleet))
         out.update(auth_budget(fleet, fleet.select("all")))

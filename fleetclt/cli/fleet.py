@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 from ..client.session import HostSession
 from ..errors import ConfigError
-from ..fleet.fleet import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, Fleet
+from ..fleet.fleet import Fleet
 from ..fleet.results import FleetResult, HostResult
+from ..fleet.runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING
 from ..inventory.load import Inventory, load_inventory
 from ..local.state import last_failed, save_last_run
 from . import output

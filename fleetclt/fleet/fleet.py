@@ -1,10 +1,9 @@
 """The fleet: one persistent HostSession per inventory host, and fan-out over them.
 
 Every fleet feature is "map a session method over hosts, collect outcomes".
-Two separate bounds: `max_connecting` caps connects and logins in progress
-(TLS and logins are the expensive part), `forks` caps hosts being worked on.
-A `deadline` bounds the whole operation: hosts not done by then are reported
-as `timeout` and their greenlets are stopped (a job keeps running on its host).
+How the hosts are worked through (pool size, connects at once, pipelining, the
+deadline) is the runner's (runner.py); where the greenlets run, in the
+caller's gevent hub or in a hub thread of the fleet's own, is hub.py's.
 The library never monkey-patches.
 """
 from __future__ import annotations
@@ -12,31 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
-
-import gevent
-from gevent.lock import BoundedSemaphore
-from gevent.pool import Pool
 
 from ..client.login import Credentials
 from ..client.session import EventCallback, HostSession, ProgressCallback, Timeouts
 from ..client.tls import TLSPolicy
-from ..errors import CallTimeout, FleetError, InternalError
+from ..errors import FleetError, InternalError, UnknownHostError
 from ..inventory.load import HostSpec, Inventory, load_inventory
 from ..local.rlimit import ensure_open_files
-from .pipeline import PipelinedCall
-from .results import FleetResult, HostResult, Status
+from .hub import HubMode, make_hub
+from .results import FleetResult, HostResult, ResultCallback, Status
+from .runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, FanOut, GeventRunner, PlainCall, Runner
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FORKS = 100
-# Connects happen inside the forks, so a cap below them only queues hosts
-# (docs/performance.md §4). Each connect is a TCP + TLS handshake and a login on a
-# different server.
-DEFAULT_MAX_CONNECTING = 100
-
-ResultCallback = Callable[[HostResult], None]
 HostProgress = Callable[[str, dict[str, Any]], None]
 
 
@@ -49,25 +38,56 @@ def session_for(spec: HostSpec) -> HostSession:
 
 
 class Fleet:
-    """Sessions to the hosts of an inventory; use as a context manager to close them all."""
+    """Sessions to the hosts of an inventory; use as a context manager to close them all.
 
-    def __init__(self, inventory: Inventory, *, forks: int = DEFAULT_FORKS,
-                 max_connecting: int = DEFAULT_MAX_CONNECTING,
+    Usable from plain Python and from gevent programs alike; `hub` picks how:
+
+    - ``"auto"`` (default): ``"inline"`` when the thread making the Fleet already
+      has a gevent hub (a gevent program, a simulator, a spawned greenlet), else
+      ``"thread"``. A script that never touched gevent gets ``"thread"``.
+    - ``"thread"``: the fleet runs its own gevent hub in a daemon thread; every
+      method is handed to it and blocks only the calling thread, so any thread
+      may call, and ``time.sleep`` between calls does not stop keepalives or
+      drop detection. Callbacks (`on_result`, `on_progress`, `subscribe`'s,
+      `run`'s action) run in that hub thread. ``fleet[name]`` gives a proxy
+      whose methods run there too. ``close()`` ends the thread.
+    - ``"inline"``: greenlets run in the caller's hub, as any gevent code; only
+      greenlets of the thread that made the fleet may use it (another thread
+      gets a FleetError at once).
+
+    A closed Fleet refuses every call with a FleetError. `forks` and
+    `max_connecting` build the default GeventRunner; pass `runner=` for another.
+    """
+
+    def __init__(self, inventory: Inventory, *, forks: int | None = None, max_connecting: int | None = None,
+                 runner: Runner | None = None, hub: HubMode = "auto",
                  session_factory: Callable[[HostSpec], HostSession] = session_for) -> None:
-        if forks < 1 or max_connecting < 1:
-            raise ValueError(f"forks and max_connecting must be 1 or more, not {forks} and {max_connecting}")
+        if runner is not None and (forks is not None or max_connecting is not None):
+            raise ValueError("forks and max_connecting belong to the runner: give them to it, not beside it")
+        self.runner: Runner = runner or GeventRunner(
+            DEFAULT_FORKS if forks is None else forks,
+            DEFAULT_MAX_CONNECTING if max_connecting is None else max_connecting)
         self.inventory = inventory
-        self.forks = forks
-        self._connecting = BoundedSemaphore(max_connecting)
         self._factory = session_factory
         self._sessions: dict[str, HostSession] = {}
         self.last_result: FleetResult | None = None
+        self._hub = make_hub(hub)
 
     @classmethod
     def from_inventory(cls, source: Inventory | str | os.PathLike[str] | None = None, **options: Any) -> Fleet:
         """From an Inventory, a path, or the default location ($FLEETCLT_INVENTORY, ./inventory.yaml)."""
         inventory = source if isinstance(source, Inventory) else load_inventory(source)
         return cls(inventory, **options)
+
+    @property
+    def forks(self) -> int:
+        """How many hosts the runner works on at once."""
+        return self.runner.forks
+
+    @property
+    def hub_mode(self) -> str:
+        """'inline' or 'thread': where this fleet's greenlets run (see the class docstring)."""
+        return self._hub.mode
 
     def __enter__(self) -> Fleet:
         return self
@@ -77,18 +97,17 @@ class Fleet:
 
     def __getitem__(self, name: str) -> HostSession:
         """The session of one host (created on first use, connected on first call)."""
-        session = self._sessions.get(name)
-        if session is None:
-            session = self._sessions[name] = self._factory(self.inventory.hosts[name])
-        return session
+        return self._hub.share(self._hub.run(self._session, name))
 
     def __repr__(self) -> str:
-        return f"<Fleet {len(self.inventory.hosts)} hosts, {len(self._sessions)} sessions>"
+        return f"<Fleet {len(self.inventory.hosts)} hosts, {len(self._sessions)} sessions, {self.hub_mode}>"
 
     def close(self) -> None:
-        for session in self._sessions.values():
-            session.close()
-        self._sessions.clear()
+        """Close every session; in thread mode also stop the hub thread. A second close does nothing."""
+        if self._hub.closed:
+            return
+        self._hub.run(self._close_sessions)
+        self._hub.close()
 
     def select(self, hosts: str | Iterable[str] = "all", failed: Iterable[str] = ()) -> list[str]:
         """Host names matching a pattern, in inventory order."""
@@ -100,84 +119,71 @@ class Fleet:
              failed: Iterable[str] = ()) -> FleetResult:
         """Call `method` on every selected host in parallel; one HostResult per host.
 
-        A plain call (no job) goes out pipelined to every connected host (see
-        fleetclt.fleet.pipeline: no greenlet per host, so `forks` does not bound those);
-        hosts still to connect take the greenlet-per-host path, bounded by `forks`.
+        A plain call (no job) may go out pipelined to the connected hosts (see runner.py).
         """
         def action(session: HostSession) -> Any:
             progress = _bind(on_progress, session.name)
             return session.call(method, *params, timeout=timeout, job=job, on_progress=progress)
-        names = self.select(hosts, failed)
-        if job:
-            return self._run(names, action, deadline, on_result)
-        return self._run(names, action, deadline, on_result,
-                         lambda record: PipelinedCall(method, list(params), timeout, record))
+        plain = None if job else PlainCall(method, list(params), timeout)
+        return self._hub.run(self._run, self.select(hosts, failed), action, deadline, on_result, plain)
 
     def run(self, action: Callable[[HostSession], Any], *, hosts: str | Iterable[str] = "all",
             deadline: float | None = None, on_result: ResultCallback | None = None,
             failed: Iterable[str] = ()) -> FleetResult:
         """Apply `action` to each selected host's session; the general form of `call`."""
-        return self._run(self.select(hosts, failed), action, deadline, on_result)
+        return self._hub.run(self._run, self.select(hosts, failed), action, deadline, on_result)
 
-    def _run(self, names: list[str], action: Callable[[HostSession], Any], deadline: float | None,
-             on_result: ResultCallback | None,
-             pipelined: Callable[[ResultCallback], PipelinedCall] | None = None) -> FleetResult:
-        ensure_open_files(len(self._sessions) + sum(name not in self._sessions for name in names))
-        results: dict[str, HostResult] = {}
+    def subscribe(self, event: str, callback: EventCallback, hosts: str | Iterable[str] = "all") -> FleetResult:
+        """Deliver `event` updates of every selected host to `callback` (see HostSession.subscribe).
 
-        def record(result: HostResult) -> None:
-            results[result.host] = result
-            if on_result is not None:
-                on_result(result)
-        started = time.monotonic()
-        fan = pipelined(record) if pipelined is not None else None
-        slow = fan.send((name, self._sessions.get(name)) for name in names) if fan is not None else names
-        pool = Pool(self.forks)
-        overdue = self._drive_within(pool, slow, action, record, deadline)
-        if fan is not None:
-            fan.wait(deadline)
-            left = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
-            overdue = self._drive_within(pool, fan.again, action, record, left) or overdue
-        if overdue:
-            _mark_overdue(names, results, deadline, record)
-        self.last_result = FleetResult(results, names)
-        return self.last_result
-
-    def subscribe(self, event: str, callback: EventCallback, hosts: str | Iterable[str] = "all") -> None:
-        """Deliver `event` updates of every selected host to `callback` (see HostSession.subscribe)."""
-        for name in self.select(hosts):
-            self[name].subscribe(event, callback)
-
-    def _drive_within(self, pool: Pool, names: list[str], action: Callable[[HostSession], Any],
-                      record: ResultCallback, timeout: float | None) -> bool:
-        """Work through `names` in the pool; True when `timeout` passed first (the rest is stopped)."""
-        if not names:
-            return False
-        driver = gevent.spawn(self._drive, pool, names, action, record)
-        driver.join(timeout=timeout)
-        if driver.dead:
-            return False
-        driver.kill()
-        pool.kill()
-        return True
-
-    def _drive(self, pool: Pool, names: list[str], action: Callable[[HostSession], Any],
-               record: ResultCallback) -> None:
-        for result in pool.imap_unordered(lambda name: self._attempt(name, action), names):
-            record(result)
+        Connects the hosts not connected yet (within the runner's bound on connects),
+        so events flow with no other call; the result says which hosts could not be reached.
+        """
+        return self._hub.run(self._subscribe, event, callback, self.select(hosts))
 
     def connected(self, name: str) -> HostSession:
-        """The session of `name`, connected and logged in, with at most `max_connecting` at once."""
-        session = self[name]
-        if not session.connected:
-            with self._connecting:
-                session.connect()
+        """The session of `name`, connected and logged in, within the runner's bound on connects."""
+        return self._hub.share(self._hub.run(self._connected, name))
+
+    # -- in the hub ------------------------------------------------------------------
+    def _session(self, name: str) -> HostSession:
+        session = self._sessions.get(name)
+        if session is None:
+            spec = self.inventory.hosts.get(name)
+            if spec is None:
+                raise UnknownHostError(name, list(self.inventory.hosts))
+            session = self._sessions[name] = self._factory(spec)
         return session
+
+    def _connected(self, name: str) -> HostSession:
+        session = self._session(name)
+        if not session.connected:
+            self.runner.connect(session)
+        return session
+
+    def _close_sessions(self) -> None:
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+
+    def _subscribe(self, event: str, callback: EventCallback, names: list[str]) -> FleetResult:
+        for name in names:
+            self._session(name).subscribe(event, callback)
+        return self._run(names, _nothing, None, None)
+
+    def _run(self, names: list[str], action: Callable[[HostSession], Any], deadline: float | None,
+             on_result: ResultCallback | None, plain_call: PlainCall | None = None) -> FleetResult:
+        ensure_open_files(len(self._sessions) + sum(name not in self._sessions for name in names))
+        fan_out = FanOut(names, lambda name: self._attempt(name, action), self._sessions.get,
+                         deadline, on_result, plain_call)
+        self.runner.run(fan_out)
+        self.last_result = FleetResult(fan_out.results, names)
+        return self.last_result
 
     def _attempt(self, name: str, action: Callable[[HostSession], Any]) -> HostResult:
         started = time.monotonic()
         try:
-            value = action(self.connected(name))
+            value = action(self._connected(name))
         except FleetError as exc:
             return HostResult.from_error(name, exc, time.monotonic() - started)
         except Exception as exc:  # a bug on one host must not sink the whole fan-out
@@ -186,15 +192,11 @@ class Fleet:
         return HostResult(name, Status.OK, value, elapsed=time.monotonic() - started)
 
 
+def _nothing(session: HostSession) -> None:
+    """The action of a fan-out that only connects."""
+
+
 def _bind(on_progress: HostProgress | None, host: str) -> ProgressCallback | None:
     if on_progress is None:
         return None
     return lambda job: on_progress(host, job)
-
-
-def _mark_overdue(names: list[str], results: Mapping[str, HostResult], deadline: float | None,
-                  record: ResultCallback) -> None:
-    for name in names:
-        if name not in results:
-            error = CallTimeout(f"not done when the {deadline:g} s deadline passed", name)
-            record(HostResult(name, Status.TIMEOUT, error=error, elapsed=deadline or 0.0))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from gevent.event import Event
@@ -22,11 +22,9 @@ from ..client.link import PendingCall
 from ..client.session import HostSession
 from ..errors import CallTimeout, FleetError, InternalError
 from ..protocol.jsonrpc import is_not_authenticated
-from .results import HostResult, Status
+from .results import HostResult, ResultCallback, Status
 
 log = logging.getLogger(__name__)
-
-ResultCallback = Callable[[HostResult], None]
 
 
 class PipelinedCall:

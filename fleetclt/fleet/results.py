@@ -7,7 +7,7 @@ proceeds. Raising is opt-in with `raise_on_error()`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,9 @@ def error_dict(error: FleetError) -> dict[str, Any]:
     return {"type": type(error).__name__, "errno": getattr(error, "errno", None),
             "errname": getattr(error, "errname", None), "reason": reason.rstrip("\n"),
             "extra": getattr(error, "extra", None)}
+
+
+ResultCallback = Callable[[HostResult], None]
 
 
 class FleetResult(Mapping[str, HostResult]):

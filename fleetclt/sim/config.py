@@ -64,6 +64,7 @@ class Faults:
     handshake_status: int | None = None      # e.g. 302, 307, 404 instead of 101
     close_on_connect: int | None = None      # e.g. 1008 (IP allowlist)
     not_ready: bool = False                  # system.ready answers false
+    idle_timeout: float | None = None        # cut a connection that sent nothing for this long, as a proxy does
 
 
 @dataclass

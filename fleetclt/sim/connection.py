@@ -15,6 +15,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent.lock import Semaphore
 
 from .failures import ENOTAUTHENTICATED, CallError
@@ -52,7 +53,7 @@ class Connection:
     def serve(self) -> None:
         """Read frames until the socket closes or a size limit closes it (docs/protocol.md §2)."""
         while not self.closed:
-            frame = self.ws.receive()
+            frame = self._receive()
             if frame is None:
                 return
             if not isinstance(frame, str):
@@ -62,6 +63,21 @@ class Connection:
             if len(frame) > AUTH_LIMIT:
                 return self.close(1009, "Max message length is 64 kB")
             self.handle_text(frame)
+
+    def _receive(self) -> Any:
+        """The next frame, or None when the socket closed or sat idle past `faults.idle_timeout`.
+
+        The idle cut is no middlewared rule: it models a reverse proxy or load
+        balancer in front of the host (nginx's proxy_read_timeout, a cloud load
+        balancer's idle timeout), which closes the TCP connection with no close frame.
+        """
+        idle = self.host.faults.idle_timeout
+        if not idle:
+            return self.ws.receive()
+        with gevent.Timeout(idle / self.host.clock.speed, False):
+            return self.ws.receive()
+        self.drop()
+        return None
 
     def handle_text(self, frame: str) -> None:
         raise NotImplementedError

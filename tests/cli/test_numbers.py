@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from fleetclt import Fleet
 from fleetclt.cli.main import build_parser
-from fleetclt.fleet.fleet import DEFAULT_MAX_CONNECTING, Fleet
+from fleetclt.fleet.runner import DEFAULT_MAX_CONNECTING
 from fleetclt.inventory.load import load_inventory
 
 

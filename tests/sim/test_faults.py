@@ -6,7 +6,7 @@ import socket
 import gevent
 import pytest
 
-from fleetclt.sim import ManualClock
+from fleetclt.sim import Faults, ManualClock, SimClock
 from tests.helpers import wait_until
 from tests.wsclient import Rejected, WsClient
 
@@ -96,3 +96,15 @@ def test_a_call_still_pending_when_its_client_goes_is_cancelled(client, host, cl
     other = client_for(host)
     other.login()
     assert other.result("user.query", [["username", "=", "ghost"]], {"count": True}) == 0
+
+
+def test_idle_timeout_cuts_only_a_silent_connection(make_host, client_for):
+    host = make_host(clock=SimClock(speed=1), faults=Faults(idle_timeout=0.3))
+    busy, silent = client_for(host), client_for(host)
+    busy.login()
+    for _ in range(8):  # 0.4 s of traffic, each frame well inside the idle timeout
+        assert busy.result("core.ping") == "pong"
+        gevent.sleep(0.05)
+    assert silent.wait_closed(timeout=5).code == 1006, "cut with no close frame"
+    assert busy.result("core.ping") == "pong"
+    assert busy.wait_closed(timeout=5).code == 1006
