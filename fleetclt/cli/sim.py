@@ -24,6 +24,7 @@ from ..local.state import write_private
 from ..sim.clock import SimClock
 from ..sim.config import DEFAULT_USER, Faults, HostConfig
 from ..sim.fleet import SimFleet, new_password, write_inventory
+from .argtypes import seconds
 
 DEFAULT_PORT = 6000
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port on every address; 0 picks a free one per host (default {DEFAULT_PORT})")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added latency per call")
     parser.add_argument("--job-seconds", type=float, default=2.0, help="how long each job runs (default 2)")
+    parser.add_argument("--idle-timeout", type=seconds, metavar="SECONDS",
+                        help="cut a connection that sent nothing for this long, as a proxy in front of a host does")
     parser.add_argument("--version", dest="versions", action="append", metavar="X.Y.Z",
                         help="TrueNAS version to play; repeat for a mixed fleet (24.10.2 speaks only /websocket)")
     parser.add_argument("--write-inventory", type=Path, metavar="PATH",
@@ -53,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, inventory_path: str | None, stdout: TextIO = sys.stdout,
         stderr: TextIO = sys.stderr) -> int:
     """Serve until interrupted; returns the exit code."""
-    faults = Faults(latency=args.latency_ms / 1000, job_duration=args.job_seconds)
+    faults = Faults(latency=args.latency_ms / 1000, job_duration=args.job_seconds, idle_timeout=args.idle_timeout)
     password = ""
     if inventory_path:
         fleet = _fleet_from_inventory(inventory_path, args, stderr)

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..client.login import Credentials
 from ..client.session import EventCallback, HostSession, ProgressCallback, Timeouts
@@ -27,6 +27,7 @@ from .runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, FanOut, GeventRunner,
 log = logging.getLogger(__name__)
 
 HostProgress = Callable[[str, dict[str, Any]], None]
+T = TypeVar("T")
 
 
 def session_for(spec: HostSpec) -> HostSession:
@@ -108,6 +109,15 @@ class Fleet:
             return
         self._hub.run(self._close_sessions)
         self._hub.close()
+
+    def in_hub(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`func(*args, **kwargs)` where this fleet's greenlets run, and its result.
+
+        For work built of many fleet and session calls with gevent primitives of its
+        own (a rollout): in thread mode it then runs in the hub thread as one unit,
+        instead of handing every call over; inline it simply runs.
+        """
+        return self._hub.run(func, *args, **kwargs)
 
     def select(self, hosts: str | Iterable[str] = "all", failed: Iterable[str] = ()) -> list[str]:
         """Host names matching a pattern, in inventory order."""

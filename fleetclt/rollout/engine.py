@@ -276,6 +276,8 @@ def run_rollout(fleet: Fleet, method: str, *params: Any, hosts: str | Iterable[s
 
     `options` are RolloutPlan's: batch ("1,10%,100%", 5 or [1, "10%"]), max_fail (2 or "5%"),
     window, pause, health ("system.ready" or ("method", *params)), abort_on_halt, stall_after.
+    The rollout runs where the fleet's greenlets run (its hub thread in thread mode), so
+    observers are called there.
     """
     plan = RolloutPlan(method, tuple(params), **options)
-    return Rollout.start(fleet, plan, fleet.select(hosts), observers).run()
+    return fleet.in_hub(lambda: Rollout.start(fleet, plan, fleet.select(hosts), observers).run())

@@ -99,3 +99,13 @@ def test_unwritable_inventory_path_is_a_clear_error():
                             capture_output=True, text=True, timeout=START_TIMEOUT)
     assert result.returncode == 1 and "cannot write the inventory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_idle_timeout_cuts_a_silent_connection_as_a_proxy_would():
+    process, ready = start_sim("--count", "1", "--listen", "127.3.4.1", "--port", "0", "--idle-timeout", "0.3")
+    try:
+        uri = next(word for word in ready.split() if word.startswith("ws://"))
+        assert WsClient(uri).wait_closed(timeout=10).code == 1006, "cut with no close frame"
+    finally:
+        code, _ = stop_sim(process)
+    assert code == 0

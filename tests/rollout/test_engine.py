@@ -119,3 +119,23 @@ def test_resume_finds_a_job_whose_id_was_never_journaled(sim, fleet):
     result = Rollout.resume(fleet, journal, replay).run()
     assert result.ok and result.hosts["sim001"].job_id == 1
     assert sim["sim001"].counters.jobs_started == 1 and sim["sim002"].counters.jobs_started == 1
+
+
+def test_a_thread_mode_fleet_runs_the_whole_rollout_in_its_hub_thread(simulated_fleet):
+    """Plain Python gets a thread-mode Fleet; the rollout and its observers run in that hub."""
+    import threading
+
+    from fleetclt import BaseObserver
+
+    sim, inventory = simulated_fleet(6, "127.9.4.1")
+    seen: list[tuple[str, str]] = []
+
+    class Record(BaseObserver):
+        def host_finished(self, rollout, record):
+            seen.append((record.host, threading.current_thread().name))
+
+    with Fleet(inventory, hub="thread") as fleet:
+        result = run_rollout(fleet, "update.update", {}, batch=[1, "50%"], observers=[Record()])
+    assert result.ok and [len(stage) for stage in result.plan.stages] == [1, 3, 2]
+    assert sorted(seen) == [(host.name, "fleetclt-hub") for host in sim.hosts]
+    assert [h.counters.jobs_started for h in sim.hosts] == [1] * 6
