@@ -1,8 +1,5 @@
 """Measurements shared by every contender worker: CPU, RSS, percentiles, the result line.
 
-Layer: bench worker support; standard library only, so that importing it adds
-nothing to a contender's process (the asyncio and thread workers import no gevent).
-
 CPU is `time.process_time()` (every thread of the process), RSS is read from
 /proc/self/status. A worker prints exactly one JSON object on its last stdout line.
 """

@@ -1,7 +1,5 @@
 """Ratios, target checks and the markdown table of one benchmark run.
 
-Layer: bench reporting; standard library only.
-
 Every ratio is fleetclt (API) / contender for the same figure in the same run:
 below 1 means fleetclt spent less (time, CPU, memory, logins); for calls/s,
 above 1 means fleetclt did more.

@@ -1,8 +1,5 @@
 """`python -m bench`: run every contender against fresh simulated fleets; write JSON + markdown.
 
-Layer: bench orchestration; imports bench.sims and bench.report, and starts the
-contender workers (bench.worker_*) as separate processes.
-
 Why a process per contender and a fresh fleet each time: CPU and RSS are then
 the contender's alone, a gevent hub never meets an asyncio loop, and each
 contender starts with the server's rate limiter (20 logins per host and source

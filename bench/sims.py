@@ -1,7 +1,5 @@
 """Simulated fleets for the benchmark: `fleetclt sim` processes and one merged inventory.
 
-Layer: bench orchestration; imports nothing from fleetclt (it runs the CLI).
-
 Why separate processes: the simulator and the client must not share a CPU
 accounting or a hub. A fleet is split into shards, each on its own
 127.x.0.0/16 range: one per core from `SPLIT_FROM` hosts on, because one

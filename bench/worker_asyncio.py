@@ -1,8 +1,5 @@
 """Contender 4: the reference, asyncio + `websockets`, tuned as far as plain Python goes.
 
-Layer: bench worker (own process); imports websockets, orjson and bench.measure
-(no gevent, no fleetclt).
-
 Persistent sessions: one connection per host, `core.set_options` (new-style
 jobs: a job's reply comes when it ends) and `auth.login_ex` once, then a reader
 task per connection that resolves futures by id. A fan-out round sends every

@@ -1,7 +1,5 @@
 """Contender 2: fleetclt through its CLI, end to end, one process per fan-out.
 
-Layer: bench worker (own process); standard library and bench.measure only.
-
 Each round is `python -m fleetclt.cli -i INV call --hosts all -o json system.info`:
 process start, inventory, connect, login, call, JSON output. Its CPU is the
 child's (RUSAGE_CHILDREN), so connect and login are part of every round and

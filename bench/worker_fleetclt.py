@@ -1,7 +1,5 @@
 """Contenders 1 and 1b: fleetclt through its Python API, persistent sessions.
 
-Layer: bench worker (own process); imports the public fleetclt API and bench.measure.
-
 Connect + login every host through `Fleet.run(HostSession.connect)`, then
 `Fleet.call("system.info")` rounds, a saturation phase with several rounds in
 flight at once, and (when asked) a job fan-out. No monkey patching: the library

@@ -1,8 +1,5 @@
 """Contender 3: the naive script, a thread per host, websocket-client, log in on every round.
 
-Layer: bench worker (own process); imports websocket-client and bench.measure
-(no gevent, no fleetclt).
-
 This is how scripts built on the official client usually look: for each host a
 thread opens a connection, calls `auth.login_ex`, makes the call and closes;
 the next round does it all again. Defaults as such scripts leave them: the

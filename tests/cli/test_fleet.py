@@ -1,6 +1,7 @@
 """`fleetclt call/ping/hosts --hosts` in a subprocess against a simulated fleet of real hosts."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def broken(sim):
     """sim003 is offline and sim004 refuses logins, for the length of one test."""
     config = sim["sim004"].config
     sim["sim003"].go_offline()
-    sim["sim004"].config = config.__class__(**{**vars(config), "users": {"admin": "changed"}})
+    sim["sim004"].config = dataclasses.replace(config, users={"admin": "changed"})
     yield
     sim["sim003"].go_online()
     sim["sim004"].config = config

@@ -84,7 +84,7 @@ hosts:
     assert "s3cret-pw" not in stderr
 
 
-def test_broken_inventory_is_a_clear_error_with_exit_2(tmp_path):
+def test_broken_inventory_is_a_clear_error_with_exit_1(tmp_path):
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("hosts:\n  nas1:\n    prot: 6000\n")
     result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "sim", "-i", str(inventory)],

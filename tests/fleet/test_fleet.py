@@ -1,6 +1,7 @@
 """Fleet fan-out over simulated hosts: results per host, bad hosts isolated, deadlines, patterns."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import gevent
@@ -48,8 +49,7 @@ def test_call_on_all_hosts_logs_in_once_per_host(sim, fleet):
 def test_bad_hosts_get_their_own_status_and_the_rest_proceeds(sim, fleet):
     assert not fleet.call("core.ping", hosts="sim004").failed  # connected before it stalls
     sim["sim002"].go_offline()
-    sim["sim003"].config = sim["sim003"].config.__class__(**{**vars(sim["sim003"].config),
-                                                            "users": {"admin": "other"}})
+    sim["sim003"].config = dataclasses.replace(sim["sim003"].config, users={"admin": "other"})
     sim["sim004"].set_stall(True)
     result = fleet.call("system.info", timeout=0.5)
     statuses = {name: r.status for name, r in result.items()}
