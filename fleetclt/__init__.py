@@ -8,7 +8,7 @@ decide where log records go. See docs/python-api.md.
 import logging
 
 from .client.login import Credentials
-from .client.session import HostSession, SessionStats, Timeouts
+from .client.session import HostSession, SessionStats, SubscriptionEnded, Timeouts
 from .client.throttle import AuthThrottle, Backoff, FileStore, MemoryStore
 from .client.tls import TLSPolicy
 from .errors import (
@@ -29,6 +29,7 @@ from .errors import (
     PinMismatch,
     ProtocolError,
     RemoteCallError,
+    RequestTooLarge,
     SessionError,
     ThrottledError,
     TLSError,
@@ -80,6 +81,7 @@ __all__ = [
     "PinMismatch",
     "ProtocolError",
     "RemoteCallError",
+    "RequestTooLarge",
     "Rollout",
     "RolloutObserver",
     "RolloutPlan",
@@ -87,6 +89,7 @@ __all__ = [
     "Secret",
     "SessionError",
     "SessionStats",
+    "SubscriptionEnded",
     "Status",
     "TLSError",
     "ThrottledError",

@@ -19,6 +19,7 @@ these at the transport boundary only, so callers catch one family::
         ├── InsecureCredentialError a plain API key would go over ws:// to a remote host
         ├── CallTimeout             no reply in time
         ├── ConnectionLost          the socket dropped while a call was in flight
+        ├── RequestTooLarge         a call over the server's message size limit, refused unsent
         ├── RemoteCallError         the server answered with a JSON-RPC error
         │   └── ValidationError     -32602, or a job failed with exc_info.type VALIDATION
         ├── JobFailed               a job ended FAILED or ABORTED
@@ -132,6 +133,10 @@ class CallTimeout(SessionError):
 
 class ConnectionLost(SessionError):
     """The connection dropped while a call was waiting for its reply."""
+
+
+class RequestTooLarge(SessionError):
+    """A call bigger than the server takes; it was not sent, so the connection stays up."""
 
 
 class ProtocolError(SessionError):

@@ -65,7 +65,7 @@ def session_for():
     sessions = []
 
     def make(host, password="fleetclt-sim", username="admin", uri=None, **kwargs):
-        kwargs.setdefault("timeouts", Timeouts(connect=5, call=10, keepalive=None))
+        kwargs.setdefault("timeouts", Timeouts(connect=5, call=10))
         creds = kwargs.pop("credentials", Credentials(username, Secret(password) if password else None))
         session = HostSession(host.name, uri or host.uri, creds, **kwargs)
         sessions.append(session)

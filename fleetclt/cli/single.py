@@ -20,7 +20,7 @@ from typing import Any
 
 from gevent.queue import Empty, Queue
 
-from ..client.session import HostSession
+from ..client.session import HostSession, SubscriptionEnded
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import CollectionUpdate
@@ -54,6 +54,8 @@ def add_commands(commands: Any) -> None:
     sub.add_argument("event", metavar="EVENT", help="e.g. core.get_jobs, pool.dataset.query or *")
     sub.add_argument("-n", "--number", type=count, metavar="N", help="exit 0 after N events")
     sub.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS", help="exit 1 if the events take longer")
+    sub.epilog = ("When the server ends the subscription it exits as midclt does: 0 when its source "
+                  "finished, 1 with the server's error.")
 
 
 # -- running ---------------------------------------------------------------------------
@@ -97,8 +99,7 @@ def run_ping(args: argparse.Namespace) -> int:
 def run_subscribe(args: argparse.Namespace) -> int:
     events: Queue = Queue()
     with open_session(args) as session:
-        session.subscribe(args.event, events.put)
-        session.connect()
+        session.subscribe(args.event, events.put, on_end=events.put)
         log.debug("%s: subscribed to %s", session.name, args.event)
         return _print_events(events, args.number, args.timeout)
 
@@ -108,7 +109,10 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _print_events(events: Queue, number: int | None, timeout: float | None) -> int:
-    """Print events until `number` arrived (0) or `timeout` passed (1)."""
+    """Print events until `number` arrived (0), `timeout` passed (1) or the server ended the subscription.
+
+    An end is midclt's: 0 when the source finished, 1 with the server's error.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 0
     while number is None or seen < number:
@@ -116,16 +120,24 @@ def _print_events(events: Queue, number: int | None, timeout: float | None) -> i
         if update is None:
             print(f"Timeout: {seen} of {number or 'the'} events within {timeout:g} s", file=sys.stderr)
             return 1
+        if isinstance(update, SubscriptionEnded):
+            if update.resubscribing:
+                continue
+            if update.error is not None:
+                output.print_error(update.error)
+                return 1
+            log.debug("the server ended the subscription to %s", update.collection)
+            return 0
         print(output.render_event(update), flush=True)
         seen += 1
     return 0
 
 
-def _next_event(events: Queue, deadline: float | None) -> CollectionUpdate | None:
-    """The next event, or None at the deadline (the session re-subscribes by itself after a drop)."""
+def _next_event(events: Queue, deadline: float | None) -> CollectionUpdate | SubscriptionEnded | None:
+    """The next event or end notice, or None at the deadline (a dropped connection re-subscribes by itself)."""
     try:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        event: CollectionUpdate = events.get(timeout=timeout)
+        event: CollectionUpdate | SubscriptionEnded = events.get(timeout=timeout)
         return event
     except Empty:
         return None

@@ -4,6 +4,9 @@ A Link lives exactly as long as its websocket. The session makes a new one after
 a drop; nothing here reconnects. Replies arrive out of order and are matched to
 their AsyncResult by id; at most `window` calls are on the wire at once (the
 server runs 10 and refuses the 21st), the rest wait here, not on the server.
+
+A call too big for the server's message limit is refused here, unsent: the
+server would close the whole connection over it (docs/protocol.md §2).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ..errors import (
     ConnectionLost,
     HandshakeError,
     ProtocolError,
+    RequestTooLarge,
     SessionError,
 )
 from ..protocol.jsonrpc import (
@@ -38,6 +42,9 @@ from .transport import WebSocket
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 10
+# The server's limits on one received message, in characters (docs/protocol.md §2).
+ANONYMOUS_LIMIT, LOGGED_IN_LIMIT, EXTENDED_LIMIT = 8192, 65536, 2097152
+EXTENDED_METHODS = frozenset({"filesystem.file_receive"})
 EventHandler = Callable[[ProtocolEvent], None]
 DownHandler = Callable[[SessionError], None]
 Settle = Callable[[Any, "BaseException | None"], None]  # (result, error): exactly one is meaningful
@@ -51,8 +58,11 @@ class Link:
         self.host_name, self.ws, self.dialect = host_name, ws, dialect
         self._on_event = on_event
         self._on_down = on_down
-        self._pending: dict[RequestId, AsyncResult | PendingCall] = {}
+        self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe] = {}
         self._window = BoundedSemaphore(window)
+        self._limit = ANONYMOUS_LIMIT  # the largest message the server takes now
+        self._pong = Event()
+        ws.on_pong = self._on_pong
         self._connected = AsyncResult()
         self.dead = Event()
         self.error: SessionError | None = None
@@ -73,11 +83,43 @@ class Link:
 
     def call(self, method: str, params: list[Any], timeout: float | None) -> Any:
         """Send one call and wait for its reply; the wait for a window slot counts too."""
-        return self._exchange(lambda: self.dialect.request(method, params), method, timeout)
+        return self._exchange(method, self.dialect.request(method, params), method, timeout)
 
     def subscribe(self, name: str, timeout: float | None) -> Any:
         """Subscribe; returns the subscription id (JSON-RPC core.subscribe or DDP sub/ready)."""
-        return self._exchange(lambda: self.dialect.subscribe(name), f"subscribe {name}", timeout)
+        return self._exchange("core.subscribe", self.dialect.subscribe(name), f"subscribe {name}", timeout)
+
+    def logged_in(self) -> None:
+        """The login succeeded: the server now takes messages up to 64 KiB on this connection."""
+        self._limit = LOGGED_IN_LIMIT
+
+    @property
+    def is_logged_in(self) -> bool:
+        return self._limit != ANONYMOUS_LIMIT
+
+    def ping(self, timeout: float) -> bool:
+        """A websocket ping; True if the server sent anything at all (its pong, any frame) within `timeout`.
+
+        The server's websocket layer answers pings itself, outside its call slots
+        (docs/protocol.md §10), so ten slow calls in flight do not delay the answer.
+        """
+        reads = self.ws.reads
+        self._pong.clear()
+        self.ws.ping()
+        return self._pong.wait(timeout) or self.ws.reads != reads
+
+    def probe(self, method: str) -> None:
+        """Send `method` outside the window, its reply waited for by nobody: traffic for the middleware.
+
+        It holds no window slot, so the caller's calls never wait behind it; it stays
+        in `in_flight` until answered, so a caller checking that sends one at a time.
+        """
+        call_id, frame = self.dialect.request(method, [])
+        self._pending[call_id] = _Probe(self._pending, call_id)
+        self._send(frame)
+
+    def _on_pong(self, payload: bytes) -> None:
+        self._pong.set()
 
     @property
     def in_flight(self) -> int:
@@ -89,11 +131,13 @@ class Link:
 
         For pipelined fan-out: no greenlet and no timer per call. Returns the
         pending call (to `cancel` it), or None, having sent nothing, when the link
-        is dead or its window is full; the caller then uses `call()`.
+        is dead, its window is full or the call is too big; the caller then uses
+        `call()`, which waits for a slot or raises.
         """
-        if not self._take_slot():
+        call_id, frame = self.dialect.request(method, params)
+        if len(frame) > self._limit and self._oversize(method, len(frame)) or not self._take_slot():
             return None
-        return self._start(*self.dialect.request(method, params), settle)
+        return self._start(call_id, frame, settle)
 
     def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
@@ -127,7 +171,12 @@ class Link:
         self.ws.close()
         self._die(error or ConnectionLost("connection closed by the client", self.host_name))
 
-    def _exchange(self, build: Callable[[], tuple[RequestId, str]], what: str, timeout: float | None) -> Any:
+    def _exchange(self, method: str, request: tuple[RequestId, str], what: str, timeout: float | None) -> Any:
+        call_id, frame = request
+        if len(frame) > self._limit:
+            error = self._oversize(method, len(frame))
+            if error is not None:
+                raise error
         if self.dead.is_set():
             raise self._lost()
         # The CallTimeout is built only when the timer fires: most calls never need it.
@@ -135,7 +184,7 @@ class Link:
         timer.start()
         try:
             with self._window:
-                return self._send_and_wait(*build())
+                return self._send_and_wait(call_id, frame)
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
@@ -151,6 +200,17 @@ class Link:
             return waiter.get()
         finally:
             self._pending.pop(call_id, None)
+
+    def _oversize(self, method: str, size: int) -> RequestTooLarge | None:
+        """The error for a message over the server's limit, or None (a file upload within its 2 MiB)."""
+        limit = self._limit
+        if limit == LOGGED_IN_LIMIT and method in EXTENDED_METHODS:
+            limit = EXTENDED_LIMIT
+        if size <= limit:
+            return None
+        when = "before login" if limit == ANONYMOUS_LIMIT else "for one message"
+        return RequestTooLarge(f"{method}: not sent: the request is {size} characters and the server takes "
+                               f"at most {limit} {when}; it would close the connection", self.host_name)
 
     def _lost(self) -> SessionError:
         return self.error or ConnectionLost("connection lost", self.host_name)
@@ -213,7 +273,7 @@ class Link:
         else:
             self._on_event(event)
 
-    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | None:
+    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | _Probe | None:
         """The unsettled waiter of a reply's call; None (logged) for an unknown id."""
         waiter = self._pending.get(call_id)
         if waiter is None:
@@ -226,6 +286,7 @@ class Link:
             return
         self.error = error
         self.dead.set()
+        self._pong.set()
         for waiter in list(self._pending.values()):
             if not waiter.ready():
                 waiter.set_exception(error)
@@ -258,3 +319,21 @@ class PendingCall:
     def cancel(self, error: SessionError) -> None:
         """Give up on the call (its deadline passed): settle it with `error` now."""
         self.set_exception(error)
+
+
+class _Probe:
+    """A probe's entry in `_pending`: nobody waits for it; it leaves when answered or when the link dies."""
+
+    __slots__ = ("_pending", "_call_id")
+
+    def __init__(self, pending: dict[RequestId, Any], call_id: RequestId) -> None:
+        self._pending, self._call_id = pending, call_id
+
+    def ready(self) -> bool:
+        return False
+
+    def set(self, value: Any) -> None:
+        self._pending.pop(self._call_id, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._pending.pop(self._call_id, None)

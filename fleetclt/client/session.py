@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from gevent.lock import Semaphore
 from ..errors import (
     AuthError,
     CallTimeout,
+    ConfigError,
     ConnectionLost,
     FleetError,
     HandshakeError,
@@ -43,7 +45,7 @@ from ..errors import (
 from ..protocol.ddp import DdpDialect
 from ..protocol.endpoint import API_PATH, LEGACY_PATH, Endpoint
 from ..protocol.jobs import JOB_EVENT
-from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, is_int, is_not_authenticated
+from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, NotifyUnsubscribed, is_int, is_not_authenticated
 from ..protocol.jsonrpc import Event as ProtocolEvent
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
@@ -52,12 +54,34 @@ from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
 from .transport import open_websocket
 
-__all__ = ["EventCallback", "HostSession", "ProgressCallback", "SessionStats", "Timeouts"]
+__all__ = ["EndCallback", "EventCallback", "HostSession", "ProgressCallback", "SessionStats", "SubscriptionEnded",
+           "Timeouts"]
 
 log = logging.getLogger(__name__)
 
 OLD_SERVER_STATUSES = frozenset({301, 302, 303, 307, 308, 404})
 EventCallback = Callable[[CollectionUpdate], None]
+# nginx in front of hosts before 26.0-BETA.2 closes a websocket that carried nothing for 60 s
+# (docs/protocol.md §10); from 26.0-BETA.2 it waits an hour.
+NGINX_IDLE = 60.0
+
+
+@dataclass(frozen=True)
+class SubscriptionEnded:
+    """The server ended a subscription (notify_unsubscribed, or a refused re-subscription).
+
+    `error` None is a clean end: the event source finished. `resubscribing` says the
+    session sends it again (the server ended the login, not the subscription);
+    otherwise it is over and is never sent again.
+    """
+
+    collection: str
+    error: RemoteCallError | None
+    resubscribing: bool = False
+
+
+EndCallback = Callable[[SubscriptionEnded], None]
+Subscriber = tuple[EventCallback, EndCallback | None]
 
 
 @dataclass(frozen=True)
@@ -70,7 +94,7 @@ class Timeouts:
     job: float | None = None
     job_idle: float | None = 600.0
     reconnect_attempts: int = 5
-    keepalive: float | None = 25.0
+    keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
 
 
@@ -104,7 +128,9 @@ class HostSession:
         self._link: Link | None = None
         self._connect_lock = Semaphore()
         self._jobs = JobWatch(name)
-        self._subscribers: dict[str, list[EventCallback]] = {}
+        self._subscribers: dict[str, list[Subscriber]] = {}    # accepted by the server; re-sent on reconnect
+        self._unanswered: dict[str, list[ProtocolEvent]] = {}  # sent, not answered yet: their events wait here
+        self._keepalive_refused: ConfigError | None = None
         self.boot_id: str | None = None
         self.stats = SessionStats()
         self._closed = False
@@ -196,17 +222,45 @@ class HostSession:
     def abort_job(self, job_id: int) -> None:
         self.call("core.job_abort", job_id)
 
-    def subscribe(self, event: str, callback: EventCallback) -> None:
-        """Receive `event` updates; the subscription survives reconnects."""
-        first = event not in self._subscribers
-        self._subscribers.setdefault(event, []).append(callback)
+    def subscribe(self, event: str, callback: EventCallback, on_end: EndCallback | None = None) -> None:
+        """Receive `event` updates from now on (connecting if needed); the subscription survives reconnects.
+
+        The callback is registered only once the server accepted the subscription:
+        a refusal (EACCES for a name the login may not see) raises here, and a
+        refused name is never sent again. When the server ends the subscription,
+        `on_end` gets a SubscriptionEnded (without one, it is logged).
+        """
         if event == JOB_EVENT:
-            self._watch_jobs = True
-            if self.connected:
-                self._follow_jobs()
-        elif first and self.connected:
-            assert self._link is not None
-            self._link.subscribe(event, self.timeouts.call)
+            self._follow_jobs()
+        elif event not in self._subscribers:
+            self._subscribe_on_server(event, [(callback, on_end)])
+            return
+        self._subscribers.setdefault(event, []).append((callback, on_end))
+
+    def _subscribe_on_server(self, event: str, subscribers: list[Subscriber]) -> None:
+        """core.subscribe, then register `subscribers`; what the server sends before its answer waits.
+
+        The server may send a source's first events, or its notify_unsubscribed for
+        an argument it rejected, before it answers the subscribe call.
+        """
+        held = self._unanswered.setdefault(event, [])
+        try:
+            for attempt in range(2):
+                link = self._ensure_link()
+                try:
+                    link.subscribe(event, self.timeouts.call)
+                    break
+                except RemoteCallError as exc:
+                    if attempt or not self._session_ended(exc, link):
+                        raise
+        finally:
+            self._unanswered.pop(event, None)
+        for notice in held:
+            if isinstance(notice, NotifyUnsubscribed) and notice.error is not None:
+                raise notice.error  # refused after all: an argument the event source rejected
+        self._subscribers.setdefault(event, []).extend(subscribers)
+        for notice in held:
+            self._on_event(notice)
 
     def close(self) -> None:
         """Log out by closing the socket; returns once keepalive and reconnects have stopped."""
@@ -230,16 +284,25 @@ class HostSession:
                 if not retry_safe or attempt:
                     raise
             except RemoteCallError as exc:
-                if attempt or not (is_not_authenticated(exc) and self.stats.logins):
+                if attempt or not self._session_ended(exc, link):
                     raise
-                # The server ended our session (expiry, logout elsewhere) and refused the call
-                # unrun: open a fresh, logged-in connection the usual way, then send it again.
-                link.close(ConnectionLost("the server ended the session", self.name))
         raise AssertionError("unreachable")
 
+    def _session_ended(self, error: RemoteCallError, link: Link) -> bool:
+        """True when the server ended our login and refused a call unrun; the link is closed then.
+
+        Expiry, or a logout elsewhere: the caller opens a fresh, logged-in connection
+        the usual way (one login, through the auth throttle) and sends the call once more.
+        """
+        if not (is_not_authenticated(error) and self.stats.logins):
+            return False
+        link.close(ConnectionLost("the server ended the session", self.name))
+        return True
+
     def _live_call(self) -> Call:
-        """A call function on a live link (reconnecting if needed), for the job watch."""
-        return self._call_on(self._ensure_link())
+        """A call function for the job watch: reconnects now if needed, and after an ended login."""
+        self._ensure_link()
+        return lambda method, params: self._call(method, params, None, retry_safe=True)
 
     def _call_on(self, link: Link) -> Call:
         return lambda method, params: link.call(method, params, self.timeouts.call)
@@ -250,14 +313,54 @@ class HostSession:
         self._jobs.wake_all()
 
     def _on_event(self, event: ProtocolEvent) -> None:
-        if not isinstance(event, CollectionUpdate):
-            return
-        if event.collection == JOB_EVENT:
-            self._jobs.feed(event)
-        for callback in self._subscribers.get(event.collection, []):
-            self._run_callback(callback, event)
+        if isinstance(event, CollectionUpdate):
+            if event.collection == JOB_EVENT:
+                self._jobs.feed(event)
+            held = self._unanswered.get(event.collection)
+            if held is not None:
+                held.append(event)
+            for callback, _ in self._subscribers.get(event.collection, []):
+                self._run_callback(callback, event)
+        elif isinstance(event, NotifyUnsubscribed):
+            held = self._unanswered.get(event.collection)
+            if held is not None:
+                held.append(event)
+            elif event.collection in self._subscribers:
+                self._on_unsubscribed(event.collection, event.error)
 
-    def _run_callback(self, callback: EventCallback, event: CollectionUpdate) -> None:
+    def _on_unsubscribed(self, collection: str, error: RemoteCallError | None) -> None:
+        """The server ended a subscription: tell its subscribers; re-send it only if the login ended.
+
+        A clean end (the source finished) or an error (a bad argument, the source
+        failed, not allowed) would end again at once: the subscription is over.
+        ENOTAUTHENTICATED means the server ended our login: log in again and re-subscribe.
+        """
+        resubscribing = error is not None and is_not_authenticated(error)
+        subscribers = self._subscribers[collection] if resubscribing else self._subscribers.pop(collection)
+        if resubscribing:
+            gevent.spawn(self._resubscribe, collection)
+        self._tell_ended(subscribers, SubscriptionEnded(collection, error, resubscribing))
+
+    def _resubscribe(self, collection: str) -> None:
+        """Subscribe again after the server ended our login; a reconnect on the way leaves this one out."""
+        subscribers = self._subscribers.pop(collection, [])
+        try:
+            self._subscribe_on_server(collection, subscribers)
+        except RemoteCallError as exc:
+            log.warning("%s: subscription to %s not renewed: %s", self.name, collection, exc)
+            self._tell_ended(subscribers, SubscriptionEnded(collection, exc))
+        except FleetError:  # no connection now: the next one subscribes it with the others
+            self._subscribers.setdefault(collection, []).extend(subscribers)
+
+    def _tell_ended(self, subscribers: list[Subscriber], notice: SubscriptionEnded) -> None:
+        if not any(on_end for _, on_end in subscribers):
+            log.warning("%s: the server ended the subscription to %s%s", self.name, notice.collection,
+                        f": {notice.error}" if notice.error else "")
+        for _, on_end in subscribers:
+            if on_end is not None:
+                self._run_callback(on_end, notice)
+
+    def _run_callback(self, callback: Callable[[Any], None], event: CollectionUpdate | SubscriptionEnded) -> None:
         try:
             callback(event)
         except Exception:  # a subscriber's bug must not kill the connection's reader
@@ -272,6 +375,8 @@ class HostSession:
             raise ConnectionLost("session is closed", self.name)
         if self._auth_failure is not None:
             raise self._auth_failure  # a refused credential is not tried again by this session
+        if self._keepalive_refused is not None:
+            raise self._keepalive_refused
         with self._connect_lock:
             if self._link is None or self._link.dead.is_set():
                 self._refuse_insecure_key()
@@ -329,13 +434,17 @@ class HostSession:
         steps = _SetUpCalls(link, self.timeouts.connect)
         boot_id = steps.call("system.boot_id", [])
         self._login(link)
+        self._check_keepalive(link)
         watch_jobs = self._watch_jobs  # once: a first job may start meanwhile and subscribes itself
         if watch_jobs:
             self._subscribe_job_events(link, steps)
-        for event in self._subscribers:
-            if event != JOB_EVENT:
-                steps.subscribe(event)
+        renewed = {event: steps.subscribe(event, refusable=True)
+                   for event in list(self._subscribers) if event != JOB_EVENT}
         steps.wait()
+        for event, outcome in renewed.items():
+            # refused now (roles changed): that subscription is over, and the connection is fine
+            if outcome.exception is not None and event in self._subscribers:
+                self._tell_ended(self._subscribers.pop(event), SubscriptionEnded(event, outcome.exception))
         if watch_jobs:
             self._job_events_on = link
         self._note_boot(boot_id.get())
@@ -345,12 +454,20 @@ class HostSession:
         """Job events from now on, on this connection and every later one (before a job starts)."""
         self._watch_jobs = True
         with self._job_events_lock:
-            link = self._ensure_link()  # a reconnect here subscribes in _set_up
-            if self._job_events_on is not link:
+            for attempt in range(2):
+                link = self._ensure_link()  # a reconnect here subscribes in _set_up
+                if self._job_events_on is link:
+                    return
                 steps = _SetUpCalls(link, self.timeouts.connect)
                 self._subscribe_job_events(link, steps)
-                steps.wait()  # on a failure the next job tries again
+                try:
+                    steps.wait()  # on a failure the next job tries again
+                except RemoteCallError as exc:
+                    if attempt or not self._session_ended(exc, link):
+                        raise
+                    continue
                 self._job_events_on = link
+                return
 
     def _subscribe_job_events(self, link: Link, steps: _SetUpCalls) -> None:
         if not link.dialect.job_calls_return_ids:
@@ -384,19 +501,51 @@ class HostSession:
                 self._wake_supervisor.wait()
 
     def _keepalive_interval(self) -> float:
-        """About `keepalive` seconds, jittered by +-20 % so a fleet does not ping in step."""
+        """At most `keepalive` seconds, up to 20 % less so a fleet does not ping in step.
+
+        Never more: a keepalive under nginx's 60 s must stay under it (docs/protocol.md §10).
+        """
         assert self.timeouts.keepalive
-        return self.timeouts.keepalive * random.uniform(0.8, 1.2)
+        return self.timeouts.keepalive * random.uniform(0.8, 1.0)
 
     def _keepalive(self, link: Link) -> None:
-        """A websocket ping for middleboxes, an authenticated core.ping for the middleware."""
+        """Proof of life that never waits for a call slot (docs/protocol.md §10).
+
+        A websocket ping, which the server answers outside its call slots; anything
+        received meanwhile counts too. When no call is in flight, a logged-in session
+        also sends core.ping outside the window, so the middleware itself sees
+        traffic; nobody waits for its reply. The link is dropped only when the
+        server sent nothing at all within `ping` seconds.
+        """
         try:
-            link.ws.ping()
-            if self.stats.logins:
-                link.call("core.ping", [], self.timeouts.ping)
+            if self.stats.logins and not link.in_flight:
+                link.probe("core.ping")
+            if link.ping(self.timeouts.ping) or link.dead.is_set():
+                return
         except SessionError as exc:
-            log.info("%s: keepalive failed (%s); dropping the connection", self.name, exc)
-            link.close(ConnectionLost(f"no answer to keepalive within {self.timeouts.ping:g} s", self.name))
+            log.info("%s: keepalive failed (%s)", self.name, exc)
+        log.info("%s: no answer to keepalive; dropping the connection", self.name)
+        link.close(ConnectionLost(f"no answer to keepalive within {self.timeouts.ping:g} s", self.name))
+
+    def _check_keepalive(self, link: Link) -> None:
+        """Refuse a keepalive that nginx would outlast: None or 60 s and more, on a host before 26.0-BETA.2.
+
+        Checked here because only a connection tells the version: a /websocket host is
+        24.10 or older; otherwise one system.version_short call, made only for such a
+        keepalive. A Unix socket has no nginx, and a session without a login cannot ask.
+        """
+        keepalive = self.timeouts.keepalive
+        if (keepalive is not None and keepalive < NGINX_IDLE) or self._endpoint.unix_path or not link.is_logged_in:
+            return
+        version = ("24.10 or older" if self._endpoint.is_legacy
+                   else str(link.call("system.version_short", [], self.timeouts.connect)))
+        if not nginx_closes_idle(version):
+            return
+        asked = "no keepalive" if keepalive is None else f"a keepalive of {keepalive:g} s"
+        self._keepalive_refused = ConfigError(
+            f"{self.name}: {asked} is too long for TrueNAS {version}: nginx in front of it closes a "
+            f"websocket idle for {NGINX_IDLE:g} s (before 26.0-BETA.2); use Timeouts(keepalive=...) under 60")
+        raise self._keepalive_refused
 
     def _background_reconnect(self, failures: int) -> int:
         try:
@@ -416,6 +565,7 @@ class HostSession:
         key = self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
         try:
             if log_in(link, self._credentials, self._throttle, key, self.timeouts.login):
+                link.logged_in()
                 self.stats.logins += 1
         except AuthError as exc:
             self._auth_failure = exc
@@ -423,6 +573,23 @@ class HostSession:
 
     def _refuse_insecure_key(self) -> None:
         refuse_insecure_key(self.name, self._endpoint, self._credentials)
+
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?[.\d]*(?:-(BETA|RC)\.(\d+))?")
+
+
+def nginx_closes_idle(version: str) -> bool:
+    """True when the host's nginx closes a websocket idle for 60 s: every version before 26.0-BETA.2.
+
+    Takes "25.10.1", "26.0.0-BETA.1" or "TrueNAS-SCALE-24.10.2"; an unreadable version counts as old.
+    """
+    match = _VERSION.search(version)
+    if match is None:
+        return True
+    major, minor, patch = int(match[1]), int(match[2]), int(match[3] or 0)
+    if (major, minor, patch) != (26, 0, 0):
+        return (major, minor) < (26, 0)
+    return match[4] == "BETA" and int(match[5]) < 2
 
 
 class _SetUpCalls:
@@ -436,32 +603,39 @@ class _SetUpCalls:
 
     def __init__(self, link: Link, timeout: float) -> None:
         self._link, self._timeout = link, timeout
-        self._sent: list[tuple[str, PendingCall, AsyncResult, float]] = []
+        self._sent: list[tuple[str, PendingCall, AsyncResult, float, bool]] = []
 
     def call(self, method: str, params: list[Any]) -> AsyncResult:
         """Its result, ready once `wait` has returned."""
-        return self._send(method, self._link.start_call, self._link.call, method, params)
+        return self._send(method, self._link.start_call, self._link.call, False, method, params)
 
-    def subscribe(self, event: str) -> None:
-        self._send(f"subscribe {event}", self._link.start_subscribe, self._link.subscribe, event)
+    def subscribe(self, event: str, refusable: bool = False) -> AsyncResult:
+        """A refusable subscription's refusal (RemoteCallError) stays in its outcome: `wait` does not raise it."""
+        return self._send(f"subscribe {event}", self._link.start_subscribe, self._link.subscribe, refusable, event)
 
     def _send(self, what: str, start: Callable[..., PendingCall | None], call: Callable[..., Any],
-              *args: Any) -> AsyncResult:
+              refusable: bool, *args: Any) -> AsyncResult:
         outcome = AsyncResult()
         pending = start(*args, partial(_settle_into, outcome))
         if pending is None:  # a dead link raises its error here; a full window waits for a slot
-            outcome.set(call(*args, self._timeout))
+            try:
+                outcome.set(call(*args, self._timeout))
+            except RemoteCallError as exc:
+                if not refusable:
+                    raise
+                outcome.set_exception(exc)
         else:
-            self._sent.append((what, pending, outcome, time.monotonic() + self._timeout))
+            self._sent.append((what, pending, outcome, time.monotonic() + self._timeout, refusable))
         return outcome
 
     def wait(self) -> None:
-        """Every reply, in the order sent; the first failure is raised."""
-        for what, pending, outcome, deadline in self._sent:
+        """Every reply, in the order sent; the first failure is raised (a refusal only when not refusable)."""
+        for what, pending, outcome, deadline, refusable in self._sent:
             outcome.wait(max(0.0, deadline - time.monotonic()))
             if not outcome.ready():
                 pending.cancel(CallTimeout(f"{what}: no reply within {self._timeout:g} s", self._link.host_name))
-            outcome.get(block=False)
+            if not (refusable and isinstance(outcome.exception, RemoteCallError)):
+                outcome.get(block=False)
 
 
 def _settle_into(outcome: AsyncResult, value: Any, error: BaseException | None) -> None:

@@ -49,6 +49,7 @@ class WebSocket:
         self._parts: list[Any] = []
         self._size = 0
         self.on_pong: Callable[[bytes], None] = lambda payload: None
+        self.reads = 0  # socket reads so far: any data at all is proof that the peer is alive
         self.max_message = MAX_MESSAGE
         self.allow_binary = False  # echo clients (Autobahn) take bytes; TrueNAS never sends them
         self._splitter: FrameSplitter | None = FrameSplitter()  # None once a big frame hands over to wsproto
@@ -143,6 +144,7 @@ class WebSocket:
             data: bytes = self._sock.recv(RECV_BYTES)
         except OSError as exc:
             raise ConnectionLost(f"receive failed: {exc.strerror or exc}", self.host_name) from None
+        self.reads += 1
         self._drained = 0 < len(data) < RECV_BYTES
         return data
 

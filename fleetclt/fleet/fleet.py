@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from ..client.login import Credentials
-from ..client.session import EventCallback, HostSession, ProgressCallback, Timeouts
+from ..client.session import EndCallback, EventCallback, HostSession, ProgressCallback, Timeouts
 from ..client.tls import TLSPolicy
 from ..errors import FleetError, InternalError, UnknownHostError
 from ..inventory.load import HostSpec, Inventory, load_inventory
@@ -143,13 +143,16 @@ class Fleet:
         """Apply `action` to each selected host's session; the general form of `call`."""
         return self._hub.run(self._run, self.select(hosts, failed), action, deadline, on_result)
 
-    def subscribe(self, event: str, callback: EventCallback, hosts: str | Iterable[str] = "all") -> FleetResult:
+    def subscribe(self, event: str, callback: EventCallback, hosts: str | Iterable[str] = "all",
+                  on_end: EndCallback | None = None) -> FleetResult:
         """Deliver `event` updates of every selected host to `callback` (see HostSession.subscribe).
 
         Connects the hosts not connected yet (within the runner's bound on connects),
-        so events flow with no other call; the result says which hosts could not be reached.
+        so events flow with no other call; the result says which hosts could not be
+        reached or refused the subscription (`failed`). `on_end` hears when a host's
+        server ends it.
         """
-        return self._hub.run(self._subscribe, event, callback, self.select(hosts))
+        return self._hub.run(self._subscribe, event, callback, self.select(hosts), on_end)
 
     def connected(self, name: str) -> HostSession:
         """The session of `name`, connected and logged in, within the runner's bound on connects."""
@@ -176,10 +179,9 @@ class Fleet:
             session.close()
         self._sessions.clear()
 
-    def _subscribe(self, event: str, callback: EventCallback, names: list[str]) -> FleetResult:
-        for name in names:
-            self._session(name).subscribe(event, callback)
-        return self._run(names, _nothing, None, None)
+    def _subscribe(self, event: str, callback: EventCallback, names: list[str],
+                   on_end: EndCallback | None) -> FleetResult:
+        return self._run(names, lambda session: session.subscribe(event, callback, on_end), None, None)
 
     def _run(self, names: list[str], action: Callable[[HostSession], Any], deadline: float | None,
              on_result: ResultCallback | None, plain_call: PlainCall | None = None) -> FleetResult:
@@ -200,10 +202,6 @@ class Fleet:
             log.exception("%s: unexpected error", name)
             return HostResult(name, Status.FAILED, error=InternalError(exc, name), elapsed=time.monotonic() - started)
         return HostResult(name, Status.OK, value, elapsed=time.monotonic() - started)
-
-
-def _nothing(session: HostSession) -> None:
-    """The action of a fan-out that only connects."""
 
 
 def _bind(on_progress: HostProgress | None, host: str) -> ProgressCallback | None:

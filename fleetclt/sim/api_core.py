@@ -47,16 +47,21 @@ def ping(conn: Connection) -> str:
 
 @api("core.subscribe", Param("event", (str,)))
 def subscribe(conn: Connection, event: str) -> str:
-    if not conn.host.is_event(event):
+    """core_service.py subscribe: any name a full admin may see, registered or not; sources start here."""
+    if not conn.can_subscribe(event):
         raise CallError("Not authorized", errno.EACCES)
     sub_id = str(uuid.uuid4())
-    conn.subscriptions[sub_id] = event
+    if conn.host.sources.is_source(event):
+        conn.host.sources.subscribe(conn, sub_id, event)
+    else:
+        conn.subscriptions[sub_id] = event
     return sub_id
 
 
 @api("core.unsubscribe", Param("id", (str,)))
 def unsubscribe(conn: Connection, sub_id: str) -> None:
-    conn.subscriptions.pop(sub_id, None)
+    if conn.subscriptions.pop(sub_id, None) is None:
+        conn.host.sources.unsubscribe(sub_id)
 
 
 def _job_dicts(conn: Connection) -> list[dict[str, Any]]:

@@ -19,6 +19,9 @@ class HostConfig:
     `api_keys` maps a full key string "<id>-<secret>" to its owner. With
     `loopback_secure=False` the host treats loopback clients as remote ones, so
     plain API keys over ws:// get revoked as they would from another machine.
+    With `nginx=True` a TCP websocket that carries nothing either way for nginx's
+    idle limit of that version is cut, as on a real host; off by default because
+    tests run the clock fast while clients keep real-time keepalives.
     """
 
     name: str
@@ -31,6 +34,7 @@ class HostConfig:
     keyfile: str | None = None
     unix_path: str | None = None
     loopback_secure: bool = True
+    nginx: bool = False  # model the nginx in front of a real host's TCP port: its idle close (server.py)
 
     def __repr__(self) -> str:
         return f"HostConfig(name={self.name!r}, address={self.address!r}, port={self.port}, version={self.version!r})"

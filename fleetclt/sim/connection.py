@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.lock import Semaphore
 
+from ..protocol import ejson
 from .failures import ENOTAUTHENTICATED, CallError
 from .registry import REGISTRY, Method
 from .workers import CallWorkers
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANON_LIMIT, AUTH_LIMIT = 8192, 65536
+ANON_LIMIT, AUTH_LIMIT, EXTENDED_LIMIT = 8192, 65536, 2097152  # utils/limits.py MsgSizeLimit
 
 
 class MethodMissing(Exception):
@@ -58,11 +59,36 @@ class Connection:
                 return
             if not isinstance(frame, str):
                 return self.close(1003, "Invalid websocket message type: BINARY")
-            if self.user is None and len(frame) > ANON_LIMIT:
-                return self.close(1007, "Anonymous connection max message length is 8 kB")
-            if len(frame) > AUTH_LIMIT:
-                return self.close(1009, "Max message length is 64 kB")
+            if len(frame) > AUTH_LIMIT or (self.user is None and len(frame) > ANON_LIMIT):
+                refusal = self._too_big(frame)
+                if refusal:
+                    return self.close(*refusal)
             self.handle_text(frame)
+
+    def _too_big(self, frame: str) -> tuple[int, str] | None:
+        """utils/limits.py parse_message, in its order: the close code and reason, or None to go on.
+
+        8192 before login (1007); 2 MiB for anything; 65536 except for the few
+        methods that carry files (1009). A message that does not parse is left to
+        the dialect (its usual parse error) as the server does.
+        """
+        if self.user is None and len(frame) > ANON_LIMIT:
+            return 1007, "Anonymous connection max message length is 8 kB"
+        if len(frame) > EXTENDED_LIMIT:
+            return 1009, "Max message length is 64 kB"
+        try:
+            message = ejson.loads(frame)
+        except ejson.DecodeError:
+            return None
+        if isinstance(message, dict) and message.get("method") in self._extended_methods():
+            return None
+        return 1009, "Max message length is 64 kB"
+
+    def _extended_methods(self) -> frozenset[str]:
+        """limits.py MSG_SIZE_EXTENDED_METHODS: failover.datastore.sql joined in 25.04.1."""
+        if self.host.config.version_info >= (25, 4, 1):
+            return frozenset({"filesystem.file_receive", "failover.datastore.sql"})
+        return frozenset({"filesystem.file_receive"})
 
     def _receive(self) -> Any:
         """The next frame, or None when the socket closed or sat idle past `faults.idle_timeout`.
@@ -129,6 +155,7 @@ class Connection:
         self._calls.kill()
         self.user = None
         self.subscriptions.clear()
+        self.host.sources.drop(self)
 
     # -- calls ---------------------------------------------------------------
     def invoke(self, name: str, params: list[Any], message_id: Any) -> Any:
@@ -185,6 +212,21 @@ class Connection:
                      "login_at": self.host.utcnow()}
 
     # -- events --------------------------------------------------------------
+    def can_subscribe(self, name: str) -> bool:
+        """main.py can_subscribe: a full admin may subscribe to any name, registered or not.
+
+        Other users (API keys act as their owner) get core.get_jobs (no
+        authorization needed) and, with a read-only role, the registered events.
+        """
+        if self.user is None:
+            return False
+        short = name.split(":", 1)[0]
+        user = next((u for u in self.host.data.users if u["username"] == self.user["username"]), {})
+        roles = user.get("roles", [])
+        if "FULL_ADMIN" in roles or short == "core.get_jobs":
+            return True
+        return "READONLY_ADMIN" in roles and self.host.is_event(short) and short != "*"
+
     def wants(self, collection: str) -> bool:
         """One message per connection however many subscriptions match."""
         if self.user is None or self.closed:
@@ -193,4 +235,8 @@ class Connection:
         return collection in names or "*" in names
 
     def send_event(self, msg: str, collection: str, ident: Any, fields: Any) -> None:
+        raise NotImplementedError
+
+    def send_unsubscribed(self, collection: str, error: BaseException | None) -> None:
+        """An event-source subscription ended (notify_unsubscribed, or DDP nosub)."""
         raise NotImplementedError

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..protocol import ejson
 from .connection import Connection, MethodMissing
-from .failures import CallError, ddp_error
+from .failures import CallError, ddp_error, unsubscribe_error
 
 _MAX_CALLS = 20
 
@@ -43,7 +43,9 @@ class DdpConnection(Connection):
         if kind == "sub":
             return self._sub(message)
         if kind == "unsub":
-            self.subscriptions.pop(str(message.get("id")), None)
+            sub_id = str(message.get("id"))
+            if self.subscriptions.pop(sub_id, None) is None:
+                self.host.sources.unsubscribe(sub_id)
         elif kind == "ping" and self.host.config.legacy_only:
             self._send({"msg": "pong", "id": message.get("id")})
 
@@ -78,9 +80,12 @@ class DdpConnection(Connection):
 
     def _sub(self, message: dict[str, Any]) -> None:
         sub_id, name = str(message.get("id")), str(message.get("name"))
-        if self.user is None or not self.host.is_event(name):
+        if not self.can_subscribe(name):
             return self._send_exc(sub_id, CallError("Not authorized", errno.EACCES))
-        self.subscriptions[sub_id] = name
+        if self.host.sources.is_source(name):
+            self.host.sources.subscribe(self, sub_id, name)
+        else:
+            self.subscriptions[sub_id] = name
         self._send({"msg": "ready", "subs": [sub_id]})
 
     def _send_exc(self, msg_id: Any, exc: BaseException) -> None:
@@ -88,6 +93,13 @@ class DdpConnection(Connection):
 
     def _send(self, message: dict[str, Any]) -> None:
         self.send(ejson.dumps(message))
+
+    def send_unsubscribed(self, collection: str, error: BaseException | None) -> None:
+        """event_source/manager.py AppSubscriber.terminate on 24.10: a `nosub`, with `error` only on a failure."""
+        notice: dict[str, Any] = {"msg": "nosub", "collection": collection}
+        if error is not None:
+            notice["error"] = unsubscribe_error(error, legacy=True)
+        self._send(notice)
 
     def send_event(self, msg: str, collection: str, ident: Any, fields: Any) -> None:
         event: dict[str, Any] = {"msg": msg, "collection": collection, "id": ident}

@@ -86,6 +86,24 @@ def jsonrpc_error(exc: BaseException) -> dict[str, Any]:
     return {"code": CALL_ERROR, "message": "Method call error", "data": truenas_error(exc)}
 
 
+def unsubscribe_error(exc: BaseException, legacy: bool = False) -> dict[str, Any]:
+    """The error of an ended event-source subscription: no trace (rpc.py notify_unsubscribed).
+
+    A non-CallError gives EINVAL with str(exc) as it is; on 24.10 (`legacy`) a
+    validation failure says EAGAIN with type VALIDATION (manager.py AppSubscriber).
+    """
+    if isinstance(exc, ValidationErrors):
+        code = errno_mod.EAGAIN if legacy else errno_mod.EINVAL
+        data = {"error": code, "errname": errname(code), "reason": str(exc), "trace": None, "extra": exc.errors}
+        return {**data, "type": "VALIDATION"} if legacy else data
+    if isinstance(exc, CallError):
+        data = {"error": exc.errno, "errname": errname(exc.errno), "reason": str(exc), "trace": None,
+                "extra": exc.extra}
+    else:
+        data = {"error": errno_mod.EINVAL, "errname": "EINVAL", "reason": str(exc), "trace": None, "extra": None}
+    return {**data, "type": None} if legacy else data
+
+
 def ddp_error(exc: BaseException) -> dict[str, Any]:
     """The `error` member of a legacy `msg: result` reply (docs/protocol.md §12)."""
     data = truenas_error(exc)

@@ -19,6 +19,7 @@ from .clock import SimClock
 from .config import Counters, Faults, HostConfig
 from .connection import Connection
 from .data import HostData
+from .event_sources import EventSources
 from .jobs import Job, JobEngine
 from .ratelimit import RateLimiter
 from .registry import Method
@@ -48,6 +49,7 @@ class SimHost:
         self.revoked_keys: set[str] = set()
         self._idle = Event()
         self._idle.set()
+        self.sources = EventSources(self)
         self._server = SimServer(self)
         self._boot()
 

@@ -15,7 +15,14 @@ from gevent.lock import Semaphore
 
 from ..protocol import ejson
 from .connection import Connection, MethodMissing
-from .failures import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, TOO_MANY_CONCURRENT_CALLS, jsonrpc_error
+from .failures import (
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    TOO_MANY_CONCURRENT_CALLS,
+    jsonrpc_error,
+    unsubscribe_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +112,8 @@ class RpcConnection(Connection):
         if fields is not None:
             params["fields"] = fields
         self.send(ejson.dumps({"jsonrpc": "2.0", "method": "collection_update", "params": params}))
+
+    def send_unsubscribed(self, collection: str, error: BaseException | None) -> None:
+        """rpc.py notify_unsubscribed: {collection, error} with error null on a clean end."""
+        params = {"collection": collection, "error": None if error is None else unsubscribe_error(error)}
+        self.send(ejson.dumps({"jsonrpc": "2.0", "method": "notify_unsubscribed", "params": params}))

@@ -8,6 +8,10 @@ big-int XOR), UTF-8 validation by a Python loop per byte (replaced by the C
 codec), `str` bodies on error paths (encoded), an uncaught
 binascii.Error on a bad key (400), close frames sent without their status
 code, and the reverse DNS lookup per listener (SERVER_NAME is given).
+
+With `HostConfig.nginx` the TCP front also behaves as the nginx of a real host
+towards an upgraded websocket (see NginxTunnel): it cuts one that carried
+nothing for its idle limit, 60 s before 26.0-BETA.2 and 3600 s from it.
 """
 from __future__ import annotations
 
@@ -15,12 +19,14 @@ import binascii
 import codecs
 import logging
 import os
+import re
 import socket
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from gevent import ssl
 from gevent.pywsgi import WSGIHandler
 from geventwebsocket import websocket as gws
@@ -43,6 +49,58 @@ API_VERSIONS = ("v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1", "v25
                 "v26.0.0", "v27.0.0")
 LISTEN_BACKLOG = 1024
 StartResponse = Callable[..., Any]
+# proxy_read_timeout on /api and /websocket: unset (nginx's default, 60 s) up to
+# 26.0-BETA.1, 3600 from 26.0-BETA.2 (etc_files/local/nginx/nginx.conf.mako).
+NGINX_DEFAULT_IDLE, NGINX_26_IDLE = 60.0, 3600.0
+_PRERELEASE = re.compile(r"-(BETA|RC)\.(\d+)")
+
+
+def nginx_idle_limit(version: str) -> float:
+    """Seconds of silence after which the host's nginx closes a websocket tunnel."""
+    numbers = version_tuple(version)
+    if numbers[:2] < (26, 0):
+        return NGINX_DEFAULT_IDLE
+    stage = _PRERELEASE.search(version)
+    early_beta = numbers[:3] == (26, 0, 0) and stage is not None and stage[1] == "BETA" and int(stage[2]) < 2
+    return NGINX_DEFAULT_IDLE if early_beta else NGINX_26_IDLE
+
+
+class NginxTunnel:
+    """The byte stream of an upgraded websocket as nginx relays it, with its idle timer.
+
+    nginx re-arms proxy_read_timeout on every pass over an upgraded connection,
+    whichever way the bytes went, pings and pongs included (nginx
+    src/http/ngx_http_upstream.c, ngx_http_upstream_process_upgraded). When it
+    fires nginx finalizes the request: both TCP connections close, with no
+    websocket close frame. Installed as gevent-websocket's stream, so every
+    frame either way passes through `read` and `write`.
+    """
+
+    __slots__ = ("_read", "_write", "_clock", "last")
+
+    def __init__(self, ws: WebSocket, host: SimHost) -> None:
+        self._read, self._write, self._clock = ws.raw_read, ws.raw_write, host.clock
+        self.last = host.clock.now()
+        ws.stream, ws.raw_read, ws.raw_write = self, self.read, self.write
+
+    def read(self, size: int) -> bytes:
+        data: bytes = self._read(size)
+        self.last = self._clock.now()
+        return data
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+        self.last = self._clock.now()
+
+    def watch(self, conn: Any, limit: float) -> None:
+        """Cut `conn` once nothing went either way for `limit` simulated seconds."""
+        while not conn.closed:
+            remaining = self.last + limit - self._clock.now()
+            if remaining <= 0:
+                log.debug("%s: nginx closed a websocket idle for %g s", conn.host.name, limit)
+                conn.drop()
+                return
+            self._clock.sleep(remaining)
 
 
 def _xor_unmask(self: Header, payload: bytes) -> bytes:
@@ -204,12 +262,18 @@ class SimServer:
         legacy = environ.get("PATH_INFO") == "/websocket"
         conn = (DdpConnection if legacy else RpcConnection)(host, ws, environ)
         host.attach(conn)
+        watchdog = None
+        if host.config.nginx and not host.config.unix_path:
+            tunnel = NginxTunnel(ws, host)
+            watchdog = gevent.spawn(tunnel.watch, conn, nginx_idle_limit(host.config.version))
         try:
             if host.faults.close_on_connect:
                 conn.close(host.faults.close_on_connect, "You are not allowed to access this resource")
                 return
             conn.serve()
         finally:
+            if watchdog is not None:
+                watchdog.kill(block=False)
             host.detach(conn)
 
     def _http(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -6,6 +6,7 @@ throttle state directory.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from fleetclt.client.session import Credentials, HostSession
 from fleetclt.secret import Secret
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_domain import UPDATE_STEPS
+from fleetclt.sim.failures import CallError
 
 PASSWORD = "Pw-7c1f2e9a-unique"   # distinctive, so a leak anywhere is found by substring search
 API_KEY = "3-abc4f00dfeed"
@@ -257,6 +259,32 @@ def test_subscribe_times_out_with_exit_1(cli, nas):
     run = cli(*as_admin(nas), "subscribe", "pool.query", "-n", "1", "-t", "0.2", env=PW_ENV)
     assert (run.code, run.out) == (1, "")
     assert run.err.startswith("Timeout: 0 of 1 events")
+
+
+def test_subscribe_exits_1_with_the_error_when_the_server_ends_the_subscription(nas, tmp_path):
+    """As midclt subscribe does: the notify_unsubscribed error, exit 1, without waiting for -t."""
+    name = 'filesystem.file_tail_follow:{"path": "/var/log/middlewared.log", "tail_lines": 1}'
+    process = start_subscriber(nas, tmp_path, name, "-t", "60")
+    try:
+        first = process.stdout.readline()
+        nas.sources.end(name, CallError("source failed", errno.EIO))
+        out, err = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        process.kill()
+    assert orjson.loads(first)["fields"] == {"data": "ready\n"} and out == ""
+    assert process.returncode == 1 and "EIO: source failed" in err
+
+
+def test_subscribe_exits_0_when_the_source_ends_cleanly(cli, nas):
+    name = 'filesystem.file_tail_follow:{"path": "/var/log/none.log"}'
+    run = cli(*as_admin(nas), "subscribe", name, "-t", "60", env=PW_ENV)
+    assert (run.code, run.out) == (0, "")
+
+
+def test_a_refused_subscription_exits_1_at_once(cli, nas):
+    nas.data.users[0]["roles"] = ["READONLY_ADMIN"]
+    run = cli(*as_admin(nas), "subscribe", "no.such.event", "-t", "60", env=PW_ENV)
+    assert run.code == 1 and "Not authorized" in run.err
 
 
 # -- where secrets come from ----------------------------------------------------------------

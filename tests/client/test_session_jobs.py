@@ -80,7 +80,7 @@ def test_restart_mid_job_reports_job_unknown(make_host, session_for):
 
 def test_transient_job_with_no_events_does_not_hang(make_host, session_for):
     host = make_host(faults=Faults(job_duration=3600, transient_jobs=True))
-    session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.2, keepalive=None))
+    session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.2))
     with pytest.raises(CallTimeout, match="made no progress"):
         session.call("service.restart", "nfs", job=True)
 
@@ -118,12 +118,32 @@ def test_subscriptions_come_back_after_a_drop(host, session_for):
     assert arrived.wait(10) and created == ["after"]
 
 
-def test_keepalive_drops_a_stalled_connection(host, session_for):
-    session = session_for(host, timeouts=Timeouts(call=10, keepalive=0.05, ping=0.2))
-    session.connect()
-    host.set_stall(True, methods=frozenset({"core.ping"}))
-    wait_until(lambda: session.stats.drops >= 1)
-    host.set_stall(False)
+def test_a_first_job_after_the_server_ended_the_session_logs_in_once_and_succeeds(host, session_for):
+    """Its job-event subscription met ENOTAUTHENTICATED first; plain calls already recovered."""
+    session = session_for(host)
+    assert session.call("core.ping") == "pong"
+    host.expire_sessions()
+    assert session.call("service.restart", "nfs", job=True) is True
+    assert host.counters.logins_ok == 2 and session.stats.logins == 2
+
+
+def test_a_later_job_after_the_server_ended_the_session_logs_in_once_and_succeeds(host, session_for):
+    session = session_for(host)
+    assert session.call("service.restart", "nfs", job=True) is True
+    host.expire_sessions()
+    assert session.call("service.restart", "nfs", job=True) is True
+    assert host.counters.logins_ok == 2 and host.counters.jobs_started == 2
+
+
+def test_a_job_waited_for_while_the_server_ends_the_session_is_found_after_one_login(make_host, session_for):
+    """No job events reach a connection whose login ended; the idle look-up logs in again."""
+    host = make_host(clock=SimClock(speed=100), faults=Faults(job_duration=20))  # 0.2 s
+    session = session_for(host, timeouts=Timeouts(call=10, job_idle=1.0))
+    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True)
+    wait_until(lambda: host.counters.jobs_started == 1)
+    host.expire_sessions()
+    assert waiter.get(timeout=10) is True
+    assert host.counters.logins_ok == 2 and host.counters.jobs_started == 1
 
 
 def test_jobs_over_the_legacy_dialect(make_host, session_for):

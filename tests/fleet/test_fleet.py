@@ -120,6 +120,22 @@ def test_subscribe_across_hosts(sim, fleet):
     assert seen.count(1) >= 2, "job 1 events from both hosts"
 
 
+def test_a_70_kb_argument_fails_on_every_host_and_the_connections_stay(sim, fleet):
+    """Checked before sending (docs/protocol.md §2): the server would close the socket with 1009."""
+    assert not fleet.call("core.ping", hosts="rack01").failed
+    sim["sim001"].set_stall(True, frozenset({"system.info"}))
+    slow = gevent.spawn(fleet["sim001"].call, "system.info")
+    wait_until(lambda: fleet["sim001"].in_flight == 1)
+    big = fleet.call("pool.dataset.query", [["id", "=", "x" * 70_000]], hosts="rack01")
+    assert big.by_status() == {Status.FAILED: fleet.select("rack01")}
+    reason = big["sim002"].to_dict()["error"]["reason"]
+    assert "pool.dataset.query: not sent: the request is 700" in reason and "at most 65536" in reason
+    sim["sim001"].set_stall(False)
+    assert slow.get(timeout=10)["hostname"] == "sim001", "the call in flight on that connection"
+    assert not fleet.call("core.ping", hosts="rack01").failed
+    assert [sim[name].counters.connections for name in fleet.select("rack01")] == [1] * 20
+
+
 def test_throttled_tls_rejected_and_job_unknown_through_real_faults(make_host, tmp_path, monkeypatch):
     trustme = pytest.importorskip("trustme")
     leaf = trustme.CA().issue_cert("127.0.0.1")

@@ -102,6 +102,27 @@ def test_authenticated_limit_is_64k_then_1009(client):
     assert client.wait_closed() == Closed(1009, "Max message length is 64 kB")
 
 
+def test_file_methods_may_send_2_mib_once_logged_in(client):
+    """utils/limits.py parse_message: MSG_SIZE_EXTENDED_METHODS skip the 64 KiB check, not the
+    2 MiB one; the 8 KiB check before login comes first."""
+    client.login()
+    client.send({"jsonrpc": "2.0", "id": 1, "method": "filesystem.file_receive", "params": ["/x", "y" * 100_000]})
+    assert client.reply(1)["error"]["code"] == -32601, "read and answered (the simulator has no file methods)"
+    client.send({"jsonrpc": "2.0", "id": 2, "method": "filesystem.file_receive", "params": ["y" * 2_100_000]})
+    assert client.wait_closed() == Closed(1009, "Max message length is 64 kB")
+
+
+def test_failover_datastore_sql_is_a_file_method_only_from_25_04_1(make_host, client_for):
+    """MSG_SIZE_EXTENDED_METHODS in utils/limits.py: filesystem.file_receive alone at TS-25.04.0,
+    failover.datastore.sql joins it at TS-25.04.1."""
+    for version, closed in (("25.04.0", True), ("25.10.1", False)):
+        client = client_for(make_host(name=f"v{version}", version=version))
+        client.login()
+        client.send({"jsonrpc": "2.0", "id": 1, "method": "failover.datastore.sql", "params": ["y" * 70_000]})
+        reply = client.recv()
+        assert (reply == Closed(1009, "Max message length is 64 kB")) is closed, version
+
+
 def test_twenty_first_concurrent_call_is_refused_with_32000(client, host):
     client.login()
     host.set_stall(True)
