@@ -40,6 +40,7 @@ from .errors import (
 from .fleet.fleet import Fleet
 from .fleet.results import FleetResult, HostResult, Status
 from .inventory.load import GroupSpec, HostSpec, Inventory, load_inventory, parse_inventory
+from .protocol.jobs import JobRef
 from .rollout.engine import Rollout, RolloutResult, run_rollout
 from .rollout.journal import HostRecord
 from .rollout.observer import BaseObserver, HostState, RolloutObserver
@@ -75,6 +76,7 @@ __all__ = [
     "Inventory",
     "InventoryError",
     "JobFailed",
+    "JobRef",
     "JobUnknown",
     "MemoryStore",
     "NotAJobError",

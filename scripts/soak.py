@@ -109,10 +109,10 @@ class Ledger:
         self.rounds = 0
 
     def job_action(self, session: Any) -> Any:
-        job_id = session.call("service.restart", "nfs")
+        job = session.start_job("service.restart", "nfs")  # its id with the boot id: restarts reuse ids
         self.jobs["started"] += 1
         try:
-            result = session.wait_job(job_id, timeout=60)
+            result = session.wait_job(job, timeout=60)
         except BaseException as exc:
             self.jobs[_job_outcome(exc)] += 1
             raise

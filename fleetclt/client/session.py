@@ -22,7 +22,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -37,6 +37,7 @@ from ..errors import (
     ConnectionLost,
     FleetError,
     HandshakeError,
+    JobUnknown,
     NotAJobError,
     RemoteCallError,
     SessionError,
@@ -44,7 +45,7 @@ from ..errors import (
 )
 from ..protocol.ddp import DdpDialect
 from ..protocol.endpoint import API_PATH, LEGACY_PATH, Endpoint
-from ..protocol.jobs import JOB_EVENT
+from ..protocol.jobs import JOB_EVENT, JobRef
 from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, NotifyUnsubscribed, is_int, is_not_authenticated
 from ..protocol.jsonrpc import Event as ProtocolEvent
 from .job_watch import Call, JobWatch, ProgressCallback
@@ -92,7 +93,7 @@ class Timeouts:
     login: float = 20.0        # refusals answer late: 1-5 s, or up to 10 s when rate limited
     call: float = 60.0
     job: float | None = None
-    job_idle: float | None = 600.0
+    job_idle: float | None = 600.0  # silence after which a job is looked up (silence alone never fails it)
     reconnect_attempts: int = 5
     keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
@@ -195,32 +196,64 @@ class HostSession:
 
         A call in flight when the connection drops fails with ConnectionLost,
         unless `retry_safe` says it may run twice (reads), then it is sent again.
+        A job call is never sent twice, whatever `retry_safe` says.
         """
-        if job:
-            self._follow_jobs()
-        result = self._call(method, list(params), timeout, retry_safe)
         if not job:
-            return result
+            return self._call(method, list(params), timeout, retry_safe)
+        ref = self.start_job(method, *params, timeout=timeout)
+        return self._wait_job(ref, on_progress, None, None)  # job events are on already
+
+    def start_job(self, method: str, *params: Any, timeout: float | None = None) -> JobRef:
+        """Submit a job and return its JobRef (id, boot id, the call) without waiting for it.
+
+        The boot id is the one of the connection that carried the call. If the
+        connection was replaced by one to another boot while the call was out,
+        which boot issued the id cannot be told: JobUnknown, nothing sent again.
+        """
+        self._follow_jobs()
+        link, boot_id = self._link, self.boot_id
+        result = self._call(method, list(params), timeout, False)
         if not is_int(result):
             raise NotAJobError.for_reply(method, result, self.name)
-        return self._wait_job(result, on_progress, None, None)  # job events are on already
+        if self._link is not link and self.boot_id != boot_id:
+            raise JobUnknown(f"the middleware restarted while {method} was being submitted: job {result} "
+                             "may be of either boot; it was not sent again", self.name)
+        return JobRef(boot_id, int(result), method, params)
 
-    def wait_job(self, job_id: int, *, on_progress: ProgressCallback | None = None,
+    def wait_job(self, job: int | JobRef, *, on_progress: ProgressCallback | None = None,
                  timeout: float | None = None, idle_timeout: float | None = None) -> Any:
-        """Follow a job by its events until it ends; re-attach by id after a reconnect."""
-        self._follow_jobs()
-        return self._wait_job(job_id, on_progress, timeout, idle_timeout)
+        """Follow a job by its events until it ends; re-attach by id after a reconnect to the same boot.
 
-    def _wait_job(self, job_id: int, on_progress: ProgressCallback | None, timeout: float | None,
+        A bare id is taken to be of the host's current boot. A JobRef (from
+        `start_job`, or a journal) of another boot ends JobUnknown at once:
+        after a restart its id names some other job. A silent job is waited
+        for as long as the server lists it; `timeout` (default Timeouts.job)
+        bounds the whole wait, `idle_timeout` (Timeouts.job_idle) is how long
+        to trust silence before asking the server.
+        """
+        self._follow_jobs()
+        ref = job if isinstance(job, JobRef) else JobRef(None, job)
+        if ref.boot_id is None:
+            ref = replace(ref, boot_id=self.boot_id)
+        return self._wait_job(ref, on_progress, timeout, idle_timeout)
+
+    def _wait_job(self, ref: JobRef, on_progress: ProgressCallback | None, timeout: float | None,
                   idle_timeout: float | None) -> Any:
         timeout = self.timeouts.job if timeout is None else timeout
         idle = self.timeouts.job_idle if idle_timeout is None else idle_timeout
-        with gevent.Timeout(timeout, CallTimeout(f"job {job_id} did not end within {timeout} s",
+        with gevent.Timeout(timeout, CallTimeout(f"job {ref.id} did not end within {timeout} s",
                                                  self.name) if timeout else None):
-            return self._jobs.wait(job_id, self._live_call, idle, on_progress)
+            return self._jobs.wait(ref, self._live_call, idle, on_progress)
 
-    def abort_job(self, job_id: int) -> None:
-        self.call("core.job_abort", job_id)
+    def abort_job(self, job: int | JobRef) -> None:
+        """Abort a job; a JobRef of another boot is refused (JobUnknown): its id names another job now."""
+        if isinstance(job, JobRef):
+            self._ensure_link()
+            if job.boot_id not in (None, self.boot_id):
+                raise JobUnknown(f"job {job.id} was started under another boot of the middleware; "
+                                 "not aborting whatever job has that id now", self.name)
+            job = job.id
+        self.call("core.job_abort", job)
 
     def subscribe(self, event: str, callback: EventCallback, on_end: EndCallback | None = None) -> None:
         """Receive `event` updates from now on (connecting if needed); the subscription survives reconnects.
@@ -310,7 +343,7 @@ class HostSession:
     # -- events --------------------------------------------------------------------
     def _on_down(self, error: SessionError) -> None:
         self.stats.drops += 0 if self._closed else 1
-        self._jobs.wake_all()
+        self._jobs.link_down()
 
     def _on_event(self, event: ProtocolEvent) -> None:
         if isinstance(event, CollectionUpdate):
@@ -475,10 +508,12 @@ class HostSession:
         steps.subscribe(JOB_EVENT)
 
     def _note_boot(self, boot_id: str) -> None:
+        """Every connect: a new boot id ends the waits on jobs of the old boot (their ids are reused)."""
         if self.boot_id is not None and boot_id != self.boot_id:
             self.stats.restarts_seen += 1
             log.warning("%s: middleware restarted (boot id changed)", self.name)
         self.boot_id = boot_id
+        self._jobs.booted(boot_id)
 
     # -- keepalive and background reconnects ------------------------------------------
     def _start_supervisor(self) -> None:

@@ -12,9 +12,15 @@ of the connection's call slots). The tracker keeps:
 
 Jobs of other clients pass through that window and fall out of it, so memory
 does not grow with unrelated jobs.
+
+A job id alone names no job: ids start again at 1 when the middleware restarts
+(docs/protocol.md §9). A JobRef pairs it with the boot id it was issued under,
+and `same_call` tells whether a job found by id is the call that was sent.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import JobFailed, ProtocolError, SessionError, ValidationError
@@ -22,10 +28,62 @@ from .jsonrpc import INVALID_PARAMS, CollectionUpdate, is_int
 
 JOB_EVENT = "core.get_jobs"
 TERMINAL_STATES = frozenset({"SUCCESS", "FAILED", "ABORTED"})
+REDACTED = "********"  # how the server shows a secret argument or result
 
 Job = dict[str, Any]
 # Fields the tracker reads, with the type the server sends when they are not null.
 _FIELD_TYPES: dict[str, type] = {"state": str, "message_ids": list, "error": str, "exc_info": dict}
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job as its host knows it: the id under the boot id it was issued under.
+
+    `boot_id` None means the host's current boot (a bare id from the caller).
+    `method` and `arguments`, when known, are what was submitted: a job found
+    by id that is another call is not adopted.
+    """
+
+    boot_id: str | None
+    id: int
+    method: str | None = None
+    arguments: tuple[Any, ...] = ()
+
+    def mismatch(self, job: Job) -> str | None:
+        """Why `job` is not the call this ref was made for, or None if it is (or cannot be told)."""
+        if self.method is None or "method" not in job:
+            return None
+        if same_call(job, self.method, self.arguments):
+            return None
+        return (f"job {self.id} is {job.get('method')}{_args_text(job.get('arguments'))}, "
+                f"not the {self.method} that was submitted")
+
+
+def same_call(job: Job, method: str, arguments: Sequence[Any]) -> bool:
+    """Whether a job dict is a call of `method` with `arguments`.
+
+    The server shows the arguments after filling in defaults and with secrets
+    as "********", so every argument sent must be found in the job's, a
+    redacted value matching anything.
+    """
+    return job.get("method") == method and _covers(job.get("arguments"), list(arguments))
+
+
+def _covers(shown: Any, sent: Any) -> bool:
+    if isinstance(shown, str) and shown == REDACTED:
+        return True
+    if isinstance(sent, dict):
+        return isinstance(shown, dict) and all(key in shown and _covers(shown[key], value)
+                                               for key, value in sent.items())
+    if isinstance(sent, (list, tuple)):
+        return (isinstance(shown, (list, tuple)) and len(shown) >= len(sent)
+                and all(_covers(a, b) for a, b in zip(shown, sent, strict=False)))
+    return bool(shown == sent)
+
+
+def _args_text(arguments: Any) -> str:
+    text = repr(arguments) if isinstance(arguments, list) else ""
+    return f"({text[1:-1]:.60})" if text else ""
 
 
 def is_terminal(job: Job) -> bool:

@@ -3,14 +3,17 @@
     result = Rollout.start(fleet, RolloutPlan("update.update", ({},), batch="1,10%,100%",
                                               max_fail="5%"), hosts, observers=[view]).run()
 
-Each host: its job is submitted (journal: `submitting`), its id recorded
-(`running`, job id), and followed to the end through the session's job events.
+Each host: the host's clock and boot id are read and its job submitted
+(journal: `submitting`), its id recorded (`running`, job id and boot id), and
+followed to the end through the session's job events.
 A stage starts only when every job of the previous one has ended (and passed
 the health gate); with `window=N` hosts flow through N slots instead. When the
 failures exceed the budget no new job starts; running jobs finish, or are
 aborted with `abort_on_halt`. A stage in which every host failed is judged by
 the budget like any other (so `max_fail="100%"` never halts, unlike Ansible).
-Resuming re-attaches to running jobs by id and never submits a job twice.
+Resuming re-attaches to running jobs by id under the boot id that issued it,
+finds a job whose id was never journaled without a time filter on the server,
+and never submits a job twice.
 Displays follow a run as observers (observer.py), each event a typed call.
 """
 from __future__ import annotations
@@ -27,17 +30,17 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from ..client.session import HostSession
-from ..errors import FleetError, JobUnknown, NotAJobError
+from ..errors import FleetError, JobUnknown
 from ..fleet.fleet import Fleet
 from ..fleet.results import error_dict, status_of
-from ..protocol.jsonrpc import is_int
+from ..protocol.jobs import JobRef, same_call
 from .journal import HostRecord, Journal, Replay
 from .observer import ACTIVE, FAILED, UNFINISHED, UNSTARTED, HostState, RolloutObserver
 from .plan import RolloutPlan
 
 log = logging.getLogger(__name__)
 
-RECONCILE_SLACK = 5.0
+RECONCILE_SLACK = 5.0  # seconds of the host's clock: its steps, and $date's millisecond truncation
 
 
 @dataclass
@@ -157,8 +160,8 @@ class Rollout:
     def _run_host(self, record: HostRecord) -> None:
         try:
             session = self.fleet.connected(record.host)
-            job_id = record.job_id if record.job_id is not None else self._submit(session, record)
-            result = session.wait_job(job_id, on_progress=lambda job: self._on_progress(record, job))
+            ref = self._job_of(session, record)
+            result = session.wait_job(ref, on_progress=lambda job: self._on_progress(record, job))
         except FleetError as exc:
             self._settle(record, HostState(status_of(exc).value), error=error_dict(exc))
         except gevent.GreenletExit:
@@ -168,35 +171,55 @@ class Rollout:
         finally:
             self._running.pop(record.host, None)
 
-    def _submit(self, session: HostSession, record: HostRecord) -> int:
-        if record.state is HostState.SUBMITTING:
-            job_id = self._reconcile(session, record)
-        else:
-            record.state, record.started = HostState.SUBMITTING, time.time()
-            record.submitted_at = record.started
-            self.journal.host(record)
-            self._notify(lambda observer: observer.host_started(self, record))
-            job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
-        record.state, record.job_id = HostState.RUNNING, job_id
+    def _job_of(self, session: HostSession, record: HostRecord) -> JobRef:
+        """The host's job: the journaled one, the one a killed run sent (reconciled), or a new one."""
+        if record.job_id is not None:
+            if record.boot_id is None:
+                raise JobUnknown(f"the journal does not say which boot of the middleware job {record.job_id} "
+                                 "was started under (written by an older fleetclt); check the host, "
+                                 "nothing was resubmitted", record.host)
+            return JobRef(record.boot_id, record.job_id, self.plan.method, self.plan.params)
+        job = self._reconcile(session, record) if record.state is HostState.SUBMITTING else self._submit(
+            session, record)
+        record.state, record.job_id, record.boot_id = HostState.RUNNING, job.id, job.boot_id
         self.journal.host(record)
-        return job_id
+        return job
 
-    def _job_id(self, value: Any) -> int:
-        if not is_int(value):
-            raise NotAJobError.for_reply(self.plan.method, value)
-        return int(value)
+    def _submit(self, session: HostSession, record: HostRecord) -> JobRef:
+        host_time = _host_clock(session.call("system.info", retry_safe=True))
+        record.state, record.started = HostState.SUBMITTING, time.time()
+        record.boot_id, record.host_time = session.boot_id, host_time
+        self.journal.host(record)
+        self._notify(lambda observer: observer.host_started(self, record))
+        return session.start_job(self.plan.method, *self.plan.params)
 
-    def _reconcile(self, session: HostSession, record: HostRecord) -> int:
-        """The process died between sending the call and writing the job id: find that job."""
-        since = dt.datetime.fromtimestamp((record.submitted_at or 0) - RECONCILE_SLACK, dt.timezone.utc)
-        jobs = session.call("core.get_jobs", [["method", "=", self.plan.method], ["time_started", ">=", since]])
-        params = list(self.plan.params)
-        matches = [job["id"] for job in jobs if job.get("arguments", [])[:len(params)] == params]
-        if len(matches) != 1:
-            raise JobUnknown(f"cannot tell which job was started before the interruption "
-                             f"({len(matches)} candidates); check the host, nothing was resubmitted",
+    def _reconcile(self, session: HostSession, record: HostRecord) -> JobRef:
+        """The process died between sending the call and journaling the id: find that job.
+
+        Only under the boot it was sent to. The server is asked by method only:
+        a `time_started` filter fails on 24.10 to 26.0 (docs/protocol.md §9).
+        Our job is one of a user (not internal), with our arguments, started no
+        earlier than the host's clock read before the call (less RECONCILE_SLACK
+        for clock steps). Exactly one such job is adopted; otherwise JobUnknown
+        names the candidates. Nothing is ever submitted again.
+        """
+        if record.boot_id is None or record.host_time is None:
+            raise JobUnknown("the journal lacks the host's boot id or clock at submission (written by an older "
+                             "fleetclt): cannot tell which job was started; check the host, nothing was resubmitted",
                              record.host)
-        return int(matches[0])
+        jobs = session.call("core.get_jobs", [["method", "=", self.plan.method]], retry_safe=True)
+        if session.boot_id != record.boot_id:
+            raise JobUnknown("the middleware restarted since the job was submitted: a job it ran is gone; "
+                             "check the host, nothing was resubmitted", record.host)
+        since = record.host_time - RECONCILE_SLACK
+        matches = [int(job["id"]) for job in jobs
+                   if job.get("credentials") is not None and _started(job) >= since
+                   and same_call(job, self.plan.method, self.plan.params)]
+        if len(matches) != 1:
+            raise JobUnknown(f"cannot tell which job was started before the interruption ({len(matches)} "
+                             f"candidates{': ' if matches else ''}{', '.join(map(str, matches))}); check the host, "
+                             "nothing was resubmitted", record.host)
+        return JobRef(record.boot_id, matches[0], self.plan.method, self.plan.params)
 
     def _on_progress(self, record: HostRecord, job: dict[str, Any]) -> None:
         progress = self.job_progress[record.host] = job.get("progress") or {}
@@ -231,13 +254,13 @@ class Rollout:
         if self.plan.abort_on_halt:
             for name, record in self.records.items():
                 if record.state is HostState.RUNNING and record.job_id is not None:
-                    gevent.spawn(self._abort, name, record.job_id)
+                    gevent.spawn(self._abort, name, JobRef(record.boot_id, record.job_id))
 
-    def _abort(self, name: str, job_id: int) -> None:
+    def _abort(self, name: str, job: JobRef) -> None:
         try:
-            self.fleet[name].abort_job(job_id)
+            self.fleet[name].abort_job(job)
         except FleetError as exc:
-            log.warning("%s: could not abort job %s: %s", name, job_id, exc)
+            log.warning("%s: could not abort job %s: %s", name, job.id, exc)
 
     def _health_gate(self, stage: tuple[str, ...]) -> None:
         method, *params = self.plan.health_call
@@ -268,6 +291,25 @@ class Rollout:
         if self.halted:
             return f"halted: {self.halted}"
         return "completed"
+
+
+def _host_clock(info: Any) -> float | None:
+    """The host's own time (epoch seconds) from system.info, or None if it gave none."""
+    now = info.get("datetime") if isinstance(info, dict) else None
+    return _epoch(now) if isinstance(now, dt.datetime) else None
+
+
+def _started(job: dict[str, Any]) -> float:
+    """A job's start on the host's clock, epoch seconds (-inf if unknown).
+
+    The server's times are naive UTC; ejson brings them as aware UTC datetimes.
+    """
+    started = job.get("time_started")
+    return _epoch(started) if isinstance(started, dt.datetime) else float("-inf")
+
+
+def _epoch(value: dt.datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def run_rollout(fleet: Fleet, method: str, *params: Any, hosts: str | Iterable[str] = "all",

@@ -2,9 +2,10 @@
 
 One JSON object per line under `<state dir>/rollouts/<run id>.jsonl`: a header
 with the plan and the inventory, then records as they happen (a host is
-submitting, running with job id N, done; a stage started; the rollout halted
-or finished). Replaying the lines gives the last known state of every host,
-which is what `fleetclt rollout --resume RUN_ID` starts from.
+submitting under boot B, running with job id N of boot B, done; a stage
+started; the rollout halted or finished). Replaying the lines gives the last
+known state of every host, which is what `fleetclt rollout --resume RUN_ID`
+starts from.
 """
 from __future__ import annotations
 
@@ -31,7 +32,13 @@ def new_run_id() -> str:
 
 @dataclass
 class HostRecord:
-    """The last known state of one host in a rollout."""
+    """The last known state of one host in a rollout.
+
+    `job_id` means something only with `boot_id`, the boot of the host's
+    middleware that issued it. `host_time` is the host's own clock (epoch
+    seconds) read just before the job was submitted: a resume that must find
+    the job compares the jobs' start times with it, never with our clock.
+    """
 
     host: str
     stage: int
@@ -41,7 +48,8 @@ class HostRecord:
     error: dict[str, Any] | None = None
     started: float | None = None
     finished: float | None = None
-    submitted_at: float | None = None
+    boot_id: str | None = None
+    host_time: float | None = None
 
     def __post_init__(self) -> None:
         self.state = HostState(self.state)  # a journal line holds the plain string
@@ -99,6 +107,7 @@ class Journal:
         return replay
 
     def _host_record(self, fields: dict[str, Any]) -> HostRecord:
+        fields.pop("submitted_at", None)  # our clock at submission, written before the host's was
         try:
             return HostRecord(**fields)
         except ValueError:

@@ -12,7 +12,7 @@ import random
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .failures import CallError, ValidationErrors
+from .failures import CallError, InstanceNotFound, ValidationErrors
 from .jobs import Job
 from .query import filter_list
 from .registry import REGISTRY, Param, api
@@ -64,20 +64,28 @@ def unsubscribe(conn: Connection, sub_id: str) -> None:
         conn.host.sources.unsubscribe(sub_id)
 
 
-def _job_dicts(conn: Connection) -> list[dict[str, Any]]:
+def _job_dicts(conn: Connection, raw_result: bool) -> list[dict[str, Any]]:
     with_ids = conn.host.config.new_style_jobs
-    return [job.encode(with_ids) for job in conn.host.engine.jobs.values()]
+    return [job.encode(with_ids, raw_result) for job in conn.host.engine.jobs.values()]
 
 
 @api("core.get_jobs", Param("filters", (list,), []), Param("options", (dict,), {}))
 def get_jobs(conn: Connection, filters: list[Any], options: dict[str, Any]) -> Any:
-    return filter_list(_job_dicts(conn), filters, options)
+    """core_service.py: results redacted for a client unless `options.extra.raw_result`; the
+    filters go to the pure-Python filter_list, where a `$date` value fails against the naive job
+    times with TypeError on every version simulated (24.10 to 26.0)."""
+    raw_result = bool((options.get("extra") or {}).get("raw_result", False))
+    return filter_list(_job_dicts(conn, raw_result), filters, options)
 
 
 def _job(conn: Connection, job_id: int) -> Job:
+    """core_service.py `__job_by_credential_and_id`: `jobs[id]` (a KeyError, whose text is the id)
+    up to 25.04; InstanceNotFound from 25.10."""
     job = conn.host.engine.jobs.get(job_id)
     if job is None:
-        raise ValidationErrors.single(None, f"Job with id {job_id} does not exist", errno.ENOENT)
+        if conn.host.config.version_info < (25, 10):
+            raise KeyError(job_id)
+        raise InstanceNotFound(f"Job with id {job_id} does not exist")
     return job
 
 
@@ -86,20 +94,24 @@ def job_abort(conn: Connection, job_id: int) -> None:
     conn.host.engine.abort(_job(conn, job_id))
 
 
-def _mirror(target: Job, job: Job) -> Any:
-    """Follow another job's progress until it ends, then take over its outcome."""
+def _mirror(conn: Connection, target: Job, job: Job) -> Any:
+    """job.py `wrap`: follow another job's progress, then `wait(raise_error=True)`: an aborted
+    target has no error, so the wait returns its (null) result; a failure is raised as it is
+    if a CallError (or, from 26.0, ValidationErrors), else as CallError(error)."""
     while not target.finished.wait(timeout=0.05):
         job.set_progress(target.progress["percent"], target.progress["description"])
-    if target.failure is not None:
-        raise target.failure
-    if target.state == "ABORTED":
-        raise CallError("Job was aborted", errno.ECANCELED)
-    return target.result
+    failure = target.failure
+    if failure is None:
+        return target.result
+    forwarded = (CallError, ValidationErrors) if conn.host.config.version_info >= (26,) else (CallError,)
+    if isinstance(failure, forwarded):
+        raise failure
+    raise CallError(target.error or "")
 
 
 @api("core.job_wait", Param("id", (int,)), job=True)
 def job_wait(conn: Connection, job: Job, job_id: int) -> Any:
-    return _mirror(_job(conn, job_id), job)
+    return _mirror(conn, _job(conn, job_id), job)
 
 
 def _bulk_item(conn: Connection, method: str, params: Any) -> dict[str, Any]:

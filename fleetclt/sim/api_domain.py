@@ -7,12 +7,13 @@ and fail at `faults.fail_at_percent` when `faults.job_failure` says so.
 from __future__ import annotations
 
 import errno
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .data import SERVICES, make_user
 from .failures import CallError, ValidationErrors
-from .jobs import Job
+from .jobs import REDACTED, Job
 from .query import MatchNotFound, filter_list
 from .registry import Param, api
 
@@ -78,14 +79,36 @@ def dataset_lock(conn: Connection, job: Job, name: str, options: dict[str, Any])
     return True
 
 
+def _unlock_args_shown(args: list[Any]) -> list[Any]:
+    """The unlock options' passphrases and keys are secrets: a job shows them as "********"."""
+    name, options = args
+    datasets = [{k: REDACTED if k in ("passphrase", "key") else v for k, v in item.items()}
+                if isinstance(item, dict) else item for item in options.get("datasets") or []]
+    return [name, {**options, "datasets": datasets} if "datasets" in options else options]
+
+
 @api("pool.dataset.unlock", Param("id", (str,)), Param("options", (dict,), {}),
-     job=True, lock=lambda name, *_: f"dataset_lock_{name}", description=lambda name, *_: f"Unlocking {name}")
+     job=True, lock=lambda name, *_: f"dataset_lock_{name}", description=lambda name, *_: f"Unlocking {name}",
+     redact_args=_unlock_args_shown)
 def dataset_unlock(conn: Connection, job: Job, name: str, options: dict[str, Any]) -> dict[str, Any]:
     dataset = _encrypted_dataset(conn, name)
     work(conn, job, ("Loading encryption key", "Mounting dataset", "Restarting services"))
     dataset["locked"] = False
     conn.host.publish("pool.dataset.query", "changed", name, {"locked": False})
     return {"unlocked": [name], "failed": {}}
+
+
+@api("pool.dataset.export_key", Param("id", (str,)), Param("download", (bool,), False),
+     job=True, lock=lambda *_: "dataset_export_keys", secret_result=True)
+def dataset_export_key(conn: Connection, job: Job, name: str, download: bool) -> str:
+    """A job whose result is a secret (`Secret[str | None]` in its result model). `download`
+    needs an output pipe (`job.check_pipe`), which a websocket call cannot open."""
+    if download:
+        raise ValueError("Pipe 'output' is not open")
+    dataset = conn.host.data.dataset(name)
+    if dataset is None or not dataset["encrypted"]:
+        raise CallError("Specified dataset does not have it's own encryption key.", errno.EINVAL)
+    return hashlib.sha256(f"{conn.host.name}/{name}".encode()).hexdigest()
 
 
 # -- users ------------------------------------------------------------------

@@ -56,6 +56,16 @@ class ValidationErrors(Exception):
         return "".join(f"[{errname(e)}] {a}: {m}\n" for a, m, e in self.errors)
 
 
+class InstanceNotFound(ValidationErrors):
+    """middlewared's single ValidationError for a missing object: attribute None, errno ENOENT."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([(None, message, errno_mod.ENOENT)])
+
+    def __str__(self) -> str:
+        return super().__str__().rstrip("\n")
+
+
 class JobAborted(Exception):
     """Raised inside a job greenlet by core.job_abort."""
 
@@ -74,7 +84,7 @@ def truenas_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, CallError):
         return {"error": exc.errno, "errname": errname(exc.errno), "reason": str(exc),
                 "trace": trace_of(exc), "extra": exc.extra}
-    reason = f"[EINVAL] {exc}"
+    reason = str(exc) or repr(exc)  # rpc.py: no [EINVAL] prefix for an exception that is no CallError
     return {"error": errno_mod.EINVAL, "errname": "EINVAL", "reason": reason,
             "trace": trace_of(exc), "extra": None}
 
@@ -116,8 +126,10 @@ def ddp_error(exc: BaseException) -> dict[str, Any]:
 
 
 def job_exc_info(exc: BaseException) -> dict[str, Any]:
-    """The job dict's `exc_info` for a failed job."""
+    """The job dict's `exc_info` for a failed job (job.py `__encode__`)."""
     if isinstance(exc, ValidationErrors):
-        return {"repr": repr(exc), "type": "VALIDATION", "errno": None, "extra": exc.errors}
-    return {"repr": repr(exc), "type": type(exc).__name__,
-            "errno": getattr(exc, "errno", errno_mod.EINVAL), "extra": getattr(exc, "extra", None)}
+        single = exc.errors[0][2] if isinstance(exc, InstanceNotFound) else None  # a ValidationError has one
+        return {"repr": repr(exc), "type": "VALIDATION", "errno": single, "extra": exc.errors}
+    if isinstance(exc, CallError):
+        return {"repr": repr(exc), "type": type(exc).__name__, "errno": exc.errno, "extra": exc.extra}
+    return {"repr": repr(exc), "type": type(exc).__name__, "errno": None, "extra": None}

@@ -28,6 +28,8 @@ from .server import SimServer
 log = logging.getLogger(__name__)
 
 EVENTS = frozenset({"core.get_jobs", "user.query", "pool.query", "pool.dataset.query", "*"})
+# Internal jobs a booting middleware starts: (seconds after the start, method, simulated duration).
+BOOT_JOBS = ((0.0, "pool.import_on_boot", 2.0), (0.0, "disk.sync_all", 1.0), (3.0, "catalog.sync", 2.0))
 _MIDDLEWARE_ONLY_25_10 = frozenset({"core.set_options"})
 
 
@@ -45,6 +47,8 @@ class SimHost:
         self.unstalled.set()
         self.jobs_released = Event()  # cleared: running jobs hold after their current step
         self.jobs_released.set()
+        self.job_replies_released = Event()  # cleared: a job call's reply (its id) is held back
+        self.job_replies_released.set()
         self._running_calls = 0
         self.revoked_keys: set[str] = set()
         self._idle = Event()
@@ -58,7 +62,7 @@ class SimHost:
         self.boot_id = str(uuid.uuid4())
         self.booted_at = self.clock.wall()
         self.limiter = RateLimiter(self.clock)
-        self.engine = JobEngine(self.clock, self._publish_job, self.counters)
+        self.engine = JobEngine(self.clock, self._publish_job, self.counters, self.job_replies_released)
         if not hasattr(self, "data"):
             self.data = HostData.seed(self.config)
 
@@ -102,10 +106,21 @@ class SimHost:
         self.engine.kill_all()
 
     def restart(self) -> None:
-        """A middlewared restart: connections drop, jobs vanish, ids and boot id reset."""
+        """A middlewared restart: connections drop, jobs vanish, ids and boot id reset.
+
+        The new middleware starts its own jobs at once and a few seconds later
+        (BOOT_JOBS), so the low ids go to jobs no client asked for (job.py
+        `JobsDeque._get_next_id` counts from 1 in every process).
+        """
         self.drop_connections()
         self.engine.kill_all()
         self._boot()
+        for delay, method, duration in BOOT_JOBS:
+            self.spawn_later(delay, self._boot_job, self.engine, method, duration)
+
+    def _boot_job(self, engine: JobEngine, method: str, duration: float) -> None:
+        if engine is self.engine:  # no restart since
+            engine.submit(method, [], lambda job: self.clock.sleep(duration))
 
     # -- faults --------------------------------------------------------------
     def go_offline(self) -> None:
@@ -145,6 +160,11 @@ class SimHost:
         """Held jobs keep running at their current step until released: a test can act while
         they run without racing their duration."""
         (self.jobs_released.clear if held else self.jobs_released.set)()
+
+    def hold_job_replies(self, held: bool) -> None:
+        """Held, a job call starts its job but its reply (the job id) waits until released, as
+        if still on the wire: a client killed meanwhile never learns the id."""
+        (self.job_replies_released.clear if held else self.job_replies_released.set)()
 
     def delay_call(self, method: str) -> None:
         if self.faults.stall or method in self.faults.stalled_methods:

@@ -1,10 +1,14 @@
 """The simulated job engine: ids, states, progress events, locks, abort.
 
 Follows middlewared's job.py (docs/protocol.md §9): integer ids from a
-counter that restarts with the host, WAITING -> RUNNING -> SUCCESS / FAILED /
-ABORTED, an `added` event, a `changed` event per state or progress change, a
-SUCCESS event at 100 % and a final `changed` with `time_finished`; transient
-jobs emit nothing; about 1000 jobs are kept.
+counter that restarts with the host (`JobsDeque._get_next_id`), WAITING ->
+RUNNING -> SUCCESS / FAILED / ABORTED, an `added` event, a `changed` event per
+state or progress change, a SUCCESS event at 100 % and a final `changed` with
+`time_finished`; transient jobs emit nothing; about 1000 jobs are kept. Times
+are naive UTC (`utc_now()` in utils/time_utils.py, `datetime.utcnow()` on
+24.10). `Job.__encode__` always shows secret arguments as "********", and the
+result redacted too unless `raw_result` (core.get_jobs for a client; events
+carry it raw).
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from gevent.lock import Semaphore
 from .clock import SimClock
 from .config import Counters
 from .failures import JobAborted, job_exc_info
+from .registry import REGISTRY
 
 MAX_JOBS = 1000
 TERMINAL = frozenset({"SUCCESS", "FAILED", "ABORTED"})
+REDACTED = "********"
 Publisher = Callable[[str, "Job"], None]
 
 
@@ -33,6 +39,9 @@ class Job:
     def __init__(self, job_id: int, method: str, arguments: list[Any], *, message_id: Any,
                  credentials: dict[str, Any] | None, transient: bool, started: dt.datetime) -> None:
         self.id, self.method, self.arguments = job_id, method, arguments
+        spec = REGISTRY.get(method)  # its schema says what is secret, as the method's models do
+        self.shown_arguments = spec.redact_args(arguments) if spec and spec.redact_args else arguments
+        self.secret_result = bool(spec and spec.secret_result)
         self.message_ids = [] if message_id is None else [message_id]
         self.credentials, self.transient = credentials, transient
         self.time_started = started
@@ -50,12 +59,15 @@ class Job:
         self.greenlet: gevent.Greenlet | None = None
         self._publish: Publisher = lambda msg, job: None
 
-    def encode(self, with_message_ids: bool = True) -> dict[str, Any]:
+    def encode(self, with_message_ids: bool = True, raw_result: bool = True) -> dict[str, Any]:
+        result = self.result
+        if self.secret_result and not raw_result and self.state == "SUCCESS":
+            result = REDACTED
         data = {
-            "id": self.id, "method": self.method, "arguments": self.arguments,
+            "id": self.id, "method": self.method, "arguments": self.shown_arguments,
             "transient": self.transient, "description": self.description, "abortable": True,
             "logs_path": None, "logs_excerpt": None, "progress": dict(self.progress),
-            "result": self.result, "result_encoding_error": None, "error": self.error,
+            "result": result, "result_encoding_error": None, "error": self.error,
             "exception": self.exception, "exc_info": self.exc_info, "state": self.state,
             "time_started": self.time_started, "time_finished": self.time_finished,
             "credentials": self.credentials,
@@ -82,8 +94,9 @@ class Job:
 class JobEngine:
     """Runs a host's jobs; forgets everything on restart."""
 
-    def __init__(self, clock: SimClock, publish: Publisher, counters: Counters) -> None:
+    def __init__(self, clock: SimClock, publish: Publisher, counters: Counters, replies_released: Event) -> None:
         self.clock, self.publish, self.counters = clock, publish, counters
+        self.replies_released = replies_released  # the host's switch: cleared, a job call's reply waits
         self.jobs: OrderedDict[int, Job] = OrderedDict()
         self._next_id = 1
         self._locks: dict[str, Semaphore] = {}
@@ -91,18 +104,24 @@ class JobEngine:
 
     def submit(self, method: str, arguments: list[Any], body: Callable[[Job], Any], *,
                message_id: Any = None, credentials: dict[str, Any] | None = None,
-               transient: bool = False, lock: str | None = None,
-               description: str | None = None) -> Job:
-        """Queue a job, send its `added` event, and start it."""
+               transient: bool = False, lock: str | None = None, description: str | None = None) -> Job:
+        """Queue a job, send its `added` event, and start it.
+
+        A client's job (one with credentials) is counted in `jobs_started`, and
+        while the host holds job replies the call returns only once released:
+        the job runs, its caller does not learn its id. Internal jobs are neither.
+        """
         job = Job(self._next_id, method, arguments, message_id=message_id,
                   credentials=credentials, transient=transient, started=self._now())
         self._next_id += 1
         job.description = description
         job._publish = self._emit
         self._remember(job)
-        self.counters.jobs_started += 1
         self._emit("added", job)
         job.greenlet = gevent.spawn(self._run, job, body, lock)
+        if credentials is not None:
+            self.counters.jobs_started += 1
+            self.replies_released.wait()
         return job
 
     def abort(self, job: Job) -> None:
@@ -118,7 +137,8 @@ class JobEngine:
         gevent.killall([j.greenlet for j in self.jobs.values() if j.greenlet], block=False)
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc)
+        """Naive UTC, as job.py keeps its times."""
+        return dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc).replace(tzinfo=None)
 
     def _remember(self, job: Job) -> None:
         self.jobs[job.id] = job

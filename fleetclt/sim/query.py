@@ -3,6 +3,10 @@
 Filters are `[["field", "op", value], ...]` (AND), `["OR", [f1, f2]]`, dotted
 field names, and a `C` prefix on an operator for case-insensitive matching.
 Options: get, count, limit, offset, order_by ("-field" descends), select.
+Comparisons are Python's own, as in middlewared's pure-Python filter_list
+(utils/__init__.py to 25.04, utils/filter_list.py from 25.10): ordering a naive
+datetime (job times) against an aware one (a decoded `$date`) raises TypeError,
+which the server answers as -32001 EINVAL.
 """
 from __future__ import annotations
 

@@ -56,6 +56,8 @@ class Method:
     lock: Callable[..., str | None] | None = None
     transient: bool = False
     description: Callable[..., str | None] | None = None
+    redact_args: Callable[[list[Any]], list[Any]] | None = None  # arguments as a job shows them
+    secret_result: bool = False                                  # a job result core.get_jobs redacts
     extra: dict[str, Any] = field(default_factory=dict)
 
     def bind(self, args: list[Any]) -> list[Any]:

@@ -123,3 +123,41 @@ def test_usage_errors_name_the_flag(sim, env, flag, value, message):
 def test_usage_errors_exit_1(sim, env):
     assert finish(rollout(sim, env, "--resume", "nope"))[0] == 1
     assert finish(rollout(sim, env, "--hosts", "all"))[0] == 1
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """Two hosts of each version from 24.10 to 26.0, all in one stage."""
+    fleet = SimFleet.create(8, base_address="127.10.1.1", users={"admin": "pw"}, clock=SimClock(speed=100),
+                            faults=Faults(job_duration=100),
+                            versions=("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2"))
+    with fleet:
+        fleet.inventory_path = tmp_path / "inventory.yaml"
+        fleet.inventory_path.write_text(yaml.safe_dump(fleet.inventory({"env": "ROLL_PW"})))
+        yield fleet
+
+
+def test_sigkill_while_every_host_is_submitting_then_resume_adopts_each_job(mixed, env):
+    """Every job runs but no reply (its id) has reached the rollout when it dies: resume must find
+    each job without a time filter on the server (24.10 to 26.0 fail one) and start none again."""
+    for host in mixed.hosts:
+        host.hold_job_replies(True)
+    process = rollout(mixed, env, "--hosts", "all", "--batch", "100%", "-o", "json", "service.restart", "nfs")
+    run_id, journal = first_line(process)
+    names = [h.name for h in mixed.hosts]
+    wait_until(lambda: all(h.counters.jobs_started == 1 for h in mixed.hosts)
+               and all(f'"host":"{n}","stage":0,"state":"submitting"' in Path(journal).read_text() for n in names),
+               timeout=30)
+    process.kill()
+    process.wait()
+    process.stdout.close()
+    process.stderr.close()
+    for host in mixed.hosts:
+        host.hold_job_replies(False)
+    assert '"state":"running"' not in Path(journal).read_text()
+    code, out, err = finish(rollout(mixed, env, "--resume", run_id, "-o", "json"))
+    assert code == 0, err
+    report = orjson.loads(out)
+    assert report["summary"] == {"ok": 8}
+    assert all(row["result"] is True and row["job_id"] == 1 for row in report["hosts"].values())
+    assert [h.counters.jobs_started for h in mixed.hosts] == [1] * 8, "adopted, never resubmitted"

@@ -8,6 +8,7 @@ from gevent.event import Event
 from fleetclt.client.session import Timeouts
 from fleetclt.client.throttle import AuthThrottle, TokenBucket
 from fleetclt.errors import CallTimeout, JobFailed, JobUnknown, ValidationError
+from fleetclt.protocol.jobs import JobRef
 from fleetclt.sim import Faults, ManualClock, SimClock
 from tests.helpers import wait_until
 from tests.wsclient import WsClient
@@ -72,17 +73,86 @@ def test_restart_mid_job_reports_job_unknown(make_host, session_for):
     session = session_for(host)
     waiter = update_in_background(session)
     host.restart()
-    with pytest.raises(JobUnknown, match="not known to the server"):
+    with pytest.raises(JobUnknown, match="started before the middleware restarted"):
         waiter.get(timeout=20)
     assert session.stats.restarts_seen == 1
     assert host.counters.jobs_started == 1, "nothing was started again after the restart"
 
 
-def test_transient_job_with_no_events_does_not_hang(make_host, session_for):
-    host = make_host(faults=Faults(job_duration=3600, transient_jobs=True))
-    session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.2))
-    with pytest.raises(CallTimeout, match="made no progress"):
+def test_a_restart_never_reattaches_the_boot_time_job_that_took_the_id(make_host, session_for):
+    """The restarted host's internal jobs take ids 1, 2, ... at once and end quickly; following the
+    waited job by its bare id would report one of them as the job's outcome."""
+    host = make_host(faults=Faults(job_duration=3600))
+    session = session_for(host)
+    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True)
+    wait_until(lambda: 1 in host.engine.jobs and host.engine.jobs[1].state == "RUNNING")
+    old_boot = session.boot_id
+    host.restart()
+    with pytest.raises(JobUnknown, match="job 1 was started before the middleware restarted"):
+        waiter.get(timeout=20)
+    assert session.boot_id == host.boot_id != old_boot
+    assert host.engine.jobs[1].method == "pool.import_on_boot"
+    assert host.counters.jobs_started == 1
+
+
+def test_a_job_ref_of_another_boot_is_neither_followed_nor_aborted(make_host, session_for):
+    host = make_host(faults=Faults(job_duration=3600))
+    session = session_for(host)
+    job = session.start_job("service.restart", "nfs")
+    assert (job.boot_id, job.id, job.method, job.arguments) == (host.boot_id, 1, "service.restart", ("nfs",))
+    host.restart()
+    wait_until(lambda: 1 in host.engine.jobs)
+    with pytest.raises(JobUnknown, match="not aborting"):
+        session.abort_job(job)
+    with pytest.raises(JobUnknown, match="another boot"):
+        session.wait_job(job)
+    assert host.engine.jobs[1].method == "pool.import_on_boot" and not host.engine.jobs[1].aborted
+
+
+def test_a_job_found_by_id_is_adopted_only_if_it_is_the_call_that_was_sent(host, session_for):
+    session = session_for(host)
+    unlock = session.start_job("pool.dataset.unlock", "tank/secure",
+                               {"datasets": [{"name": "tank/secure", "passphrase": "hunter2"}]})
+    restart = session.call("service.restart", "nfs")
+    with pytest.raises(JobUnknown, match=r"job 2 is service.restart\('nfs', \{\}\), not the pool.dataset.unlock"):
+        session.wait_job(JobRef(unlock.boot_id, restart, unlock.method, unlock.arguments))
+    fresh = session_for(host)  # knows nothing of the job but what the server lists, secrets redacted
+    assert fresh.wait_job(unlock) == {"unlocked": ["tank/secure"], "failed": {}}
+
+
+def test_a_missed_final_event_is_read_back_with_the_raw_result(host, session_for):
+    """core.get_jobs redacts secret results unless asked for raw_result (docs/protocol.md §9)."""
+    first = session_for(host)
+    job = first.start_job("pool.dataset.export_key", "tank/secure")
+    key = first.wait_job(job)
+    assert len(key) == 64
+    assert session_for(host).wait_job(job.id) == key, "a session that saw no event of the job"
+
+
+def test_a_silent_job_is_waited_for_and_reported_ok(make_host, session_for):
+    """Silence longer than job_idle is not a failure while the server still lists the job."""
+    host = make_host(faults=Faults(job_duration=5))
+    session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.02))
+    host.hold_jobs(True)
+    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True)
+    wait_until(lambda: 1 in host.engine.jobs and host.engine.jobs[1].state == "RUNNING")
+    calls = host.counters.calls
+    wait_until(lambda: host.counters.calls >= calls + 3)  # three idle look-ups, still RUNNING
+    assert not waiter.ready()
+    host.hold_jobs(False)
+    assert waiter.get(timeout=20) is True
+
+
+def test_a_silent_transient_job_is_unknown_once_it_is_gone_and_bounded_by_the_job_timeout(make_host, session_for):
+    host = make_host(faults=Faults(job_duration=5, transient_jobs=True))
+    session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.02))
+    with pytest.raises(JobUnknown, match="not known to the server any more"):
         session.call("service.restart", "nfs", job=True)
+    host.hold_jobs(True)
+    bounded = session_for(host, timeouts=Timeouts(call=10, job=0.3, job_idle=0.02))
+    with pytest.raises(CallTimeout, match="did not end within 0.3 s"):
+        bounded.call("service.restart", "nfs", job=True)
+    host.hold_jobs(False)
 
 
 def test_reconnect_storm_never_trips_the_rate_limiter(make_host, session_for):

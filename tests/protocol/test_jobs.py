@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fleetclt.errors import JobFailed, ProtocolError, ValidationError
-from fleetclt.protocol.jobs import JOB_EVENT, JobTracker, is_terminal, job_outcome
+from fleetclt.protocol.jobs import JOB_EVENT, JobRef, JobTracker, is_terminal, job_outcome, same_call
 from fleetclt.protocol.jsonrpc import (
     CollectionUpdate,
     JsonRpcDialect,
@@ -127,3 +127,25 @@ def test_captured_new_style_job_flow():
     for event in events[:4]:
         tracker.feed(event)
     assert tracker.consume(101) == "job-done" == events[4].result and events[4].id == call_id
+
+
+def test_same_call_allows_defaults_and_redacted_secrets():
+    """The server shows a job's arguments with defaults filled in and secrets as "********"."""
+    shown = {"method": "pool.dataset.unlock", "arguments": [
+        "tank/secure", {"datasets": [{"name": "tank/secure", "passphrase": "********"}], "recursive": False}]}
+    sent = ["tank/secure", {"datasets": [{"name": "tank/secure", "passphrase": "hunter2"}]}]
+    assert same_call(shown, "pool.dataset.unlock", sent)
+    assert same_call(shown, "pool.dataset.unlock", ["tank/secure"])
+    assert not same_call(shown, "pool.dataset.lock", sent)
+    assert not same_call(shown, "pool.dataset.unlock", ["tank/other", {}])
+    assert not same_call(shown, "pool.dataset.unlock", ["tank/secure", {"recursive": True}])
+    assert not same_call(shown, "pool.dataset.unlock", ["tank/secure", {}, {"extra": 1}])
+
+
+def test_a_job_ref_names_the_other_call_it_was_given():
+    ref = JobRef("boot-1", 1, "update.update", ({},))
+    assert ref.mismatch({"id": 1, "method": "update.update", "arguments": [{"reboot": False}]}) is None
+    assert ref.mismatch({"id": 1, "state": "RUNNING"}) is None, "no method seen yet: nothing to tell"
+    other = ref.mismatch({"id": 1, "method": "pool.import_on_boot", "arguments": []})
+    assert other == "job 1 is pool.import_on_boot(), not the update.update that was submitted"
+    assert JobRef("boot-1", 1).mismatch({"method": "anything"}) is None

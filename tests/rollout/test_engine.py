@@ -1,11 +1,16 @@
 """Rollouts on a simulated fleet: stages seen on the hosts' own job records, budget, health, abort."""
 from __future__ import annotations
 
+import time
+
+import gevent
 import pytest
 
 from fleetclt.fleet.fleet import Fleet
-from fleetclt.rollout.engine import run_rollout
+from fleetclt.rollout.engine import Rollout, run_rollout
 from fleetclt.rollout.journal import Journal
+from fleetclt.rollout.plan import RolloutPlan
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -103,22 +108,75 @@ def test_every_step_is_in_the_journal(sim, fleet):
     assert [n["event"] for n in replay.notes] == ["stage", "stage", "stopped"]
 
 
-def test_resume_finds_a_job_whose_id_was_never_journaled(sim, fleet):
-    """Killed between sending the call and writing the job id: the job is found, not resubmitted."""
-    import time
+def interrupted_while_submitting(fleet, names, method="service.restart", params=("nfs",)):
+    """A journal as a run killed after sending the job calls leaves it: each host `submitting`, with
+    the boot id and the host's own clock read just before (as Rollout._submit records them)."""
+    plan = RolloutPlan(method, params, batch="100%")
+    first = Rollout.start(fleet, plan, names)
+    for name in names:
+        record = first.records[name]
+        session = fleet.connected(name)
+        host_time = session.call("system.info")["datetime"].timestamp()
+        record.state, record.started = "submitting", time.time()
+        record.boot_id, record.host_time = session.boot_id, host_time
+        first.journal.host(record)
+    return first.run_id
 
-    from fleetclt.rollout.engine import Rollout
-    from fleetclt.rollout.plan import RolloutPlan
-    plan = RolloutPlan("update.update", ({},), batch="100%")
-    first = Rollout.start(fleet, plan, ["sim001", "sim002"])
-    record = first.records["sim001"]
-    record.state, record.submitted_at, record.started = "submitting", time.time(), time.time()
-    first.journal.host(record)
-    assert fleet["sim001"].call("update.update", {}) == 1  # what the killed process had sent
-    journal, replay = Journal.open(first.run_id)
+
+def resume(fleet, run_id):
+    journal, replay = Journal.open(run_id)
+    return Rollout.resume(fleet, journal, replay).run()
+
+
+def test_resume_adopts_the_one_job_a_killed_run_sent_and_ignores_older_ones(sim, fleet):
+    """Killed between sending the call and writing the job id: the job is found, not resubmitted.
+    The server is asked by method only, and the start times are compared with the host's clock:
+    the simulated hosts' clocks run far ahead of ours, so by our clock job 1 would count too."""
+    assert fleet["sim001"].call("service.restart", "nfs", job=True) is True  # before the rollout
+    run_id = interrupted_while_submitting(fleet, ["sim001", "sim002"])
+    assert fleet["sim001"].call("service.restart", "nfs") == 2  # what the killed process had sent
+    assert fleet["sim002"].call("service.restart", "nfs") == 1
+    result = resume(fleet, run_id)
+    assert result.ok and result.hosts["sim001"].job_id == 2 and result.hosts["sim002"].job_id == 1
+    assert [sim[n].counters.jobs_started for n in ("sim001", "sim002")] == [2, 1]
+    assert result.hosts["sim001"].boot_id == sim["sim001"].boot_id
+
+
+def test_resume_never_picks_between_candidates_or_across_a_restart(sim, fleet):
+    run_id = interrupted_while_submitting(fleet, ["sim001", "sim002", "sim003"])
+    for _ in range(2):
+        fleet["sim001"].call("service.restart", "nfs")
+    fleet["sim002"].call("service.restart", "ssh")  # another call of the method is not ours
+    sim["sim003"].restart()
+    wait_until(lambda: not fleet["sim003"].connected)
+    result = resume(fleet, run_id)
+    states = {name: record.state for name, record in result.hosts.items()}
+    assert states == {"sim001": "job_unknown", "sim002": "job_unknown", "sim003": "job_unknown"}
+    assert "2 candidates: 1, 2" in result.hosts["sim001"].error["reason"]
+    assert "0 candidates" in result.hosts["sim002"].error["reason"]
+    assert "restarted" in result.hosts["sim003"].error["reason"]
+    assert [sim[n].counters.jobs_started for n in ("sim001", "sim002", "sim003")] == [2, 1, 0]
+
+
+def test_resume_follows_a_journaled_job_only_under_its_boot(sim, fleet):
+    for host in sim.hosts[:2]:
+        host.hold_jobs(True)
+    plan = RolloutPlan("service.restart", ("nfs",), batch="100%")
+    rollout = Rollout.start(fleet, plan, ["sim001", "sim002"])
+    running = gevent.spawn(rollout.run)
+    wait_until(lambda: all(r.state == "running" for r in rollout.records.values()))
+    rollout.stop()
+    running.get(timeout=10)
+    journal, replay = Journal.open(rollout.run_id)
+    assert {r.boot_id for r in replay.hosts.values()} == {sim["sim001"].boot_id, sim["sim002"].boot_id}
+    sim["sim001"].restart()  # its boot-time job takes id 1, the id in the journal
+    wait_until(lambda: not fleet["sim001"].connected)
+    for host in sim.hosts[:2]:
+        host.hold_jobs(False)
     result = Rollout.resume(fleet, journal, replay).run()
-    assert result.ok and result.hosts["sim001"].job_id == 1
-    assert sim["sim001"].counters.jobs_started == 1 and sim["sim002"].counters.jobs_started == 1
+    assert result.hosts["sim001"].state == "job_unknown" and "restarted" in result.hosts["sim001"].error["reason"]
+    assert result.hosts["sim002"].state == "ok" and result.hosts["sim002"].result is True
+    assert [sim[n].counters.jobs_started for n in ("sim001", "sim002")] == [1, 1]
 
 
 def test_a_thread_mode_fleet_runs_the_whole_rollout_in_its_hub_thread(simulated_fleet):

@@ -50,10 +50,17 @@ def test_an_old_journal_replays_into_host_states():
     assert all(type(state) is HostState for state in states.values())
 
 
-def test_a_record_is_written_as_the_same_plain_string():
+def test_a_record_is_written_as_the_same_plain_string_with_its_boot_id():
     journal = old_journal()
-    journal.host(HostRecord("c", 0, HostState.RUNNING, job_id=3, started=1.0, submitted_at=1.0))
-    assert journal.path.read_text().splitlines()[-1] == OLD_LINES[2]
+    journal.host(HostRecord("c", 0, HostState.RUNNING, job_id=3, started=1.0, boot_id="b-1", host_time=0.5))
+    assert journal.path.read_text().splitlines()[-1] == OLD_LINES[2].replace(
+        '"submitted_at":1.0}', '"boot_id":"b-1","host_time":0.5}')
+
+
+def test_an_old_journal_has_no_boot_id_for_its_job_ids():
+    """Resume then reports such a job `job_unknown` instead of following its id under any boot."""
+    record = old_journal(OLD_LINES[2]).replay().hosts["c"]
+    assert (record.job_id, record.boot_id, record.host_time) == (3, None, None)
 
 
 def test_an_unknown_state_is_a_config_error_naming_the_journal():

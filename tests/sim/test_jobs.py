@@ -1,7 +1,11 @@
 """Jobs: ids, events, legacy and new-style replies, failures, abort, locks, restart."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+
+from fleetclt.errors import RemoteCallError, SessionError
 
 
 def job_events(client, job_id, until=("SUCCESS", "FAILED", "ABORTED")):
@@ -119,7 +123,9 @@ def test_transient_jobs_emit_no_events(jobs_client, host):
     assert first["id"] == marker, "no collection_update arrived before the ping reply"
 
 
-def test_restart_resets_job_ids_and_boot_id(make_host, client_for):
+def test_restart_resets_job_ids_and_boot_time_jobs_take_the_low_ids(make_host, client_for):
+    """job.py `JobsDeque._get_next_id` counts from 1 in every middlewared process, and a booting
+    middleware starts internal jobs (credentials null) at once and for a few seconds more."""
     host = make_host()
     client = client_for(host)
     client.login()
@@ -130,7 +136,107 @@ def test_restart_resets_job_ids_and_boot_id(make_host, client_for):
     fresh = client_for(host)
     fresh.login()
     assert fresh.result("system.boot_id") != boot_id
-    assert fresh.result("core.get_jobs") == [] and fresh.result("service.restart", "nfs") == 1
+    fresh.result("core.subscribe", "core.get_jobs")
+    early = fresh.result("core.get_jobs")
+    assert [(j["id"], j["method"], j["credentials"]) for j in early[:2]] == [
+        (1, "pool.import_on_boot", None), (2, "disk.sync_all", None)]
+    assert fresh.result("service.restart", "nfs") > 2 and host.counters.jobs_started == 2
+    if all(j["method"] != "catalog.sync" for j in early):  # a few simulated seconds after the start
+        fresh.wait_for(lambda m: m.get("params", {}).get("fields", {}).get("method") == "catalog.sync")
+    later = fresh.result("core.get_jobs", [["method", "=", "catalog.sync"]], {"get": True})
+    assert later["credentials"] is None and later["id"] > 2
+
+
+VERSIONS = ["24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_job_times_are_naive_and_a_date_filter_fails_with_type_error(make_host, session_for, version):
+    """job.py keeps `time_started` naive (`utc_now()`, `datetime.utcnow()` on 24.10); a `$date`
+    filter value decodes aware, and filter_list (utils/__init__.py, utils/filter_list.py from
+    25.10) orders them with operator.ge: TypeError, answered -32001 EINVAL by rpc.py (main.py's
+    DDP handler on 24.10). Equality does not raise, and with no job of the method nothing is compared."""
+    host = make_host(version=version)
+    session = session_for(host)
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    assert session.call("core.get_jobs", [["method", "=", "service.restart"], ["time_started", ">=", since]]) == []
+    job_id = session.call("service.restart", "nfs")
+    assert host.engine.jobs[job_id].time_started.tzinfo is None
+    with pytest.raises(RemoteCallError) as failed:
+        session.call("core.get_jobs", [["method", "=", "service.restart"], ["time_started", ">=", since]])
+    assert failed.value.code == -32001 and failed.value.errname == "EINVAL"
+    assert failed.value.reason == "can't compare offset-naive and offset-aware datetimes"
+    assert session.call("core.get_jobs", [["time_started", "=", since]]) == []
+    assert [j["id"] for j in session.call("core.get_jobs", [["method", "=", "service.restart"]])] == [job_id]
+
+
+def test_get_jobs_redacts_secret_results_and_arguments_unless_raw_result(jobs_client):
+    """core_service.py `get_jobs`: an external caller gets `result` redacted unless
+    `options.extra.raw_result`; job.py `__encode__` shows secret arguments as "********" always,
+    and events carry the raw result (`send_job_event` encodes with raw_result=True)."""
+    key_job = jobs_client.result("pool.dataset.export_key", "tank/secure")
+    key = job_events(jobs_client, key_job)[-1]["fields"]["result"]
+    assert isinstance(key, str) and len(key) == 64
+    redacted = jobs_client.result("core.get_jobs", [["id", "=", key_job]], {"get": True})
+    assert redacted["result"] == "********" and redacted["state"] == "SUCCESS"
+    raw = jobs_client.result("core.get_jobs", [["id", "=", key_job]], {"get": True, "extra": {"raw_result": True}})
+    assert raw["result"] == key
+    unlock = jobs_client.result("pool.dataset.unlock", "tank/secure",
+                                {"datasets": [{"name": "tank/secure", "passphrase": "hunter2"}]})
+    shown = job_events(jobs_client, unlock)[0]["fields"]["arguments"]
+    assert shown == ["tank/secure", {"datasets": [{"name": "tank/secure", "passphrase": "********"}]}]
+
+
+@pytest.mark.parametrize("version, code, reason, failure", [
+    ("24.10.2", -32001, "99", ("KeyError", None, "99")),
+    ("25.04.2", -32001, "99", ("KeyError", None, "99")),
+    ("25.10.1", -32602, "[ENOENT] None: Job with id 99 does not exist", ("VALIDATION", 2, None)),
+    ("26.0.0-BETA.2", -32602, "[ENOENT] None: Job with id 99 does not exist", ("VALIDATION", 2, None)),
+])
+def test_unknown_job_id_errors_by_version(make_host, session_for, version, code, reason, failure):
+    """core_service.py `__job_by_credential_and_id`: `self.middleware.jobs[id]` raises KeyError up
+    to 25.04 (a plain exception: EINVAL, its text the id, rpc.py / main.py); from 25.10 it raises
+    InstanceNotFound, a ValidationError (ENOENT). core.job_wait looks the id up inside its own job,
+    which fails with that exception (job.py `__encode__` exc_info)."""
+    session = session_for(make_host(version=version))
+    with pytest.raises(RemoteCallError) as refused:
+        session.call("core.job_abort", 99)
+    assert (refused.value.code, refused.value.reason) == (code, reason)
+    if code == -32602:
+        assert refused.value.extra == [[None, "Job with id 99 does not exist", 2]]
+    waiter = session.call("core.job_wait", 99)
+    with pytest.raises(SessionError):
+        session.wait_job(waiter)
+    job = session.call("core.get_jobs", [["id", "=", waiter]], {"get": True})
+    kind, errno, error = failure
+    assert (job["state"], job["exc_info"]["type"], job["exc_info"]["errno"]) == ("FAILED", kind, errno)
+    if error is not None:
+        assert job["error"] == error
+
+
+def test_job_wait_on_an_aborted_job_succeeds_with_null(jobs_client, host):
+    """job.py `wrap` -> `wait(raise_error=True)` raises only when the target has an error, and an
+    aborted job has none: core.job_wait ends SUCCESS with the target's null result."""
+    host.faults.job_duration = 3600
+    target = jobs_client.result("service.restart", "nfs")
+    waiter = jobs_client.result("core.job_wait", target)
+    jobs_client.wait_for(lambda m: m.get("params", {}).get("id") == waiter
+                         and m["params"]["fields"]["state"] == "RUNNING")
+    jobs_client.result("core.job_abort", target)
+    final = job_events(jobs_client, waiter)[-1]["fields"]
+    assert final["state"] == "SUCCESS" and final["result"] is None and final["error"] is None
+    assert host.engine.jobs[target].state == "ABORTED"
+
+
+def test_held_job_replies_start_the_job_but_keep_its_id(jobs_client, host):
+    """A fault switch, no middlewared rule: the job runs while its caller has no reply yet, as
+    when the reply is still on the wire."""
+    host.hold_job_replies(True)
+    call_id = jobs_client.request("service.restart", "nfs")
+    added = jobs_client.wait_for(lambda m: m.get("params", {}).get("msg") == "added")
+    assert added["params"]["fields"]["method"] == "service.restart" and host.counters.jobs_started == 1
+    host.hold_job_replies(False)
+    assert jobs_client.reply(call_id)["result"] == added["params"]["id"]
 
 
 def test_update_reports_many_progress_steps(jobs_client):

@@ -65,9 +65,11 @@ def test_invalid_params_triples(client):
 
 
 def test_instance_not_found_has_enoent_in_extra(client):
+    """InstanceNotFound is one ValidationError (service_exception.py): its text has no trailing
+    newline, unlike the list of a ValidationErrors."""
     client.login()
     data = client.call("core.job_abort", 999)["error"]["data"]
-    assert data["error"] == 22 and data["reason"] == "[ENOENT] None: Job with id 999 does not exist\n"
+    assert data["error"] == 22 and data["reason"] == "[ENOENT] None: Job with id 999 does not exist"
     assert data["extra"] == [[None, "Job with id 999 does not exist", 2]]
 
 
