@@ -36,15 +36,18 @@ from ..errors import (
     FleetError,
     HandshakeError,
     NotAJobError,
+    ProtocolError,
     RemoteCallError,
     SessionError,
     UnreachableError,
+    without_host,
 )
 from ..protocol.ddp import DdpDialect
 from ..protocol.endpoint import API_PATH, LEGACY_PATH, Endpoint
 from ..protocol.jobs import JOB_EVENT
 from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, is_int, is_not_authenticated
 from ..protocol.jsonrpc import Event as ProtocolEvent
+from ..protocol.versions import Version, is_renamed, method_for, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
 from .login import Credentials, log_in, refuse_insecure_key
@@ -114,6 +117,7 @@ class HostSession:
         self._watch_jobs = False  # job events are subscribed from the first job on
         self._job_events_on: Link | None = None
         self._job_events_lock = Semaphore()
+        self._version: tuple[str | None, Version] | None = None  # (boot id, version) it was asked under
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -147,7 +151,14 @@ class HostSession:
         wait for a slot: use `call` then. Nothing is retried on this path.
         """
         link = self._live_link()
-        return None if link is None else link.start_call(method, params, settle)
+        if link is None:
+            return None
+        if is_renamed(method):
+            version = self._known_version()
+            if version is None:
+                return None  # the slow path asks the host's version first
+            method = method_for(method, params, version)
+        return link.start_call(method, params, settle)
 
     def _live_link(self) -> Link | None:
         link = self._link
@@ -172,12 +183,37 @@ class HostSession:
         """
         if job:
             self._follow_jobs()
+        method = self.method_for(method, list(params))
         result = self._call(method, list(params), timeout, retry_safe)
         if not job:
             return result
         if not is_int(result):
             raise NotAJobError.for_reply(method, result, self.name)
         return self._wait_job(result, on_progress, None, None)  # job events are on already
+
+    def method_for(self, method: str, params: list[Any]) -> str:
+        """The name this host has for `method` (update.update is update.run from 25.10, docs/protocol.md §14).
+
+        Asks the host's version first when the name depends on it.
+        """
+        return method_for(method, params, self.host_version()) if is_renamed(method) else method
+
+    def host_version(self) -> Version:
+        """The host's TrueNAS version, e.g. (25, 10, 1): asked once per boot of its middleware."""
+        self._ensure_link()  # connected, the boot id is the current one
+        version = self._known_version()
+        if version is None:
+            reply = self._call("system.version_short", [], None, retry_safe=True)
+            version = parse_version(str(reply))
+            if version is None:
+                raise ProtocolError(f"system.version_short returned no version: {reply!r:.60}", self.name)
+            self._version = (self.boot_id, version)
+        return version
+
+    def _known_version(self) -> Version | None:
+        """The version learned under the current boot id; None when not asked yet or the host rebooted."""
+        known = self._version
+        return known[1] if known is not None and known[0] == self.boot_id else None
 
     def wait_job(self, job_id: int, *, on_progress: ProgressCallback | None = None,
                  timeout: float | None = None, idle_timeout: float | None = None) -> Any:
@@ -312,6 +348,10 @@ class HostSession:
         try:
             ws = open_websocket(self.name, endpoint, self._tls, self.timeouts.connect)
         except HandshakeError as exc:
+            if endpoint.is_versioned and exc.status in OLD_SERVER_STATUSES:
+                raise HandshakeError(f"{without_host(exc)}: the host does not serve {endpoint.target}; a host serves "
+                                     "API versions up to its own (GET /api/versions lists them)",
+                                     self.name, exc.status, exc.location) from None
             if not (self._probe_path and exc.status in OLD_SERVER_STATUSES):
                 raise
             endpoint = self._endpoint.with_path(LEGACY_PATH)  # a host older than 25.04

@@ -189,7 +189,8 @@ class Rollout:
     def _reconcile(self, session: HostSession, record: HostRecord) -> int:
         """The process died between sending the call and writing the job id: find that job."""
         since = dt.datetime.fromtimestamp((record.submitted_at or 0) - RECONCILE_SLACK, dt.timezone.utc)
-        jobs = session.call("core.get_jobs", [["method", "=", self.plan.method], ["time_started", ">=", since]])
+        method = session.method_for(self.plan.method, list(self.plan.params))  # the name the host ran it under
+        jobs = session.call("core.get_jobs", [["method", "=", method], ["time_started", ">=", since]])
         params = list(self.plan.params)
         matches = [job["id"] for job in jobs if job.get("arguments", [])[:len(params)] == params]
         if len(matches) != 1:
