@@ -303,6 +303,19 @@ def _host(name: str, level: Level, chain: tuple[str, ...], raw: Raw) -> HostSpec
 
 
 def _endpoint(name: str, levels: list[Level]) -> Address:
+    """The uri in force, its path replaced by an `api_version` if one is set."""
+    address = _address(name, levels)
+    pinned = _first(levels, "api_version")
+    if pinned is None:
+        return address
+    endpoint, setting = Endpoint.parse(address.uri), pinned[1]
+    path = endpoint.target.partition("?")[0]
+    if path not in ("", "/") and not path.startswith("/api/"):
+        raise setting.where.error(f"needs a JSON-RPC endpoint (/api/...), but the uri in force has {path}")
+    return Address(endpoint.with_path(setting.value).uri, address.address, address.port)
+
+
+def _address(name: str, levels: list[Level]) -> Address:
     """The uri in force, or one built from address/port/scheme/path (see module doc)."""
     parts = {key: found for key in ("address", "port", "scheme", "path")
              if (found := _first(levels, key))}

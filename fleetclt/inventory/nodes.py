@@ -25,7 +25,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import InventoryError, did_you_mean
-from ..protocol.endpoint import DEFAULT_PORTS, normalize_fingerprint
+from ..protocol.endpoint import DEFAULT_PORTS, api_path, normalize_fingerprint
 from ..secret import Location, Secret
 
 log = logging.getLogger("fleetclt.inventory")  # the name users configure, whichever module logs
@@ -317,6 +317,7 @@ SETTINGS: dict[str, Validator] = {
     "port": _port,
     "scheme": _text("one of ws, wss", lambda value: value if value in DEFAULT_PORTS else None),
     "path": _text("a path such as /api/current", lambda v: v if re.fullmatch(r"/\S*", v) else None),
+    "api_version": _text("current or an API version such as v25.04.2", api_path),
     "username": nonempty_string, "password": _secret, "api_key": _secret, "verify_tls": _bool,
     "ca_file": _local_file,
     "tls_fingerprint": _text("a SHA-256 fingerprint (64 hex digits, colons allowed)",

@@ -96,6 +96,36 @@ def test_uri_at_host_level_wins_over_inherited_parts():
     assert hosts["b"].uri == "ws://b.example:7000/x"
 
 
+@pytest.mark.parametrize(("settings_", "uri"), [
+    ("{api_version: v25.04.2}", "wss://nas01/api/v25.04.2"),
+    ("{api_version: '25.10.1', address: 10.0.0.1, scheme: ws}", "ws://10.0.0.1/api/v25.10.1"),
+    ("{api_version: current, path: /api/v25.04.2}", "wss://nas01/api/current"),
+    ("{uri: 'wss://nas.example:8443', api_version: v26.0.0}", "wss://nas.example:8443/api/v26.0.0"),
+    ("{uri: 'ws://127.0.0.1:6001/api/current', api_version: v24.10}", "ws://127.0.0.1:6001/api/v24.10"),
+])
+def test_api_version_pins_the_endpoint(settings_, uri):
+    assert parse(f"hosts:\n  nas01: {settings_}\n").hosts["nas01"].uri == uri
+
+
+def test_api_version_is_inherited_from_groups():
+    text = """
+    groups:
+      old-api: {api_version: v25.04.2}
+    hosts:
+      a: {uri: 'ws://127.0.0.1:6001/api/current', groups: [old-api]}
+      b: {uri: 'ws://127.0.0.2:6001/api/current'}
+    """
+    hosts = parse(text).hosts
+    assert (hosts["a"].uri, hosts["b"].uri) == ("ws://127.0.0.1:6001/api/v25.04.2", "ws://127.0.0.2:6001/api/current")
+
+
+def test_api_version_errors():
+    assert "hosts.nas01.api_version: expected current or an API version such as v25.04.2, got 'latest'" in error(
+        "hosts:\n  nas01: {api_version: latest}\n")
+    legacy = error("hosts:\n  nas01: {uri: 'ws://h:1/websocket', api_version: v25.04.2}\n")
+    assert "api_version: needs a JSON-RPC endpoint (/api/...), but the uri in force has /websocket" in legacy
+
+
 INHERITANCE = """\
 defaults:
   username: default-user
@@ -272,7 +302,7 @@ ERRORS = [
      "inventory.yaml:3: groups.eu.childs: unknown key; did you mean 'children'?"),
     ("defaults:\n  groups: [x]\n", "inventory.yaml:2: defaults.groups: unknown key; expected one of: address, api_key"),
     ("hosts:\n  a:\n    zzzz: 1\n", "inventory.yaml:3: hosts.a.zzzz: unknown key; expected one of: "
-     "address, api_key, ca_file, connect_timeout, groups, password, path, port, scheme, "
+     "address, api_key, api_version, ca_file, connect_timeout, groups, password, path, port, scheme, "
      "timeout, tls_fingerprint, uri, username, vars, verify_tls"),
     ("groups:\n  eu-west: {}\nhosts:\n  a:\n    groups: [eu_west]\n",
      "inventory.yaml:5: hosts.a.groups[0]: unknown group 'eu_west'; did you mean 'eu-west'?"),
