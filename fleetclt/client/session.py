@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,6 +39,7 @@ from ..errors import (
     ProtocolError,
     RemoteCallError,
     SessionError,
+    StandbyError,
     UnreachableError,
     without_host,
 )
@@ -94,10 +95,13 @@ class HostSession:
     def __init__(self, name: str, uri: str, credentials: Credentials | None = None, *,
                  tls: TLSPolicy | None = None, timeouts: Timeouts | None = None,
                  throttle: AuthThrottle | None = None, backoff: Backoff | None = None,
-                 window: int = 10) -> None:
+                 window: int = 10, controllers: Sequence[str] = ()) -> None:
         self.name = name
         self._endpoint = Endpoint.parse(uri)
         self._probe_path = self._endpoint.target in ("", "/")
+        # An HA pair as one host: `uri` and the other controllers' URIs, tried in turn (docs/protocol.md §5).
+        self._controllers = [self._endpoint] + [Endpoint.parse(other) for other in controllers if other != uri]
+        self._controller = 0  # the one in use
         self._credentials = credentials or Credentials()
         self._tls = tls or TLSPolicy()
         self.timeouts = timeouts or Timeouts()
@@ -322,7 +326,7 @@ class HostSession:
         attempts = 1 if first else self.timeouts.reconnect_attempts
         for attempt in range(attempts):
             try:
-                return self._open()
+                return self._open_controller()
             except (UnreachableError, ConnectionLost) as exc:
                 if attempt + 1 >= attempts:
                     raise
@@ -330,6 +334,19 @@ class HostSession:
                 log.info("%s: reconnect failed (%s); next try in %.1f s", self.name, exc, delay)
                 gevent.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _open_controller(self) -> Link:
+        """Open a link to the controller in use; a standby or unreachable one hands over to the next."""
+        for _ in self._controllers[1:]:
+            try:
+                return self._open()
+            except (StandbyError, UnreachableError) as exc:
+                self._controller = (self._controller + 1) % len(self._controllers)
+                following = self._endpoint = self._controllers[self._controller]
+                self._probe_path = following.target in ("", "/")
+                self._refuse_insecure_key()
+                log.info("%s: %s; trying the controller at %s", self.name, without_host(exc), following.uri)
+        return self._open()
 
     def _open(self) -> Link:
         ws, dialect = self._open_websocket()

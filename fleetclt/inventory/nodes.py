@@ -276,6 +276,13 @@ def _uri(doc: Doc, node: Node, key: str) -> Address:
     return Address(text, parts.hostname, port or DEFAULT_PORTS[parts.scheme])
 
 
+def _controllers(doc: Doc, node: Node, key: str) -> tuple[Address, ...]:
+    """The URIs of an HA pair's controllers (docs/protocol.md §5): two or more, each a uri."""
+    if not isinstance(node, SequenceNode) or len(node.value) < 2:
+        raise doc.at(node, key).error("expected a list of two or more controller uris")
+    return tuple(_uri(doc, item, f"{key}[{index}]") for index, item in enumerate(node.value))
+
+
 def _local_file(doc: Doc, node: Node, key: str) -> str:
     return os.path.join(doc.base_dir, os.path.expanduser(nonempty_string(doc, node, key)))
 
@@ -313,6 +320,7 @@ def _secret_reference(doc: Doc, node: MappingNode, key: str) -> Secret:
 
 SETTINGS: dict[str, Validator] = {
     "uri": _uri,
+    "controllers": _controllers,
     "address": _text("a host name or IP address", _normal_address),
     "port": _port,
     "scheme": _text("one of ws, wss", lambda value: value if value in DEFAULT_PORTS else None),

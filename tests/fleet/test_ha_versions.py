@@ -204,3 +204,33 @@ def test_the_readme_examples_work_on_every_version(mixed, cli_on):
     version = cli_on(mixed, "call", "--hosts", "all", "-o", "json", "system.version")
     assert [host["result"] for host in orjson.loads(version.stdout)["hosts"].values()] == [
         "TrueNAS-SCALE-24.10.2", "TrueNAS-25.04.2", "TrueNAS-25.10.1", "TrueNAS-26.0.0"]
+
+
+# -- an HA pair as one host ------------------------------------------------------------------
+def test_an_ha_pair_is_one_host_served_by_its_active_controller(pair, monkeypatch):
+    master, backup = pair
+    monkeypatch.setenv("HA_TEST_PW", PASSWORD)
+    inventory = parse_inventory(yaml.safe_dump({
+        "defaults": {"username": "admin", "password": {"env": "HA_TEST_PW"}},
+        "hosts": {"nas": {"controllers": [backup.uri, master.uri]}}}), "pair.yaml")
+    assert inventory.hosts["nas"].uri == backup.uri
+    with Fleet(inventory) as fleet:
+        first = fleet.call("system.info")["nas"]
+        assert first.ok and first.result["hostname"] == "nas-a"
+        master.fail_over()
+        wait_until(lambda: not fleet["nas"].connected)
+        after = fleet.call("system.info")["nas"]
+        assert after.ok and after.result["hostname"] == "nas-b"
+    assert master.counters.logins_ok == 1 and backup.counters.logins_ok == 1
+
+
+def test_a_pair_without_a_reachable_active_controller_reports_the_last_answer(pair, monkeypatch):
+    master, backup = pair
+    monkeypatch.setenv("HA_TEST_PW", PASSWORD)
+    refused = f"ws://{master.address}:1/api/current"  # the active controller, as seen through a broken route
+    inventory = parse_inventory(yaml.safe_dump({
+        "defaults": {"username": "admin", "password": {"env": "HA_TEST_PW"}},
+        "hosts": {"nas": {"controllers": [refused, backup.uri]}}}), "pair.yaml")
+    with Fleet(inventory) as fleet:
+        result = fleet.call("core.ping")["nas"]
+    assert result.status is Status.STANDBY and result.error.urls == [f"http://{master.address}:{master.port}"]
