@@ -70,7 +70,8 @@ def test_failover_status_and_license(pair, make_host, client_for):
 
 
 def test_fail_over_swaps_the_roles(pair, client_for):
-    """On failover the BACKUP takes over and the old MASTER reboots (its connections drop)."""
+    """failover.py become_passive: the active node reboots itself ("STCNITH") so the BACKUP takes
+    over; the rebooted node comes back as BACKUP and its connections drop."""
     master, backup = pair()
     old = client_for(master)
     login_ex(old)
