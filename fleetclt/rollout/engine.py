@@ -172,11 +172,14 @@ class Rollout:
         if record.state is HostState.SUBMITTING:
             job_id = self._reconcile(session, record)
         else:
+            # The host's name for the method first (it may ask the version): from the journal
+            # entry on, the next step is the job call itself, so a kill leaves no gap before it.
+            method = session.method_for(self.plan.method, list(self.plan.params))
             record.state, record.started = HostState.SUBMITTING, time.time()
             record.submitted_at = record.started
             self.journal.host(record)
             self._notify(lambda observer: observer.host_started(self, record))
-            job_id = self._job_id(session.call(self.plan.method, *self.plan.params))
+            job_id = self._job_id(session.call(method, *self.plan.params))
         record.state, record.job_id = HostState.RUNNING, job_id
         self.journal.host(record)
         return job_id
