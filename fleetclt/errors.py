@@ -15,6 +15,7 @@ these at the transport boundary only, so callers catch one family::
         │   └── TLSError            certificate rejected
         │       └── PinMismatch     certificate does not match the pinned SHA-256
         ├── AuthError               credentials refused (never retried automatically)
+        ├── StandbyError            an HA standby controller: log in on the active one (.urls)
         ├── ThrottledError          server said EBUSY, or our own auth budget is spent
         ├── InsecureCredentialError a plain API key would go over ws:// to a remote host
         ├── CallTimeout             no reply in time
@@ -119,6 +120,18 @@ class AuthError(SessionError):
     """The server refused the credentials."""
 
 
+class StandbyError(SessionError):
+    """The host is the standby controller of an HA pair; `urls` are the active one's (from REDIRECT).
+
+    Routing, not a refused credential: the session tries again on the next call,
+    which succeeds once this controller has become the active one.
+    """
+
+    def __init__(self, message: str, host: str = "", urls: list[str] | None = None) -> None:
+        self.urls = list(urls or [])
+        super().__init__(message, host)
+
+
 class ThrottledError(SessionError):
     """The auth budget is spent, locally or on the server (EBUSY)."""
 
@@ -173,6 +186,13 @@ class JobFailed(SessionError):
     def __init__(self, message: str, host: str = "", job: dict[str, Any] | None = None) -> None:
         self.job = job or {}
         super().__init__(message, host)
+
+    @property
+    def errno(self) -> int | None:
+        """The errno the job failed with (exc_info.errno), e.g. 209 EREBOOTREQUIRED; None if none."""
+        info = self.job.get("exc_info")
+        value = info.get("errno") if isinstance(info, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class JobUnknown(SessionError):

@@ -78,7 +78,7 @@ def run_hosts(args: argparse.Namespace) -> int:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    params = call_params(args.args, sys.stdin)
+    params = call_params(args, sys.stdin)
     wait = args.job or args.job_print is not None
 
     def action(session: HostSession) -> Any:

@@ -23,7 +23,7 @@ from ..rollout.observer import RolloutObserver
 from ..rollout.plan import Budget, RolloutPlan, named_option, parse_batch
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
-from .call_args import call_params, parse_arg
+from .call_args import add_call_arguments, call_params, parse_arg
 from .fleet import add_concurrency_options, fleet_for, selection
 from .rollout_view import progress_view
 from .status import ExitStatus
@@ -47,8 +47,7 @@ def add_rollout_command(commands: Any) -> None:
     parser.add_argument("--output", "-o", choices=output.FORMATS, help="default: table on a terminal, else json")
     add_concurrency_options(parser)
     parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted rollout from its journal")
-    parser.add_argument("method", metavar="METHOD", nargs="?")
-    parser.add_argument("args", nargs="*", metavar="ARG")
+    add_call_arguments(parser, required=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +80,7 @@ def _start(args: argparse.Namespace, view: RolloutObserver) -> Rollout:
     named_option("--max-fail", lambda: Budget.parse(args.max_fail))
     health = named_option("--health", lambda: _health(args.health))
     inventory, names = selection(args)
-    plan = RolloutPlan(args.method, tuple(call_params(args.args, sys.stdin)), batch=args.batch,
+    plan = RolloutPlan(args.method, tuple(call_params(args, sys.stdin)), batch=args.batch,
                        max_fail=args.max_fail, window=args.window, pause=args.pause,
                        health=health, abort_on_halt=args.abort_on_halt, stall_after=args.stall)
     return Rollout.start(fleet_for(inventory, args), plan, names, [view])

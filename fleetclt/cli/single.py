@@ -26,7 +26,7 @@ from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import CollectionUpdate
 from . import output
 from .argtypes import count, seconds
-from .call_args import call_params
+from .call_args import add_call_arguments, call_params, reads_stdin
 from .options import add_connection_options, option, read_credentials, secret_on_stdin, tls_policy
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,7 @@ def add_commands(commands: Any) -> None:
                       help="job progress on stderr (implies -j; default: a bar when stderr is a terminal)")
     call.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS",
                       help="time limit for the reply (with -j: for the job id only)")
-    call.add_argument("method", metavar="METHOD")
-    call.add_argument("args", nargs="*", metavar="ARG", help="JSON if it parses, else a string; a final - reads "
-                      "a JSON array of arguments from stdin")
+    add_call_arguments(call)
     ping = commands.add_parser("ping", help="log in and call core.ping")
     add_connection_options(ping, nested=True)
     ping.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS", help="time limit for the reply")
@@ -74,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    if args.args and args.args[-1] == "-" and secret_on_stdin(args):
+    if reads_stdin(args) and secret_on_stdin(args):
         raise ConfigError("stdin cannot carry both the secret and the arguments; "
                           "give the secret with --password-env, --password-file or a key file")
-    params = call_params(args.args, sys.stdin)
+    params = call_params(args, sys.stdin)
     wait = args.job or args.job_print is not None
     reporter = output.progress_reporter(args.job_print) if wait else None
     with open_session(args) as session:

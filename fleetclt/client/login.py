@@ -4,6 +4,8 @@
 `auth.login_with_api_key` on servers without it (the legacy dialect always).
 Every attempt takes a token from the auth throttle first; EBUSY blocks the
 budget for the server's window; a refused credential is never retried here.
+REDIRECT (an HA standby controller) is no refusal: it raises StandbyError,
+which the session does not remember, so it logs in again after a failover.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AuthError, InsecureCredentialError, SessionError, ThrottledError
+from ..errors import AuthError, InsecureCredentialError, SessionError, StandbyError, ThrottledError
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
@@ -21,8 +23,7 @@ from .throttle import AuthThrottle
 _HINTS = {"AUTH_ERR": "username or secret refused",
           "EXPIRED": "credential expired or revoked",
           "DENIED": "account may not use the API or is locked",
-          "OTP_REQUIRED": "two-factor authentication is required (not supported yet)",
-          "REDIRECT": "this is an HA standby node; connect to the active one"}
+          "OTP_REQUIRED": "two-factor authentication is required (not supported yet)"}
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,16 @@ def _check_reply(host: str, reply: Any) -> None:
     if reply is True or (isinstance(reply, dict) and reply.get("response_type") == "SUCCESS"):
         return
     kind = str(reply.get("response_type")) if isinstance(reply, dict) else "AUTH_ERR"
+    if kind == "REDIRECT":
+        raise _standby(host, reply.get("urls"))
     raise AuthError(f"login failed: {_HINTS.get(kind, kind)}", host)
+
+
+def _standby(host: str, urls: Any) -> StandbyError:
+    """A standby controller answers REDIRECT before it looks at credentials (docs/protocol.md §5)."""
+    listed = [url for url in urls if isinstance(url, str)] if isinstance(urls, list) else []
+    where = ", ".join(listed) or "its peer (no address given)"
+    return StandbyError(f"HA standby controller: the active one is at {where}", host, listed)
 
 
 def _is_loopback(host: str) -> bool:

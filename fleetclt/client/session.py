@@ -21,7 +21,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -39,15 +39,19 @@ from ..errors import (
     HandshakeError,
     JobUnknown,
     NotAJobError,
+    ProtocolError,
     RemoteCallError,
     SessionError,
+    StandbyError,
     UnreachableError,
+    without_host,
 )
 from ..protocol.ddp import DdpDialect
 from ..protocol.endpoint import API_PATH, LEGACY_PATH, Endpoint
 from ..protocol.jobs import JOB_EVENT, JobRef
 from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, NotifyUnsubscribed, is_int, is_not_authenticated
 from ..protocol.jsonrpc import Event as ProtocolEvent
+from ..protocol.versions import Version, is_renamed, method_for, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
 from .login import Credentials, log_in, refuse_insecure_key
@@ -116,10 +120,13 @@ class HostSession:
     def __init__(self, name: str, uri: str, credentials: Credentials | None = None, *,
                  tls: TLSPolicy | None = None, timeouts: Timeouts | None = None,
                  throttle: AuthThrottle | None = None, backoff: Backoff | None = None,
-                 window: int = 10) -> None:
+                 window: int = 10, controllers: Sequence[str] = ()) -> None:
         self.name = name
         self._endpoint = Endpoint.parse(uri)
         self._probe_path = self._endpoint.target in ("", "/")
+        # An HA pair as one host: `uri` and the other controllers' URIs, tried in turn (docs/protocol.md §5).
+        self._controllers = [self._endpoint] + [Endpoint.parse(other) for other in controllers if other != uri]
+        self._controller = 0  # the one in use
         self._credentials = credentials or Credentials()
         self._tls = tls or TLSPolicy()
         self.timeouts = timeouts or Timeouts()
@@ -141,6 +148,7 @@ class HostSession:
         self._watch_jobs = False  # job events are subscribed from the first job on
         self._job_events_on: Link | None = None
         self._job_events_lock = Semaphore()
+        self._version: tuple[str | None, Version] | None = None  # (boot id, version) it was asked under
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -174,7 +182,14 @@ class HostSession:
         wait for a slot: use `call` then. Nothing is retried on this path.
         """
         link = self._live_link()
-        return None if link is None else link.start_call(method, params, settle)
+        if link is None:
+            return None
+        if is_renamed(method):
+            version = self._known_version()
+            if version is None:
+                return None  # the slow path asks the host's version first
+            method = method_for(method, params, version)
+        return link.start_call(method, params, settle)
 
     def _live_link(self) -> Link | None:
         link = self._link
@@ -199,7 +214,7 @@ class HostSession:
         A job call is never sent twice, whatever `retry_safe` says.
         """
         if not job:
-            return self._call(method, list(params), timeout, retry_safe)
+            return self._call(self.method_for(method, list(params)), list(params), timeout, retry_safe)
         ref = self.start_job(method, *params, timeout=timeout)
         return self._wait_job(ref, on_progress, None, None)  # job events are on already
 
@@ -211,6 +226,7 @@ class HostSession:
         which boot issued the id cannot be told: JobUnknown, nothing sent again.
         """
         self._follow_jobs()
+        method = self.method_for(method, list(params))  # the JobRef keeps the name the host ran
         link, boot_id = self._link, self.boot_id
         result = self._call(method, list(params), timeout, False)
         if not is_int(result):
@@ -219,6 +235,30 @@ class HostSession:
             raise JobUnknown(f"the middleware restarted while {method} was being submitted: job {result} "
                              "may be of either boot; it was not sent again", self.name)
         return JobRef(boot_id, int(result), method, params)
+
+    def method_for(self, method: str, params: list[Any]) -> str:
+        """The name this host has for `method` (update.update is update.run from 25.10, docs/protocol.md §14).
+
+        Asks the host's version first when the name depends on it.
+        """
+        return method_for(method, params, self.host_version()) if is_renamed(method) else method
+
+    def host_version(self) -> Version:
+        """The host's TrueNAS version, e.g. (25, 10, 1): asked once per boot of its middleware."""
+        self._ensure_link()  # connected, the boot id is the current one
+        version = self._known_version()
+        if version is None:
+            reply = self._call("system.version_short", [], None, retry_safe=True)
+            version = parse_version(str(reply))
+            if version is None:
+                raise ProtocolError(f"system.version_short returned no version: {reply!r:.60}", self.name)
+            self._version = (self.boot_id, version)
+        return version
+
+    def _known_version(self) -> Version | None:
+        """The version learned under the current boot id; None when not asked yet or the host rebooted."""
+        known = self._version
+        return known[1] if known is not None and known[0] == self.boot_id else None
 
     def wait_job(self, job: int | JobRef, *, on_progress: ProgressCallback | None = None,
                  timeout: float | None = None, idle_timeout: float | None = None) -> Any:
@@ -424,7 +464,7 @@ class HostSession:
         attempts = 1 if first else self.timeouts.reconnect_attempts
         for attempt in range(attempts):
             try:
-                return self._open()
+                return self._open_controller()
             except (UnreachableError, ConnectionLost) as exc:
                 if attempt + 1 >= attempts:
                     raise
@@ -432,6 +472,19 @@ class HostSession:
                 log.info("%s: reconnect failed (%s); next try in %.1f s", self.name, exc, delay)
                 gevent.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _open_controller(self) -> Link:
+        """Open a link to the controller in use; a standby or unreachable one hands over to the next."""
+        for _ in self._controllers[1:]:
+            try:
+                return self._open()
+            except (StandbyError, UnreachableError) as exc:
+                self._controller = (self._controller + 1) % len(self._controllers)
+                following = self._endpoint = self._controllers[self._controller]
+                self._probe_path = following.target in ("", "/")
+                self._refuse_insecure_key()
+                log.info("%s: %s; trying the controller at %s", self.name, without_host(exc), following.uri)
+        return self._open()
 
     def _open(self) -> Link:
         ws, dialect = self._open_websocket()
@@ -450,6 +503,10 @@ class HostSession:
         try:
             ws = open_websocket(self.name, endpoint, self._tls, self.timeouts.connect)
         except HandshakeError as exc:
+            if endpoint.is_versioned and exc.status in OLD_SERVER_STATUSES:
+                raise HandshakeError(f"{without_host(exc)}: the host does not serve {endpoint.target}; a host serves "
+                                     "API versions up to its own (GET /api/versions lists them)",
+                                     self.name, exc.status, exc.location) from None
             if not (self._probe_path and exc.status in OLD_SERVER_STATUSES):
                 raise
             endpoint = self._endpoint.with_path(LEGACY_PATH)  # a host older than 25.04

@@ -35,7 +35,7 @@ def session_for(spec: HostSpec) -> HostSession:
     return HostSession(
         spec.name, spec.uri, Credentials(spec.username, spec.password, spec.api_key),
         tls=TLSPolicy(spec.verify_tls, spec.ca_file, spec.tls_fingerprint),
-        timeouts=Timeouts(connect=spec.connect_timeout, call=spec.timeout))
+        timeouts=Timeouts(connect=spec.connect_timeout, call=spec.timeout), controllers=spec.controllers)
 
 
 class Fleet:

@@ -18,11 +18,13 @@ from ..errors import (
     FleetError,
     InsecureCredentialError,
     JobUnknown,
+    StandbyError,
     ThrottledError,
     TLSError,
     UnreachableError,
     without_host,
 )
+from ..protocol.jsonrpc import EHAUNAVAILABLE, EREBOOTREQUIRED
 
 
 class Status(str, enum.Enum):
@@ -36,12 +38,16 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"              # no answer in time, or the whole operation's deadline passed
     TLS_REJECTED = "tls_rejected"    # certificate not trusted or not matching its pin
     JOB_UNKNOWN = "job_unknown"      # the host no longer knows the job (it restarted)
+    STANDBY = "standby"              # an HA standby controller: the reason names the active one
+    REBOOT_REQUIRED = "reboot_required"  # errno 209: an update was applied, the host waits for a reboot
+    HA_UNAVAILABLE = "ha_unavailable"    # errno 210: HA is configured but degraded
 
 
 _STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (TLSError, Status.TLS_REJECTED),
     (UnreachableError, Status.UNREACHABLE),
     (ConnectionLost, Status.UNREACHABLE),
+    (StandbyError, Status.STANDBY),
     (AuthError, Status.AUTH_FAILED),
     (InsecureCredentialError, Status.AUTH_FAILED),
     (ThrottledError, Status.THROTTLED),
@@ -50,8 +56,18 @@ _STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
 )
 
 
+_STATUS_OF_ERRNO = {EREBOOTREQUIRED: Status.REBOOT_REQUIRED, EHAUNAVAILABLE: Status.HA_UNAVAILABLE}
+
+
 def status_of(error: BaseException) -> Status:
-    """The status a host gets for an error (a dropped connection counts as unreachable)."""
+    """The status a host gets for an error (a dropped connection counts as unreachable).
+
+    A call or job that failed with errno 209 or 210 gets a status of its own, so a
+    rollout can tell "reboot first" and "HA degraded" from a broken host.
+    """
+    code = getattr(error, "errno", None)
+    if code in _STATUS_OF_ERRNO:
+        return _STATUS_OF_ERRNO[code]
     return next((status for kind, status in _STATUS_OF if isinstance(error, kind)), Status.FAILED)
 
 

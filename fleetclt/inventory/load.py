@@ -81,6 +81,7 @@ class HostSpec:
     connect_timeout: float = 10.0
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    controllers: tuple[str, ...] = ()  # an HA pair: every controller's uri, `uri` the first
 
     def __post_init__(self) -> None:
         _freeze(self, "vars")
@@ -90,7 +91,7 @@ class HostSpec:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("password", "api_key"):
             out[key] = out[key] and out[key].source
-        return {**out, "groups": list(self.groups), "vars": dict(self.vars)}
+        return {**out, "groups": list(self.groups), "vars": dict(self.vars), "controllers": list(self.controllers)}
 
 
 @dataclass(frozen=True)
@@ -299,10 +300,40 @@ def _host(name: str, level: Level, chain: tuple[str, ...], raw: Raw) -> HostSpec
     merged: dict[str, Any] = {}
     for source in reversed(levels):
         merged.update(own_vars(source))
-    return HostSpec(name, *_endpoint(name, levels), **plain, groups=chain, vars=merged)
+    controllers = [_pinned(levels, address) for address in _pair(levels)]
+    endpoint = controllers[0] if controllers else _pinned(levels, _address(name, levels))
+    return HostSpec(name, *endpoint, **plain, groups=chain, vars=merged,
+                    controllers=tuple(address.uri for address in controllers))
 
 
-def _endpoint(name: str, levels: list[Level]) -> Address:
+def _pair(levels: list[Level]) -> tuple[Address, ...]:
+    """An HA pair's controllers, when `controllers` is the endpoint setting in force rather than a uri."""
+    found = _first(levels, "controllers")
+    if found is None:
+        return ()
+    for key in ("uri", "address", "port", "scheme", "path"):
+        other = _first(levels, key)
+        if other is not None and other[0] <= found[0]:
+            if key == "uri" and other[0] < found[0]:
+                return ()  # a host's own uri wins over a pair described by a group
+            raise other[1].where.error(f"conflicts with the controllers set at {found[1].where}; "
+                                       f"give either controllers or {key}")
+    return tuple(found[1].value)
+
+
+def _pinned(levels: list[Level], address: Address) -> Address:
+    """`address` with its path replaced by the `api_version` in force, if any."""
+    pinned = _first(levels, "api_version")
+    if pinned is None:
+        return address
+    endpoint, setting = Endpoint.parse(address.uri), pinned[1]
+    path = endpoint.target.partition("?")[0]
+    if path not in ("", "/") and not path.startswith("/api/"):
+        raise setting.where.error(f"needs a JSON-RPC endpoint (/api/...), but the uri in force has {path}")
+    return Address(endpoint.with_path(setting.value).uri, address.address, address.port)
+
+
+def _address(name: str, levels: list[Level]) -> Address:
     """The uri in force, or one built from address/port/scheme/path (see module doc)."""
     parts = {key: found for key in ("address", "port", "scheme", "path")
              if (found := _first(levels, key))}

@@ -25,7 +25,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import InventoryError, did_you_mean
-from ..protocol.endpoint import DEFAULT_PORTS, normalize_fingerprint
+from ..protocol.endpoint import DEFAULT_PORTS, api_path, normalize_fingerprint
 from ..secret import Location, Secret
 
 log = logging.getLogger("fleetclt.inventory")  # the name users configure, whichever module logs
@@ -276,6 +276,13 @@ def _uri(doc: Doc, node: Node, key: str) -> Address:
     return Address(text, parts.hostname, port or DEFAULT_PORTS[parts.scheme])
 
 
+def _controllers(doc: Doc, node: Node, key: str) -> tuple[Address, ...]:
+    """The URIs of an HA pair's controllers (docs/protocol.md §5): two or more, each a uri."""
+    if not isinstance(node, SequenceNode) or len(node.value) < 2:
+        raise doc.at(node, key).error("expected a list of two or more controller uris")
+    return tuple(_uri(doc, item, f"{key}[{index}]") for index, item in enumerate(node.value))
+
+
 def _local_file(doc: Doc, node: Node, key: str) -> str:
     return os.path.join(doc.base_dir, os.path.expanduser(nonempty_string(doc, node, key)))
 
@@ -313,10 +320,12 @@ def _secret_reference(doc: Doc, node: MappingNode, key: str) -> Secret:
 
 SETTINGS: dict[str, Validator] = {
     "uri": _uri,
+    "controllers": _controllers,
     "address": _text("a host name or IP address", _normal_address),
     "port": _port,
     "scheme": _text("one of ws, wss", lambda value: value if value in DEFAULT_PORTS else None),
     "path": _text("a path such as /api/current", lambda v: v if re.fullmatch(r"/\S*", v) else None),
+    "api_version": _text("current or an API version such as v25.04.2", api_path),
     "username": nonempty_string, "password": _secret, "api_key": _secret, "verify_tls": _bool,
     "ca_file": _local_file,
     "tls_fingerprint": _text("a SHA-256 fingerprint (64 hex digits, colons allowed)",

@@ -16,6 +16,7 @@ LEGACY_PATH = "/websocket"      # the DDP dialect of 24.10 and older
 UNIX_HANDSHAKE_HOST, UNIX_HANDSHAKE_PATH = "localhost", API_PATH  # what midclt sends over the local socket
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_API_VERSION = re.compile(r"v?(\d+(?:\.\d+)+)")
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,25 @@ class Endpoint:
         return f"{self.scheme}://{self.netloc}{self.target}"
 
     @property
+    def is_versioned(self) -> bool:
+        """A pinned API version such as /api/v25.04.2 (docs/protocol.md §1)."""
+        return self.target.startswith("/api/v")
+
+    @property
     def is_legacy(self) -> bool:
         """The DDP endpoint of TrueNAS 24.10 and older, rather than JSON-RPC."""
         return self.target.endswith(LEGACY_PATH)
+
+
+def api_path(api_version: str) -> str | None:
+    """The path of an API version: 'current' -> /api/current, '25.04.2' or 'v25.04.2' -> /api/v25.04.2.
+
+    None when `api_version` is neither (docs/protocol.md §1).
+    """
+    if api_version == "current":
+        return API_PATH
+    found = _API_VERSION.fullmatch(api_version)
+    return f"/api/v{found.group(1)}" if found else None
 
 
 def normalize_fingerprint(text: str) -> str | None:

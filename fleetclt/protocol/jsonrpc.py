@@ -47,6 +47,8 @@ CALL_ERROR = -32001
 EBUSY = 16
 ENOMETHOD = 201
 ENOTAUTHENTICATED = 207
+EREBOOTREQUIRED = 209   # an update was applied: reboot before the next (docs/protocol.md §11)
+EHAUNAVAILABLE = 210    # HA is configured but degraded: no update until it is healthy
 
 UPDATE_KINDS = frozenset({"added", "changed", "removed"})
 

@@ -178,20 +178,27 @@ class Rollout:
                 raise JobUnknown(f"the journal does not say which boot of the middleware job {record.job_id} "
                                  "was started under (written by an older fleetclt); check the host, "
                                  "nothing was resubmitted", record.host)
-            return JobRef(record.boot_id, record.job_id, self.plan.method, self.plan.params)
+            return JobRef(record.boot_id, record.job_id, self._method_on(session), self.plan.params)
         job = self._reconcile(session, record) if record.state is HostState.SUBMITTING else self._submit(
             session, record)
         record.state, record.job_id, record.boot_id = HostState.RUNNING, job.id, job.boot_id
         self.journal.host(record)
         return job
 
+    def _method_on(self, session: HostSession) -> str:
+        """The plan's method under the name this host has for it (update.run from 25.10, docs/protocol.md §14)."""
+        return session.method_for(self.plan.method, list(self.plan.params))
+
     def _submit(self, session: HostSession, record: HostRecord) -> JobRef:
+        # Everything that may ask the host something comes before the journal entry: from
+        # it on, the next step is the job call itself, so a kill leaves no gap before it.
+        method = self._method_on(session)
         host_time = _host_clock(session.call("system.info", retry_safe=True))
         record.state, record.started = HostState.SUBMITTING, time.time()
         record.boot_id, record.host_time = session.boot_id, host_time
         self.journal.host(record)
         self._notify(lambda observer: observer.host_started(self, record))
-        return session.start_job(self.plan.method, *self.plan.params)
+        return session.start_job(method, *self.plan.params)
 
     def _reconcile(self, session: HostSession, record: HostRecord) -> JobRef:
         """The process died between sending the call and journaling the id: find that job.
@@ -207,19 +214,20 @@ class Rollout:
             raise JobUnknown("the journal lacks the host's boot id or clock at submission (written by an older "
                              "fleetclt): cannot tell which job was started; check the host, nothing was resubmitted",
                              record.host)
-        jobs = session.call("core.get_jobs", [["method", "=", self.plan.method]], retry_safe=True)
+        method = self._method_on(session)
+        jobs = session.call("core.get_jobs", [["method", "=", method]], retry_safe=True)
         if session.boot_id != record.boot_id:
             raise JobUnknown("the middleware restarted since the job was submitted: a job it ran is gone; "
                              "check the host, nothing was resubmitted", record.host)
         since = record.host_time - RECONCILE_SLACK
         matches = [int(job["id"]) for job in jobs
                    if job.get("credentials") is not None and _started(job) >= since
-                   and same_call(job, self.plan.method, self.plan.params)]
+                   and same_call(job, method, self.plan.params)]
         if len(matches) != 1:
             raise JobUnknown(f"cannot tell which job was started before the interruption ({len(matches)} "
                              f"candidates{': ' if matches else ''}{', '.join(map(str, matches))}); check the host, "
                              "nothing was resubmitted", record.host)
-        return JobRef(record.boot_id, matches[0], self.plan.method, self.plan.params)
+        return JobRef(record.boot_id, matches[0], method, self.plan.params)
 
     def _on_progress(self, record: HostRecord, job: dict[str, Any]) -> None:
         progress = self.job_progress[record.host] = job.get("progress") or {}

@@ -41,6 +41,9 @@ class HostState(str, enum.Enum):
     TIMEOUT = "timeout"
     TLS_REJECTED = "tls_rejected"
     JOB_UNKNOWN = "job_unknown"
+    STANDBY = "standby"
+    REBOOT_REQUIRED = "reboot_required"
+    HA_UNAVAILABLE = "ha_unavailable"
 
 
 ACTIVE = frozenset({HostState.SUBMITTING, HostState.RUNNING})          # a job may be running there

@@ -1,4 +1,4 @@
-"""core.*, auth.* and system.* methods of the simulator.
+"""core.*, auth.*, system.* and failover.* methods of the simulator.
 
 Every method takes the calling Connection first; job methods then take the Job.
 Behaviour and result shapes follow docs/protocol.md §4, §5, §7 and §11.
@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from .failures import CallError, InstanceNotFound, ValidationErrors
 from .jobs import Job
 from .query import filter_list
-from .registry import REGISTRY, Param, api
+from .registry import Param, api, lookup
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .host import SimHost
 
 NO_AUTH = {"auth_required": False}
 MECHANISMS = ["API_KEY_PLAIN", "PASSWORD_PLAIN"]
@@ -116,7 +117,9 @@ def job_wait(conn: Connection, job: Job, job_id: int) -> Any:
 
 def _bulk_item(conn: Connection, method: str, params: Any) -> dict[str, Any]:
     try:
-        target = REGISTRY[method]
+        target = lookup(method, conn.host.config.version_info)
+        if target is None:
+            raise CallError(f"Method {method!r} not found", 201)
         args = target.bind(params)
         if not target.job:
             return {"job_id": None, "result": target.func(conn, *args), "error": None}
@@ -132,7 +135,7 @@ def _bulk_item(conn: Connection, method: str, params: Any) -> dict[str, Any]:
 @api("core.bulk", Param("method", (str,)), Param("params", (list,)), Param("description", (str, type(None)), None),
      job=True, lock=lambda method, *_: f"bulk:{method}")
 def bulk(conn: Connection, job: Job, method: str, params: list[Any], description: str | None) -> list[Any]:
-    if method not in REGISTRY:
+    if lookup(method, conn.host.config.version_info) is None:
         raise CallError(f"Method {method!r} not found", 201)
     results = []
     for index, item in enumerate(params):
@@ -208,12 +211,40 @@ def _check_login_data(data: dict[str, Any]) -> None:
         raise ValidationErrors(errors)
 
 
-@api("auth.login_ex", Param("login_data", (dict,)), **NO_AUTH)
-def login_ex(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-    _check_login_data(data)
+def _redirect(conn: Connection) -> dict[str, Any] | None:
+    """REDIRECT from a BACKUP whose peer answers as MASTER, before credentials are looked at.
+
+    plugins/auth.py `login_ex` (25.04+): on a licensed HA system whose own status
+    is BACKUP it asks the peer's failover.status; MASTER gives REDIRECT with the
+    peer's UI URLs (failover.get_ips -> system.general.get_ui_urls). A peer that
+    does not answer lets the login go on as usual.
+    """
+    host, peer = conn.host, conn.host.peer
+    if host.failover_role != "BACKUP" or peer is None or not peer.online or peer.failover_role != "MASTER":
+        return None
+    return {"response_type": "REDIRECT", "urls": ui_urls(peer)}
+
+
+def ui_urls(host: SimHost) -> list[str]:
+    """system.general.get_ui_urls: http://ADDRESS[:PORT] (and https:// with a certificate)."""
+    scheme = "https" if host.config.certfile else "http"
+    port = "" if host.port == (443 if scheme == "https" else 80) else f":{host.port}"
+    return [f"{scheme}://{host.address}{port}"]
+
+
+def _login_ex(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    redirect = _redirect(conn)
+    if redirect is not None:
+        return redirect
     if data["mechanism"] == "PASSWORD_PLAIN":
         return _login_password(conn, data)
     return _login_api_key(conn, data)
+
+
+@api("auth.login_ex", Param("login_data", (dict,)), **NO_AUTH)
+def login_ex(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    _check_login_data(data)
+    return _login_ex(conn, data)
 
 
 @api("auth.mechanism_choices", **NO_AUTH)
@@ -224,15 +255,19 @@ def mechanism_choices(conn: Connection) -> list[str]:
 @api("auth.login", Param("username", (str,)), Param("password", (str,)), Param("otp_token", (str, type(None)), None),
      **NO_AUTH)
 def login(conn: Connection, username: str, password: str, otp_token: str | None) -> bool:
-    data = {"username": username, "password": password, "login_options": {"user_info": False}}
-    return bool(_login_password(conn, data)["response_type"] == "SUCCESS")
+    """From 25.04 a wrapper over login_ex (REDIRECT gives false); 24.10's has no HA check (plugins/auth.py)."""
+    data = {"mechanism": "PASSWORD_PLAIN", "username": username, "password": password,
+            "login_options": {"user_info": False}}
+    reply = _login_password(conn, data) if conn.host.config.legacy_only else _login_ex(conn, data)
+    return bool(reply["response_type"] == "SUCCESS")
 
 
 @api("auth.login_with_api_key", Param("api_key", (str,)), **NO_AUTH)
 def login_with_api_key(conn: Connection, api_key: str) -> bool:
     owner = conn.host.config.api_keys.get(api_key, "")
-    data = {"username": owner, "api_key": api_key, "login_options": {"user_info": False}}
-    return bool(_login_api_key(conn, data)["response_type"] == "SUCCESS")
+    data = {"mechanism": "API_KEY_PLAIN", "username": owner, "api_key": api_key, "login_options": {"user_info": False}}
+    reply = _login_api_key(conn, data) if conn.host.config.legacy_only else _login_ex(conn, data)
+    return bool(reply["response_type"] == "SUCCESS")
 
 
 @api("auth.me")
@@ -254,7 +289,8 @@ def system_info(conn: Connection) -> dict[str, Any]:
     host = conn.host
     uptime = max(0.0, host.clock.wall() - host.booted_at)
     return {
-        "version": host.config.version, "buildtime": _dt(1_760_000_000.0),
+        "version": _full_version(conn) if host.config.legacy_only else host.config.version,
+        "buildtime": _dt(1_760_000_000.0),
         "hostname": host.name, "physmem": 68_719_476_736, "model": "Intel(R) Xeon(R) Silver 4314 CPU @ 2.40GHz",
         "cores": 16, "physical_cores": 8, "loadavg": [0.12, 0.2, 0.18],
         "uptime": _uptime_text(uptime), "uptime_seconds": uptime,
@@ -277,9 +313,15 @@ def _uptime_text(seconds: float) -> str:
     return f"{prefix}{int(hours)}:{int(minutes):02d}:{secs:09.6f}"
 
 
+def _full_version(conn: Connection) -> str:
+    """sw_info()['fullname'] (utils/__init__.py): BRAND_PRODUCT was TrueNAS-SCALE up to 24.10."""
+    product = "TrueNAS-SCALE" if conn.host.config.legacy_only else "TrueNAS"
+    return f"{product}-{conn.host.config.version}"
+
+
 @api("system.version")
 def system_version(conn: Connection) -> str:
-    return f"TrueNAS-{conn.host.config.version}"
+    return _full_version(conn)
 
 
 @api("system.version_short")
@@ -306,3 +348,26 @@ def system_boot_id(conn: Connection) -> str:
 def system_host_id(conn: Connection) -> str:
     return hashlib.sha256(conn.host.name.encode()).hexdigest()
 
+
+# -- failover (plugins/failover.py) ------------------------------------------------
+@api("failover.licensed")
+def failover_licensed(conn: Connection) -> bool:
+    return conn.host.peer is not None
+
+
+@api("failover.status")
+def failover_status(conn: Connection) -> str:
+    """MASTER or BACKUP on one of an HA pair, SINGLE on a host without the HA license."""
+    return conn.host.failover_role
+
+
+@api("failover.disabled.reasons")
+def failover_disabled_reasons(conn: Connection) -> list[str]:
+    """Why failover cannot happen now; NO_PONG when the peer does not answer (failover_/disabled_reasons.py)."""
+    peer = conn.host.peer
+    return ["NO_PONG"] if peer is not None and not peer.online else []
+
+
+@api("failover.get_ips")
+def failover_get_ips(conn: Connection) -> list[str]:
+    return ui_urls(conn.host)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .data import SERVICES, make_user
-from .failures import CallError, ValidationErrors
+from .failures import CallError, ValidationErrors, errname
 from .jobs import REDACTED, Job
 from .query import MatchNotFound, filter_list
 from .registry import Param, api
@@ -160,9 +160,57 @@ def service_restart(conn: Connection, job: Job, service: str, options: dict[str,
     return True
 
 
-@api("update.update", Param("options", (dict,), {}), job=True, lock=lambda *_: "update")
-def update_update(conn: Connection, job: Job, options: dict[str, Any]) -> bool:
+# Up to 25.04 the update job is update.update (plugins/update.py `update`); from 25.10 it is
+# update.run (plugins/update_/update.py `run`) and update.update is the ConfigService update
+# of {autocheck, profile} (plugins/update_/config.py `do_update`), not a job.
+UPDATE_CONFIG_FIELDS = frozenset({"autocheck", "profile"})
+NEW_UPDATES = (25, 10)
+
+
+def _run_update(conn: Connection, job: Job, options: dict[str, Any]) -> bool:
+    """Download and install; 25.10+ first checks the update status (plugins/update_/status.py)."""
+    if conn.host.config.version_info >= NEW_UPDATES and not options.get("resume"):
+        conn.host.check_update_allowed()
     work(conn, job, UPDATE_STEPS)
+    conn.host.update_applied()
     if options.get("reboot"):
         conn.host.spawn_later(1.0, conn.host.restart)
     return True
+
+
+@api("update.update", Param("update", (dict,), {}), job=True, lock=lambda *_: "update", until=NEW_UPDATES)
+def update_update(conn: Connection, job: Job, options: dict[str, Any]) -> bool:
+    return _run_update(conn, job, options)
+
+
+@api("update.run", Param("attrs", (dict,), {}), job=True, lock=lambda *_: "update", since=NEW_UPDATES)
+def update_run(conn: Connection, job: Job, options: dict[str, Any]) -> bool:
+    return _run_update(conn, job, options)
+
+
+@api("update.config", since=NEW_UPDATES)
+def update_config(conn: Connection) -> dict[str, Any]:
+    return {"id": 1, **conn.host.data.update_config}
+
+
+@api("update.update", Param("data", (dict,)), since=NEW_UPDATES)
+def update_configure(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    extra = [key for key in data if key not in UPDATE_CONFIG_FIELDS]
+    if extra:  # pydantic's answer to keys the model does not have (api/base/handler/accept.py)
+        raise ValidationErrors([(f"data.{key}", "Extra inputs are not permitted", errno.EINVAL) for key in extra])
+    conn.host.data.update_config.update(data)
+    return {"id": 1, **conn.host.data.update_config}
+
+
+@api("update.status", since=NEW_UPDATES)
+def update_status(conn: Connection) -> dict[str, Any]:
+    """Errors come back as code ERROR, not raised (status_internal without propagate_exception)."""
+    try:
+        conn.host.check_update_allowed()
+    except CallError as exc:
+        return {"code": "ERROR", "status": None, "update_download_progress": None,
+                "error": {"errname": errname(exc.errno), "reason": exc.errmsg}}
+    current = {"train": "TrueNAS-" + conn.host.config.version.rpartition(".")[0], "profile": "GENERAL",
+               "matches_profile": True}
+    return {"code": "NORMAL", "status": {"current_version": current, "new_version": None},
+            "error": None, "update_download_progress": None}

@@ -19,8 +19,9 @@ import gevent
 from gevent.lock import Semaphore
 
 from ..protocol import ejson
-from .failures import ENOTAUTHENTICATED, CallError
-from .registry import REGISTRY, Method
+from .failures import ENOMETHOD, ENOTAUTHENTICATED, CallError
+from .registry import Method, lookup
+from .versions import endpoint_api_version
 from .workers import CallWorkers
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Connection:
         self.ip: str = environ.get("REMOTE_ADDR") or ""
         self.unix = not self.ip
         self.tls = environ.get("wsgi.url_scheme") == "https"
+        self.api_version = endpoint_api_version(environ.get("PATH_INFO", ""), host.config.version)
         self.user: dict[str, Any] | None = None
         self.legacy_jobs = True
         self.subscriptions: dict[str, str] = {}
@@ -160,7 +162,7 @@ class Connection:
     # -- calls ---------------------------------------------------------------
     def invoke(self, name: str, params: list[Any], message_id: Any) -> Any:
         """Run a method as the real server would; raises CallError / ValidationErrors."""
-        method = REGISTRY.get(name)
+        method = lookup(name, self.host.config.version_info)
         if method is None or not self.host.has_method(name):
             raise MethodMissing(name)
         self.host.counters.calls += 1
@@ -168,6 +170,10 @@ class Connection:
             raise CallError("Not authenticated", ENOTAUTHENTICATED)
         if self._counts_against_limiter(method):
             self._rate_limit(name)
+        if self.api_version is not None and method.since > self.api_version:
+            # No model of it in that API version: LegacyAPIMethod._adapt_params raises MethodNotFoundError.
+            service, _, attribute = name.rpartition(".")
+            raise CallError(f"Method {attribute!r} not found in {service!r}", ENOMETHOD)
         args = method.bind(params)
         self.host.delay_call(name)
         if method.job:

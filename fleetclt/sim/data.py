@@ -53,6 +53,7 @@ class HostData:
     pools: list[dict[str, Any]] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     services: dict[str, str] = field(default_factory=dict)
+    update_config: dict[str, Any] = field(default_factory=lambda: {"autocheck": True, "profile": "GENERAL"})
 
     @classmethod
     def seed(cls, config: HostConfig) -> HostData:

@@ -3,7 +3,7 @@
 A SimHost owns what middlewared owns: users and API keys, a job engine, a rate
 limiter, a boot id, the open connections and their subscriptions. Tests reach
 in through `faults`, `counters` and the fault actions (`drop_connections`,
-`close_connections`, `restart`, `expire_sessions`, `inject`).
+`close_connections`, `restart`, `expire_sessions`, `inject`, `fail_over`).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .config import Counters, Faults, HostConfig
 from .connection import Connection
 from .data import HostData
 from .event_sources import EventSources
+from .failures import EHAUNAVAILABLE, EREBOOTREQUIRED, CallError
 from .jobs import Job, JobEngine
 from .ratelimit import RateLimiter
 from .registry import Method
@@ -51,6 +52,9 @@ class SimHost:
         self.job_replies_released.set()
         self._running_calls = 0
         self.revoked_keys: set[str] = set()
+        self.failover_role = "SINGLE"       # MASTER or BACKUP once paired (pair_with)
+        self.peer: SimHost | None = None    # the other controller of an HA pair
+        self._update_applied_boot: str | None = None
         self._idle = Event()
         self._idle.set()
         self.sources = EventSources(self)
@@ -171,6 +175,35 @@ class SimHost:
             self.unstalled.wait()
         if self.faults.latency:
             self.clock.sleep(self.faults.latency)
+
+    @property
+    def online(self) -> bool:
+        """Listening for connections (not after `go_offline` or `stop`)."""
+        return self._server.listening
+
+    # -- HA pairs and updates ----------------------------------------------------
+    def pair_with(self, backup: SimHost) -> None:
+        """Make this host the MASTER and `backup` the BACKUP controller of one HA pair."""
+        self.peer, backup.peer = backup, self
+        self.failover_role, backup.failover_role = "MASTER", "BACKUP"
+
+    def fail_over(self) -> None:
+        """The BACKUP of this host's pair takes over; the old MASTER reboots and comes back as BACKUP."""
+        assert self.peer is not None, f"{self.name} is not one of an HA pair"
+        master, backup = (self, self.peer) if self.failover_role == "MASTER" else (self.peer, self)
+        backup.failover_role, master.failover_role = "MASTER", "BACKUP"
+        master.restart()
+
+    def update_applied(self) -> None:
+        """An update was installed: until middlewared restarts, 25.10+ refuses another (EREBOOTREQUIRED)."""
+        self._update_applied_boot = self.boot_id
+
+    def check_update_allowed(self) -> None:
+        """update.status_internal's checks before an update (plugins/update_/status.py, 25.10+)."""
+        if self._update_applied_boot == self.boot_id:
+            raise CallError("System update was already applied, system reboot is required.", EREBOOTREQUIRED)
+        if self.peer is not None and not self.peer.online:
+            raise CallError("HA is configured but currently unavailable.", EHAUNAVAILABLE)
 
     # -- what connections ask ------------------------------------------------
     def has_method(self, name: str) -> bool:

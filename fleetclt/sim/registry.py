@@ -1,5 +1,9 @@
 """Method registry: names, signatures, auth and job flags, argument checks.
 
+A name may have one definition per range of versions (`since`, `until`):
+`update.update` is the update job up to 25.04 and the update configuration
+from 25.10. `lookup` finds the one a host of a given version has.
+
 Argument checking reproduces the -32602 shapes of middlewared's pydantic
 models: `[name, "Field required", 22]`, `[name, "Input should be a valid
 string", 22]`, `["", "Too many arguments (expected N, found M)", 22]`.
@@ -59,6 +63,11 @@ class Method:
     redact_args: Callable[[list[Any]], list[Any]] | None = None  # arguments as a job shows them
     secret_result: bool = False                                  # a job result core.get_jobs redacts
     extra: dict[str, Any] = field(default_factory=dict)
+    since: tuple[int, ...] = ()              # the first version that has it
+    until: tuple[int, ...] | None = None     # the first version that no longer has it
+
+    def exists_in(self, version: tuple[int, ...]) -> bool:
+        return self.since <= version and (self.until is None or version < self.until)
 
     def bind(self, args: list[Any]) -> list[Any]:
         """Check positional args against the signature; fill in defaults."""
@@ -83,12 +92,17 @@ def _copy_default(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
 
 
-REGISTRY: dict[str, Method] = {}
+REGISTRY: dict[str, list[Method]] = {}  # every definition of each name
+
+
+def lookup(name: str, version: tuple[int, ...]) -> Method | None:
+    """The definition of `name` a host of `version` has; None if it has none."""
+    return next((method for method in REGISTRY.get(name, ()) if method.exists_in(version)), None)
 
 
 def api(name: str, *params: Param, **flags: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a method; flags are Method fields (auth_required, job, lock, ...)."""
+    """Register a method; flags are Method fields (auth_required, job, lock, since, until, ...)."""
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        REGISTRY[name] = Method(name, func, tuple(params), **flags)
+        REGISTRY.setdefault(name, []).append(Method(name, func, tuple(params), **flags))
         return func
     return register

@@ -1,8 +1,9 @@
 """The HTTP/websocket front of a simulated host, on gevent-websocket.
 
-Routes: GET /api/current and /api/vX.Y.Z (JSON-RPC), GET /websocket (legacy
-DDP), GET /api/versions and /api/boot_id (plain JSON). A 24.10 host answers an
-upgrade to /api/current with a redirect to /ui/, as old hosts do. The known
+Routes: GET /api/current and /api/vX.Y.Z (JSON-RPC; only the versions the
+host's release ships, see versions.py), GET /websocket (legacy DDP), GET
+/api/versions and /api/boot_id (plain JSON). A 24.10 host answers an upgrade to
+/api/current with a redirect to /ui/, as old hosts do. The known
 gevent-websocket defects are fixed here: byte-by-byte unmasking (replaced by a
 big-int XOR), UTF-8 validation by a Python loop per byte (replaced by the C
 codec), `str` bodies on error paths (encoded), an uncaught
@@ -39,14 +40,13 @@ from ..protocol import ejson
 from .config import version_tuple
 from .ddp import DdpConnection
 from .rpc import RpcConnection
+from .versions import UNLISTED, served_api_versions
 
 if TYPE_CHECKING:
     from .host import SimHost
 
 log = logging.getLogger(__name__)
 
-API_VERSIONS = ("v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1", "v25.10.2",
-                "v26.0.0", "v27.0.0")
 LISTEN_BACKLOG = 1024
 StartResponse = Callable[..., Any]
 # proxy_read_timeout on /api and /websocket: unset (nginx's default, 60 s) up to
@@ -194,11 +194,11 @@ def host_refuses(host: SimHost, environ: dict[str, Any]) -> bool:
         return True
     if path == "/websocket":
         return False
-    return host.config.legacy_only or not _is_api_path(path)
+    return host.config.legacy_only or not _is_api_path(path, host.config.version)
 
 
-def _is_api_path(path: str) -> bool:
-    return path == "/api/current" or path.removeprefix("/api/") in API_VERSIONS
+def _is_api_path(path: str, host_version: str) -> bool:
+    return path == "/api/current" or path.removeprefix("/api/") in served_api_versions(host_version)
 
 
 class SimServer:
@@ -211,6 +211,10 @@ class SimServer:
     @property
     def port(self) -> int:
         return self.host.config.port
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
 
     def start(self) -> None:
         """Listen; after a stop the same port is taken again, so clients can come back."""
@@ -284,15 +288,11 @@ class SimServer:
         if host.config.legacy_only and path.startswith("/api"):
             return _redirect(start_response, 302, "/ui/")
         if path == "/api/versions":
-            return _json(start_response, [v for v in API_VERSIONS if _le(v, host.config.version)])
+            return _json(start_response, [v for v in served_api_versions(host.config.version) if v != UNLISTED])
         if path == "/api/boot_id":
             return _json(start_response, host.boot_id)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"404: Not Found"]
-
-
-def _le(api_version: str, host_version: str) -> bool:
-    return version_tuple(api_version[1:]) <= version_tuple(host_version)
 
 
 def _redirect(start_response: StartResponse, status: int, location: str) -> list[bytes]:

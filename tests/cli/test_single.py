@@ -87,15 +87,33 @@ def test_a_non_json_arg_reaches_the_server_as_a_string(cli, nas):
     assert "id: Input should be a valid integer" in run.err
 
 
-def test_arguments_from_stdin(cli, nas):
-    args = '[[["username", "=", "admin"]], {"select": ["username", "uid"], "get": true}]'
-    run = cli(*as_admin(nas), "call", "user.query", "-", stdin=args, env=PW_ENV)
+def test_a_dash_is_one_argument_read_from_stdin_as_midclt_reads_it(cli, nas):
+    """truenas_api_client main(): every `-` yields stdin's text, JSON when it parses."""
+    new_user = '{"username": "alice", "full_name": "Alice", "password": "s3cret-alice"}'
+    run = cli(*as_admin(nas), "call", "user.create", "-", stdin=new_user, env=PW_ENV)
     assert run.code == 0, run.err
-    assert orjson.loads(run.out) == {"username": "admin", "uid": nas.data.users[0]["uid"]}
+    assert orjson.loads(run.out)["username"] == "alice"
+    assert [u["full_name"] for u in nas.data.users if u["username"] == "alice"] == ["Alice"]
 
 
-def test_stdin_arguments_must_be_an_array(cli, nas):
-    run = cli(*as_admin(nas), "call", "user.query", "-", stdin='{"get": true}', env=PW_ENV)
+def test_a_dash_anywhere_and_stdin_that_is_not_json(cli, nas):
+    run = cli(*as_admin(nas), "call", "-j", "pool.dataset.lock", "-", '{"force_umount": true}',
+              stdin="tank/secure", env=PW_ENV)
+    assert (run.code, run.out) == (0, "true\n"), run.err
+    assert nas.data.dataset("tank/secure")["locked"]
+
+
+def test_args_json_passes_several_arguments(cli, nas):
+    args = '[[["username", "=", "admin"]], {"select": ["username", "uid"], "get": true}]'
+    piped = cli(*as_admin(nas), "call", "user.query", "--args-json", "-", stdin=args, env=PW_ENV)
+    given = cli(*as_admin(nas), "call", "user.query", "--args-json", args, env=PW_ENV)
+    for run in (piped, given):
+        assert run.code == 0, run.err
+        assert orjson.loads(run.out) == {"username": "admin", "uid": nas.data.users[0]["uid"]}
+
+
+def test_args_json_must_be_an_array(cli, nas):
+    run = cli(*as_admin(nas), "call", "user.query", "--args-json", "-", stdin='{"get": true}', env=PW_ENV)
     assert run.code == 1
     assert "JSON array" in run.err and nas.counters.connections == 0
 

@@ -67,7 +67,7 @@ def test_plain_api_key_is_never_sent_over_ws_to_a_remote_host():
 def test_legacy_host_is_found_without_a_path_and_uses_auth_login(make_host, session_for):
     old = make_host(version="24.10.2")
     session = session_for(old, uri=f"ws://{old.address}:{old.port}")
-    assert session.call("system.info")["version"] == "24.10.2"
+    assert session.call("system.info")["version"] == "TrueNAS-SCALE-24.10.2"
     assert session.dialect == "ddp" and session.uri.endswith("/websocket")
     assert session.call("core.ping") == "pong" and old.counters.connections == 1
 

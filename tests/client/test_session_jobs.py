@@ -53,7 +53,7 @@ def test_abort_a_running_job(make_host, session_for):
     host = make_host(faults=Faults(job_duration=3600))
     session = session_for(host)
     waiter = update_in_background(session)
-    job_id = session.call("core.get_jobs", [["method", "=", "update.update"]], {"get": True})["id"]
+    job_id = session.call("core.get_jobs", [["method", "=", "update.run"]], {"get": True})["id"]
     session.abort_job(job_id)
     with pytest.raises(JobFailed, match="was aborted"):
         waiter.get(timeout=10)
@@ -240,7 +240,7 @@ def test_job_events_are_subscribed_from_the_first_job_on(slow_host, session_for)
     seen = []
     assert session.call("update.update", {}, job=True, on_progress=seen.append) is True
     assert subscribed(slow_host) == [["core.get_jobs"]] and seen[-1]["progress"]["percent"] == 100
-    session.call("update.update", {}, job=True)
+    session.call("service.restart", "nfs", job=True)
     assert subscribed(slow_host) == [["core.get_jobs"]], "subscribed once per connection"
     slow_host.drop_connections()
     wait_until(lambda: not session.connected)

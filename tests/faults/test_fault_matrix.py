@@ -56,7 +56,7 @@ from tests.helpers import wait_until
 
 PASSWORD = "matrix-pw"
 CONNECT_TIMEOUT, CALL_TIMEOUT = 1.0, 1.5
-METHOD = "update.update"
+METHOD = "update.run"  # the update job of the simulated 25.10 hosts (docs/protocol.md §14)
 SLACK = 2.5  # seconds a host may take beyond its own timeout (reconnect backoff, a loaded 2-core box)
 
 

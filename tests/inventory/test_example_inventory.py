@@ -29,4 +29,4 @@ def test_example_is_served_by_the_simulator_and_answers(monkeypatch):
     finally:
         code, _ = stop_sim(process)
     assert not result.failed and code == 0
-    assert result["nas04"].result["version"] == "24.10.2"
+    assert result["nas04"].result["version"] == "TrueNAS-SCALE-24.10.2"  # 24.10 writes it long (docs/protocol.md §11)

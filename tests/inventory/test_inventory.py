@@ -96,6 +96,61 @@ def test_uri_at_host_level_wins_over_inherited_parts():
     assert hosts["b"].uri == "ws://b.example:7000/x"
 
 
+@pytest.mark.parametrize(("settings_", "uri"), [
+    ("{api_version: v25.04.2}", "wss://nas01/api/v25.04.2"),
+    ("{api_version: '25.10.1', address: 10.0.0.1, scheme: ws}", "ws://10.0.0.1/api/v25.10.1"),
+    ("{api_version: current, path: /api/v25.04.2}", "wss://nas01/api/current"),
+    ("{uri: 'wss://nas.example:8443', api_version: v26.0.0}", "wss://nas.example:8443/api/v26.0.0"),
+    ("{uri: 'ws://127.0.0.1:6001/api/current', api_version: v24.10}", "ws://127.0.0.1:6001/api/v24.10"),
+])
+def test_api_version_pins_the_endpoint(settings_, uri):
+    assert parse(f"hosts:\n  nas01: {settings_}\n").hosts["nas01"].uri == uri
+
+
+def test_api_version_is_inherited_from_groups():
+    text = """
+    groups:
+      old-api: {api_version: v25.04.2}
+    hosts:
+      a: {uri: 'ws://127.0.0.1:6001/api/current', groups: [old-api]}
+      b: {uri: 'ws://127.0.0.2:6001/api/current'}
+    """
+    hosts = parse(text).hosts
+    assert (hosts["a"].uri, hosts["b"].uri) == ("ws://127.0.0.1:6001/api/v25.04.2", "ws://127.0.0.2:6001/api/current")
+
+
+def test_api_version_errors():
+    assert "hosts.nas01.api_version: expected current or an API version such as v25.04.2, got 'latest'" in error(
+        "hosts:\n  nas01: {api_version: latest}\n")
+    legacy = error("hosts:\n  nas01: {uri: 'ws://h:1/websocket', api_version: v25.04.2}\n")
+    assert "api_version: needs a JSON-RPC endpoint (/api/...), but the uri in force has /websocket" in legacy
+
+
+def test_an_ha_pair_is_one_host_with_its_controllers():
+    text = """
+    groups:
+      old-api: {api_version: v25.04.2}
+    hosts:
+      pair1: {controllers: ['wss://10.0.0.1', 'wss://10.0.0.2:8443/api/current'], groups: [old-api]}
+      single: {uri: 'wss://10.0.0.3/api/current'}
+    """
+    pair, single = parse(text).hosts.values()
+    assert (pair.uri, pair.address, pair.port) == ("wss://10.0.0.1/api/v25.04.2", "10.0.0.1", 443)
+    assert pair.controllers == ("wss://10.0.0.1/api/v25.04.2", "wss://10.0.0.2:8443/api/v25.04.2")
+    assert single.controllers == () and pair.to_dict()["controllers"] == list(pair.controllers)
+
+
+def test_controllers_errors():
+    assert "expected a list of two or more controller uris" in error(
+        "hosts:\n  a: {controllers: ['wss://x']}\n")
+    assert "hosts.a.controllers[1]: expected ws://HOST" in error(
+        "hosts:\n  a: {controllers: ['wss://x', 'http://y']}\n")
+    assert "give either controllers or uri" in error(
+        "hosts:\n  a: {controllers: ['wss://x', 'wss://y'], uri: 'wss://z'}\n")
+    assert "give either controllers or port" in error(
+        "groups:\n  g: {controllers: ['wss://x', 'wss://y']}\nhosts:\n  a: {port: 1, groups: [g]}\n")
+
+
 INHERITANCE = """\
 defaults:
   username: default-user
@@ -272,7 +327,7 @@ ERRORS = [
      "inventory.yaml:3: groups.eu.childs: unknown key; did you mean 'children'?"),
     ("defaults:\n  groups: [x]\n", "inventory.yaml:2: defaults.groups: unknown key; expected one of: address, api_key"),
     ("hosts:\n  a:\n    zzzz: 1\n", "inventory.yaml:3: hosts.a.zzzz: unknown key; expected one of: "
-     "address, api_key, ca_file, connect_timeout, groups, password, path, port, scheme, "
+     "address, api_key, api_version, ca_file, connect_timeout, controllers, groups, password, path, port, scheme, "
      "timeout, tls_fingerprint, uri, username, vars, verify_tls"),
     ("groups:\n  eu-west: {}\nhosts:\n  a:\n    groups: [eu_west]\n",
      "inventory.yaml:5: hosts.a.groups[0]: unknown group 'eu_west'; did you mean 'eu-west'?"),

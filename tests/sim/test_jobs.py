@@ -72,7 +72,7 @@ def test_new_style_failures_come_back_as_call_errors(jobs_client):
 
 def test_abort_a_running_job(jobs_client, host):
     host.faults.job_duration = 3600
-    job_id = jobs_client.result("update.update", {})
+    job_id = jobs_client.result("update.run", {})
     jobs_client.wait_for(lambda m: m.get("params", {}).get("fields", {}).get("state") == "RUNNING")
     assert jobs_client.result("core.job_abort", job_id) is None
     final = job_events(jobs_client, job_id)[-1]["fields"]
@@ -93,8 +93,8 @@ def test_get_jobs_filters_and_get(jobs_client, host):
 
 def test_a_lock_queues_the_second_job(jobs_client, host):
     host.faults.job_duration = 20
-    first = jobs_client.result("update.update", {})
-    second = jobs_client.result("update.update", {})
+    first = jobs_client.result("update.run", {})
+    second = jobs_client.result("update.run", {})
     assert jobs_client.result("core.get_jobs", [["id", "=", second]], {"get": True})["state"] == "WAITING"
     job_events(jobs_client, second)
     assert host.counters.peak_running_jobs == 1 and host.counters.jobs_started == 2
@@ -240,6 +240,6 @@ def test_held_job_replies_start_the_job_but_keep_its_id(jobs_client, host):
 
 
 def test_update_reports_many_progress_steps(jobs_client):
-    events = job_events(jobs_client, jobs_client.result("update.update", {}))
+    events = job_events(jobs_client, jobs_client.result("update.run", {}))
     descriptions = {e["fields"]["progress"]["description"] for e in events}
     assert len(descriptions) >= 10 and "Downloading update" in descriptions

@@ -15,7 +15,7 @@ def test_official_client_flow(client, host):
     assert len(sub_id) == 36
     info = client.result("system.info")
     assert info["hostname"] == host.name and set(info["datetime"]) == {"$date"}
-    call_id = client.request("update.update", {})
+    call_id = client.request("update.run", {})
     added = client.wait_for(lambda m: m.get("method") == "collection_update")
     assert added["params"]["msg"] == "added" and call_id in added["params"]["fields"]["message_ids"]
     job_id = added["params"]["id"]

@@ -143,7 +143,7 @@ def test_replies_arrive_out_of_order(client, host):
     client.login()
     client.result("core.set_options", {"legacy_jobs": False})
     client.result("core.subscribe", "core.get_jobs")
-    slow = client.request("update.update", {})
+    slow = client.request("update.run", {})
     added = client.wait_for(lambda m: m.get("params", {}).get("msg") == "added")
     fast = client.request("core.ping")
     assert client.wait_for(lambda m: m.get("id") in (slow, fast))["id"] == fast
