@@ -28,6 +28,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ def serve(args: argparse.Namespace) -> int:
 
     fleet = SimFleet.create(args.hosts, base_address=BASE_ADDRESS, users={"admin": PASSWORD},
                             clock=SimClock(speed=1), faults=Faults(job_duration=args.job_seconds))
+    for host in fleet.hosts:  # nginx's idle close in front of every host, as on a real 25.10
+        host.config = replace(host.config, nginx=True)
     fleet.start()
     print(json.dumps({h.name: h.uri for h in fleet.hosts}), flush=True)
     rng = random.Random(args.seed)

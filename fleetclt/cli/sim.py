@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port on every address; 0 picks a free one per host (default {DEFAULT_PORT})")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added latency per call")
     parser.add_argument("--job-seconds", type=float, default=2.0, help="how long each job runs (default 2)")
+    parser.add_argument("--nginx", action="store_true",
+                        help="model the nginx in front of a real host: it closes a websocket idle for 60 s "
+                             "before 26.0-BETA.2, 3600 s from it")
     parser.add_argument("--idle-timeout", type=seconds, metavar="SECONDS",
                         help="cut a connection that sent nothing for this long, as a proxy in front of a host does")
     parser.add_argument("--version", dest="versions", action="append", metavar="X.Y.Z",
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace, inventory_path: str | None, stdout: TextIO = s
     failing = {name for name in args.failing.split(",") if name}
     for host in fleet.hosts:
         host.faults = replace(faults, job_failure="error" if host.name in failing else None)
+        host.config = replace(host.config, nginx=args.nginx)
     stop = Event()
     handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)]
     fleet.start()
