@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
 from gevent.lock import Semaphore
 
 from ..errors import (
@@ -51,10 +48,11 @@ from ..protocol.endpoint import API_PATH, LEGACY_PATH, Endpoint
 from ..protocol.jobs import JOB_EVENT, JobRef
 from ..protocol.jsonrpc import CollectionUpdate, JsonRpcDialect, NotifyUnsubscribed, is_int, is_not_authenticated
 from ..protocol.jsonrpc import Event as ProtocolEvent
-from ..protocol.versions import Version, is_renamed, method_for, parse_version
+from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
 from .login import Credentials, log_in, refuse_insecure_key
+from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
 from .transport import open_websocket
@@ -66,9 +64,6 @@ log = logging.getLogger(__name__)
 
 OLD_SERVER_STATUSES = frozenset({301, 302, 303, 307, 308, 404})
 EventCallback = Callable[[CollectionUpdate], None]
-# nginx in front of hosts before 26.0-BETA.2 closes a websocket that carried nothing for 60 s
-# (docs/protocol.md §10); from 26.0-BETA.2 it waits an hour.
-NGINX_IDLE = 60.0
 
 
 @dataclass(frozen=True)
@@ -521,7 +516,7 @@ class HostSession:
         A session that has not followed a job yet subscribes to no job events, so a
         plain call connects in one round trip after the upgrade instead of two.
         """
-        steps = _SetUpCalls(link, self.timeouts.connect)
+        steps = SetUpCalls(link, self.timeouts.connect)
         boot_id = steps.call("system.boot_id", [])
         self._login(link)
         self._check_keepalive(link)
@@ -548,7 +543,7 @@ class HostSession:
                 link = self._ensure_link()  # a reconnect here subscribes in _set_up
                 if self._job_events_on is link:
                     return
-                steps = _SetUpCalls(link, self.timeouts.connect)
+                steps = SetUpCalls(link, self.timeouts.connect)
                 self._subscribe_job_events(link, steps)
                 try:
                     steps.wait()  # on a failure the next job tries again
@@ -559,7 +554,7 @@ class HostSession:
                 self._job_events_on = link
                 return
 
-    def _subscribe_job_events(self, link: Link, steps: _SetUpCalls) -> None:
+    def _subscribe_job_events(self, link: Link, steps: SetUpCalls) -> None:
         if not link.dialect.job_calls_return_ids:
             steps.call("core.set_options", [{"legacy_jobs": True}])
         steps.subscribe(JOB_EVENT)
@@ -665,73 +660,3 @@ class HostSession:
 
     def _refuse_insecure_key(self) -> None:
         refuse_insecure_key(self.name, self._endpoint, self._credentials)
-
-
-_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?[.\d]*(?:-(BETA|RC)\.(\d+))?")
-
-
-def nginx_closes_idle(version: str) -> bool:
-    """True when the host's nginx closes a websocket idle for 60 s: every version before 26.0-BETA.2.
-
-    Takes "25.10.1", "26.0.0-BETA.1" or "TrueNAS-SCALE-24.10.2"; an unreadable version counts as old.
-    """
-    match = _VERSION.search(version)
-    if match is None:
-        return True
-    major, minor, patch = int(match[1]), int(match[2]), int(match[3] or 0)
-    if (major, minor, patch) != (26, 0, 0):
-        return (major, minor) < (26, 0)
-    return match[4] == "BETA" and int(match[5]) < 2
-
-
-class _SetUpCalls:
-    """Set-up calls sent without waiting, then waited for together, each within `timeout` of its send.
-
-    No greenlet each: a new greenlet costs as much as the call it would wait for
-    (docs/performance.md §2).
-    If the link's window is full (a window smaller than the set-up), a call
-    waits for a slot instead.
-    """
-
-    def __init__(self, link: Link, timeout: float) -> None:
-        self._link, self._timeout = link, timeout
-        self._sent: list[tuple[str, PendingCall, AsyncResult, float, bool]] = []
-
-    def call(self, method: str, params: list[Any]) -> AsyncResult:
-        """Its result, ready once `wait` has returned."""
-        return self._send(method, self._link.start_call, self._link.call, False, method, params)
-
-    def subscribe(self, event: str, refusable: bool = False) -> AsyncResult:
-        """A refusable subscription's refusal (RemoteCallError) stays in its outcome: `wait` does not raise it."""
-        return self._send(f"subscribe {event}", self._link.start_subscribe, self._link.subscribe, refusable, event)
-
-    def _send(self, what: str, start: Callable[..., PendingCall | None], call: Callable[..., Any],
-              refusable: bool, *args: Any) -> AsyncResult:
-        outcome = AsyncResult()
-        pending = start(*args, partial(_settle_into, outcome))
-        if pending is None:  # a dead link raises its error here; a full window waits for a slot
-            try:
-                outcome.set(call(*args, self._timeout))
-            except RemoteCallError as exc:
-                if not refusable:
-                    raise
-                outcome.set_exception(exc)
-        else:
-            self._sent.append((what, pending, outcome, time.monotonic() + self._timeout, refusable))
-        return outcome
-
-    def wait(self) -> None:
-        """Every reply, in the order sent; the first failure is raised (a refusal only when not refusable)."""
-        for what, pending, outcome, deadline, refusable in self._sent:
-            outcome.wait(max(0.0, deadline - time.monotonic()))
-            if not outcome.ready():
-                pending.cancel(CallTimeout(f"{what}: no reply within {self._timeout:g} s", self._link.host_name))
-            if not (refusable and isinstance(outcome.exception, RemoteCallError)):
-                outcome.get(block=False)
-
-
-def _settle_into(outcome: AsyncResult, value: Any, error: BaseException | None) -> None:
-    if error is None:
-        outcome.set(value)
-    else:
-        outcome.set_exception(error)

@@ -77,3 +77,23 @@ def method_for(method: str, params: list[Any], version: Version) -> str:
     if method == rename.old and rename.old_means_other is not None and rename.old_means_other(params):
         return method
     return rename.new
+
+
+# nginx in front of hosts before 26.0-BETA.2 closes a websocket that carried nothing for 60 s
+# (docs/protocol.md §10); from 26.0-BETA.2 it waits an hour.
+NGINX_IDLE = 60.0
+_FULL_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?[.\d]*(?:-(BETA|RC)\.(\d+))?")
+
+
+def nginx_closes_idle(version: str) -> bool:
+    """True when the host's nginx closes a websocket idle for 60 s: every version before 26.0-BETA.2.
+
+    Takes "25.10.1", "26.0.0-BETA.1" or "TrueNAS-SCALE-24.10.2"; an unreadable version counts as old.
+    """
+    match = _FULL_VERSION.search(version)
+    if match is None:
+        return True
+    major, minor, patch = int(match[1]), int(match[2]), int(match[3] or 0)
+    if (major, minor, patch) != (26, 0, 0):
+        return (major, minor) < (26, 0)
+    return match[4] == "BETA" and int(match[5]) < 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fleetclt.protocol.endpoint import Endpoint, api_path
-from fleetclt.protocol.versions import is_renamed, method_for, parse_version
+from fleetclt.protocol.versions import is_renamed, method_for, nginx_closes_idle, parse_version
 
 
 @pytest.mark.parametrize(("text", "version"), [
@@ -57,3 +57,13 @@ def test_api_version_settings_become_paths(setting, path):
 def test_a_versioned_endpoint_is_recognised():
     assert Endpoint.parse("wss://nas/api/v25.04.2").is_versioned
     assert not Endpoint.parse("wss://nas/api/current").is_versioned
+
+
+@pytest.mark.parametrize("version, closes", [
+    ("24.10.2", True), ("TrueNAS-SCALE-24.10.2", True), ("25.04.2.6", True), ("25.10.6", True),
+    ("26.0.0-BETA.1", True), ("26.0.0-BETA.2", False), ("26.0.0-RC.1", False), ("26.0.0", False),
+    ("26.04.0", False), ("27.0.0-BETA.1", False), ("not a version", True),
+])
+def test_nginx_closes_idle_websockets_before_26_0_beta_2(version: str, closes: bool) -> None:
+    """nginx.conf.mako sets proxy_read_timeout 3600 from 26.0-BETA.2; before it nginx's 60 s default holds."""
+    assert nginx_closes_idle(version) is closes
