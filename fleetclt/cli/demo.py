@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +26,7 @@ from ..errors import FleetError
 from ..fleet.fleet import Fleet
 from ..fleet.results import FleetResult, HostResult, Status
 from ..inventory.load import load_inventory
+from ..protocol.versions import parse_version
 
 VERSIONS = ("25.10.1", "25.10.1", "26.0.0", "25.04.2", "24.10.2")
 WRONG_PASSWORD_ENV = "FLEETCLT_DEMO_WRONG_PASSWORD"
@@ -114,10 +116,10 @@ def _reason(host: HostResult) -> str:
 
 
 def _versions(result: FleetResult, out: TextIO) -> None:
-    versions: dict[str, int] = {}
-    for host in result.ok.values():
-        versions[host.result["version"]] = versions.get(host.result["version"], 0) + 1
-    listing = ", ".join(f"{count} on {version}" for version, count in sorted(versions.items()))
+    """How many hosts run each version; 24.10's long form (TrueNAS-SCALE-24.10.2) read as the short one."""
+    versions = Counter(str(host.result["version"]).removeprefix("TrueNAS-SCALE-") for host in result.ok.values())
+    listing = ", ".join(f"{count} on {version}"
+                        for version, count in sorted(versions.items(), key=lambda item: parse_version(item[0]) or ()))
     print(f"  versions: {listing}\n", file=out)
 
 
