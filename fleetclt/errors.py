@@ -35,6 +35,8 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
+GATEWAY_STATUSES = frozenset({502, 503, 504})  # what a proxy answers while the service behind it is down
+
 
 class FleetError(Exception):
     """Base of every error fleetclt raises on purpose."""
@@ -106,6 +108,11 @@ class HandshakeError(UnreachableError):
     def __init__(self, message: str, host: str = "", status: int = 0, location: str = "") -> None:
         self.status, self.location = status, location
         super().__init__(message, host)
+
+    @property
+    def gateway(self) -> bool:
+        """The host's web server answered for a middleware that is not there (yet): it restarts."""
+        return self.status in GATEWAY_STATUSES
 
 
 class TLSError(UnreachableError):
