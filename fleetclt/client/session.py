@@ -231,7 +231,7 @@ class HostSession:
         if self._link is not link and self.boot_id != boot_id:
             raise JobUnknown(f"the middleware restarted while {method} was being submitted: job {result} "
                              "may be of either boot; it was not sent again", self.name)
-        return JobRef(boot_id, int(result), method, params)
+        return JobRef(boot_id, int(result), method, params, submitted=True)
 
     def method_for(self, method: str, params: list[Any]) -> str:
         """The name this host has for `method` (update.update is update.run from 25.10, docs/protocol.md §14).
