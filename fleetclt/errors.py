@@ -25,6 +25,7 @@ these at the transport boundary only, so callers catch one family::
         │   └── ValidationError     -32602, or a job failed with exc_info.type VALIDATION
         ├── JobFailed               a job ended FAILED or ABORTED
         ├── JobUnknown              the job cannot be found any more (server restarted)
+        ├── JobBusy                 the server answered with another call's queued job: this one never ran
         ├── NotAJobError            job=True on a method that returned no job id
         ├── InternalError           a bug in fleetclt met on one host (the rest of the fleet goes on)
         └── ProtocolError           a message that breaks JSON-RPC or the TrueNAS dialect
@@ -34,6 +35,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from typing import Any
+
+GATEWAY_STATUSES = frozenset({502, 503, 504})  # what a proxy answers while the service behind it is down
 
 
 class FleetError(Exception):
@@ -106,6 +109,11 @@ class HandshakeError(UnreachableError):
     def __init__(self, message: str, host: str = "", status: int = 0, location: str = "") -> None:
         self.status, self.location = status, location
         super().__init__(message, host)
+
+    @property
+    def gateway(self) -> bool:
+        """The host's web server answered for a middleware that is not there (yet): it restarts."""
+        return self.status in GATEWAY_STATUSES
 
 
 class TLSError(UnreachableError):
@@ -197,6 +205,11 @@ class JobFailed(SessionError):
 
 class JobUnknown(SessionError):
     """A job the session was waiting for cannot be found any more."""
+
+
+class JobBusy(SessionError):
+    """The job's lock queue was full: the server answered with the id of a job already queued
+    for another call (other arguments) instead of running this one (docs/protocol.md §9)."""
 
 
 class NotAJobError(SessionError):

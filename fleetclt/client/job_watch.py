@@ -9,7 +9,9 @@ at 1 when the middleware restarts and boot-time jobs take them at once
 (docs/protocol.md §9). So when the session finds a new boot id, every wait on an
 older boot ends JobUnknown and the merged state of the old boot is dropped;
 events that arrive while the boot of a new connection is not known yet are
-ignored (the re-attach after it reads the jobs again). A job that stays silent
+ignored (the re-attach after it reads the jobs again). A job id the server
+answered a call with that names a job of other arguments was handed back by a
+full lock queue (JobBusy); one of the same call is waited for as ours. A job that stays silent
 is not lost: only one the server no longer lists is (JobUnknown). How long to
 wait in all is the caller's bound (the job timeout or a fan-out deadline).
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 from gevent.event import Event
 
-from ..errors import ConnectionLost, JobUnknown
+from ..errors import ConnectionLost, JobBusy, JobUnknown
 from ..protocol.jobs import JOB_EVENT, Job, JobRef, JobTracker, is_terminal, job_outcome
 from ..protocol.jsonrpc import CollectionUpdate
 
@@ -132,6 +134,10 @@ class JobWatch:
             raise JobUnknown(wait.lost, self.host)
         job = self._tracker.get(wait.ref.id) or {}
         mismatch = wait.ref.mismatch(job)
+        if mismatch and wait.ref.submitted:  # the server's answer to that call, and one boot reuses no id
+            raise JobBusy(f"{mismatch}: the lock's queue was full, and the server answered with a job "
+                          "queued earlier instead of running this call; it was not adopted, nor sent again",
+                          self.host)
         if mismatch:
             raise JobUnknown(f"{mismatch}; it was not adopted", self.host)
         return job

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -94,6 +95,7 @@ class Timeouts:
     job: float | None = None
     job_idle: float | None = 600.0  # silence after which a job is looked up (silence alone never fails it)
     reconnect_attempts: int = 5
+    restart: float = 180.0     # after a drop, how long nginx's 502 (middlewared restarting) is waited through
     keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
 
@@ -229,7 +231,7 @@ class HostSession:
         if self._link is not link and self.boot_id != boot_id:
             raise JobUnknown(f"the middleware restarted while {method} was being submitted: job {result} "
                              "may be of either boot; it was not sent again", self.name)
-        return JobRef(boot_id, int(result), method, params)
+        return JobRef(boot_id, int(result), method, params, submitted=True)
 
     def method_for(self, method: str, params: list[Any]) -> str:
         """The name this host has for `method` (update.update is update.run from 25.10, docs/protocol.md §14).
@@ -454,19 +456,32 @@ class HostSession:
             return self._link
 
     def _reconnect(self) -> Link:
-        """Open a link; after a drop, retry with jittered backoff (auth failures never retry)."""
+        """Open a link; after a drop, retry with jittered backoff (auth failures never retry).
+
+        After a drop, a gateway's answer (502 from the host's nginx) means its
+        middleware is restarting: those tries do not use up `reconnect_attempts`,
+        they go on for up to `Timeouts.restart` seconds (docs/protocol.md §10).
+        A first connect takes one try: nothing says that host was ever up.
+        """
         first = self.stats.connects == 0
         attempts = 1 if first else self.timeouts.reconnect_attempts
-        for attempt in range(attempts):
+        failures, tries, restarting_since = 0, 0, None
+        while True:
             try:
                 return self._open_controller()
             except (UnreachableError, ConnectionLost) as exc:
-                if attempt + 1 >= attempts:
-                    raise
-                delay = self._backoff.delay(attempt)
+                if not first and isinstance(exc, HandshakeError) and exc.gateway:
+                    restarting_since = restarting_since or time.monotonic()
+                    if time.monotonic() - restarting_since >= self.timeouts.restart:
+                        raise
+                else:
+                    failures += 1
+                    if failures >= attempts:
+                        raise
+                delay = self._backoff.delay(tries)
+                tries += 1
                 log.info("%s: reconnect failed (%s); next try in %.1f s", self.name, exc, delay)
                 gevent.sleep(delay)
-        raise AssertionError("unreachable")
 
     def _open_controller(self) -> Link:
         """Open a link to the controller in use; a standby or unreachable one hands over to the next."""

@@ -27,7 +27,15 @@ from wsproto.events import (
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from ..errors import ConnectError, ConnectionLost, ConnectTimeout, HandshakeError, ProtocolError, TLSError
+from ..errors import (
+    GATEWAY_STATUSES,
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    HandshakeError,
+    ProtocolError,
+    TLSError,
+)
 from ..protocol.endpoint import Endpoint
 from ..protocol.frames import FrameSplitter, text_frame
 from ..protocol.handshake import Accepted, ClientHandshake, HandshakeFailure, Refused
@@ -308,6 +316,8 @@ def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> bytes:
             return verdict.trailing
         if isinstance(verdict, Refused):
             where = f" to {verdict.location}" if verdict.location else ""
+            if verdict.status in GATEWAY_STATUSES:
+                where = ": the web server is up, the middleware behind it is not (restarting?)"
             raise HandshakeError(f"websocket upgrade refused with HTTP {verdict.status}{where}", host_name,
                                  status=verdict.status, location=verdict.location)
 

@@ -17,6 +17,7 @@ from ..errors import (
     ConnectionLost,
     FleetError,
     InsecureCredentialError,
+    JobBusy,
     JobUnknown,
     StandbyError,
     ThrottledError,
@@ -24,7 +25,7 @@ from ..errors import (
     UnreachableError,
     without_host,
 )
-from ..protocol.jsonrpc import EHAUNAVAILABLE, EREBOOTREQUIRED
+from ..protocol.jsonrpc import EBUSY, EHAUNAVAILABLE, EREBOOTREQUIRED, is_rate_limited
 
 
 class Status(str, enum.Enum):
@@ -41,6 +42,7 @@ class Status(str, enum.Enum):
     STANDBY = "standby"              # an HA standby controller: the reason names the active one
     REBOOT_REQUIRED = "reboot_required"  # errno 209: an update was applied, the host waits for a reboot
     HA_UNAVAILABLE = "ha_unavailable"    # errno 210: HA is configured but degraded
+    BUSY = "busy"                    # errno 16 (not the rate limit): e.g. a job lock's queue is full; not run
 
 
 _STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
@@ -53,6 +55,7 @@ _STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (ThrottledError, Status.THROTTLED),
     (CallTimeout, Status.TIMEOUT),
     (JobUnknown, Status.JOB_UNKNOWN),
+    (JobBusy, Status.BUSY),
 )
 
 
@@ -63,11 +66,15 @@ def status_of(error: BaseException) -> Status:
     """The status a host gets for an error (a dropped connection counts as unreachable).
 
     A call or job that failed with errno 209 or 210 gets a status of its own, so a
-    rollout can tell "reboot first" and "HA degraded" from a broken host.
+    rollout can tell "reboot first" and "HA degraded" from a broken host. EBUSY is
+    two things: the server's rate limit (throttled, as a refused login is) or work
+    that is busy, such as a job lock's full queue (busy).
     """
     code = getattr(error, "errno", None)
     if code in _STATUS_OF_ERRNO:
         return _STATUS_OF_ERRNO[code]
+    if code == EBUSY:
+        return Status.THROTTLED if is_rate_limited(error) else Status.BUSY
     return next((status for kind, status in _STATUS_OF if isinstance(error, kind)), Status.FAILED)
 
 

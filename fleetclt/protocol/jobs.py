@@ -41,13 +41,16 @@ class JobRef:
 
     `boot_id` None means the host's current boot (a bare id from the caller).
     `method` and `arguments`, when known, are what was submitted: a job found
-    by id that is another call is not adopted.
+    by id that is another call is not adopted. `submitted` says the id is the
+    server's answer to that very call, so such a job was handed back by a full
+    lock queue (docs/protocol.md §9).
     """
 
     boot_id: str | None
     id: int
     method: str | None = None
     arguments: tuple[Any, ...] = ()
+    submitted: bool = False
 
     def mismatch(self, job: Job) -> str | None:
         """Why `job` is not the call this ref was made for, or None if it is (or cannot be told)."""

@@ -178,7 +178,7 @@ class Rollout:
                 raise JobUnknown(f"the journal does not say which boot of the middleware job {record.job_id} "
                                  "was started under (written by an older fleetclt); check the host, "
                                  "nothing was resubmitted", record.host)
-            return JobRef(record.boot_id, record.job_id, self._method_on(session), self.plan.params)
+            return JobRef(record.boot_id, record.job_id, self._method_on(session), self.plan.params, submitted=True)
         job = self._reconcile(session, record) if record.state is HostState.SUBMITTING else self._submit(
             session, record)
         record.state, record.job_id, record.boot_id = HostState.RUNNING, job.id, job.boot_id

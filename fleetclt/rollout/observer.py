@@ -44,6 +44,7 @@ class HostState(str, enum.Enum):
     STANDBY = "standby"
     REBOOT_REQUIRED = "reboot_required"
     HA_UNAVAILABLE = "ha_unavailable"
+    BUSY = "busy"
 
 
 ACTIVE = frozenset({HostState.SUBMITTING, HostState.RUNNING})          # a job may be running there

@@ -76,6 +76,7 @@ class Counters:
     """What the host observed; tests assert on these."""
 
     connections: int = 0
+    bad_gateway: int = 0  # requests nginx answered 502 while middlewared was down
     logins_ok: int = 0
     logins_failed: int = 0
     rate_limited: int = 0

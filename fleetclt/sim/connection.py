@@ -195,10 +195,11 @@ class Connection:
     def _start_job(self, method: Method, args: list[Any], message_id: Any) -> Any:
         job = self.host.engine.submit(
             method.name, args, lambda job: method.func(self, job, *args),
-            message_id=message_id, credentials=self.job_credentials(),
+            message_id=message_id, credentials=self.job_credentials(), limited=not self.full_admin(),
             transient=method.transient or self.host.faults.transient_jobs,
-            lock=method.lock(*args) if method.lock else None,
-            description=method.description(*args) if method.description else None)
+            lock=method.lock(*args) if method.lock else None, lock_queue_size=method.lock_queue_size,
+            description=method.description(*args) if method.description else None,
+            message_ids=self.host.config.new_style_jobs)
         if self.legacy_jobs:
             return job.id
         job.finished.wait()
@@ -227,11 +228,18 @@ class Connection:
         if self.user is None:
             return False
         short = name.split(":", 1)[0]
-        user = next((u for u in self.host.data.users if u["username"] == self.user["username"]), {})
-        roles = user.get("roles", [])
-        if "FULL_ADMIN" in roles or short == "core.get_jobs":
+        if self.full_admin() or short == "core.get_jobs":
             return True
-        return "READONLY_ADMIN" in roles and self.host.is_event(short) and short != "*"
+        return "READONLY_ADMIN" in self._roles() and self.host.is_event(short) and short != "*"
+
+    def full_admin(self) -> bool:
+        """utils/privilege.py `credential_has_full_admin`; internal calls (no user) are not limited."""
+        return self.user is None or "FULL_ADMIN" in self._roles()
+
+    def _roles(self) -> list[str]:
+        assert self.user is not None
+        user = next((u for u in self.host.data.users if u["username"] == self.user["username"]), {})
+        return list(user.get("roles", []))
 
     def wants(self, collection: str) -> bool:
         """One message per connection however many subscriptions match."""

@@ -57,6 +57,10 @@ class SimHost:
         self._update_applied_boot: str | None = None
         self._idle = Event()
         self._idle.set()
+        self.middleware_up = Event()  # cleared while a restart's downtime lasts
+        self.middleware_up.set()
+        self._restarts = 0
+        self._stopped = False
         self.sources = EventSources(self)
         self._server = SimServer(self)
         self._boot()
@@ -100,25 +104,46 @@ class SimHost:
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> SimHost:
+        self._stopped = False
         self._server.start()
         return self
 
     def stop(self) -> None:
         """Close the listener and every connection (with close code 1001)."""
+        self._stopped = True
         self._server.stop()
         self.close_connections(1001, "Server shutting down")
         self.engine.kill_all()
 
-    def restart(self) -> None:
+    def restart(self, downtime: float = 0.0) -> None:
         """A middlewared restart: connections drop, jobs vanish, ids and boot id reset.
 
-        The new middleware starts its own jobs at once and a few seconds later
-        (BOOT_JOBS), so the low ids go to jobs no client asked for (job.py
+        For `downtime` simulated seconds no middleware listens: nginx answers
+        every request it proxies (/api..., /websocket) with 502 Bad Gateway, and a
+        Unix socket refuses connections; `middleware_up` is set again once it is
+        back. The new middleware starts its own jobs at once and a few seconds
+        later (BOOT_JOBS), so the low ids go to jobs no client asked for (job.py
         `JobsDeque._get_next_id` counts from 1 in every process).
         """
+        self.middleware_up.clear()
+        self._restarts += 1
         self.drop_connections()
         self.engine.kill_all()
+        if downtime > 0:
+            if self.config.unix_path:
+                self._server.stop()
+            self.spawn_later(downtime, self._come_up, self._restarts)
+        else:
+            self._come_up(self._restarts)
+
+    def _come_up(self, restart: int) -> None:
+        """The new middleware process listens; a later restart or a stop supersedes this one."""
+        if restart != self._restarts or self._stopped:
+            return
         self._boot()
+        if self.config.unix_path and not self._server.listening:
+            self._server.start()
+        self.middleware_up.set()
         for delay, method, duration in BOOT_JOBS:
             self.spawn_later(delay, self._boot_job, self.engine, method, duration)
 

@@ -8,11 +8,13 @@ state or progress change, a SUCCESS event at 100 % and a final `changed` with
 are naive UTC (`utc_now()` in utils/time_utils.py, `datetime.utcnow()` on
 24.10). `Job.__encode__` always shows secret arguments as "********", and the
 result redacted too unless `raw_result` (core.get_jobs for a client; events
-carry it raw).
+carry it raw). A lock's queue is bounded as `JobsQueue.add` bounds it (see
+`_full_queue`).
 """
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from gevent.lock import Semaphore
 
 from .clock import SimClock
 from .config import Counters
-from .failures import JobAborted, job_exc_info
+from .failures import CallError, JobAborted, job_exc_info
 from .registry import REGISTRY
 
 MAX_JOBS = 1000
@@ -44,6 +46,9 @@ class Job:
         self.secret_result = bool(spec and spec.secret_result)
         self.message_ids = [] if message_id is None else [message_id]
         self.credentials, self.transient = credentials, transient
+        self.limited = False  # its user may see only its own jobs (not a full admin)
+        self.lock: str | None = None
+        self.queued = False   # waiting for its lock: in job.py's JobsQueue.queue
         self.time_started = started
         self.time_finished: dt.datetime | None = None
         self.description: str | None = None
@@ -103,18 +108,28 @@ class JobEngine:
         self.running = 0
 
     def submit(self, method: str, arguments: list[Any], body: Callable[[Job], Any], *,
-               message_id: Any = None, credentials: dict[str, Any] | None = None,
-               transient: bool = False, lock: str | None = None, description: str | None = None) -> Job:
-        """Queue a job, send its `added` event, and start it.
+               message_id: Any = None, credentials: dict[str, Any] | None = None, limited: bool = False,
+               transient: bool = False, lock: str | None = None, lock_queue_size: int | None = 5,
+               description: str | None = None, message_ids: bool = True) -> Job:
+        """Queue a job, send its `added` event, and start it; or hand back an already queued one.
 
         A client's job (one with credentials) is counted in `jobs_started`, and
         while the host holds job replies the call returns only once released:
         the job runs, its caller does not learn its id. Internal jobs are neither.
+        `limited` is a caller that may see only its own jobs; `message_ids` is
+        False on hosts whose jobs have none (before 25.10).
         """
+        if lock is not None and lock_queue_size is not None:
+            queued = self._full_queue(lock, lock_queue_size, credentials, limited)
+            if queued is not None:
+                if message_ids and message_id is not None:
+                    queued.message_ids.append(message_id)
+                    self._emit("changed", queued)
+                return queued
         job = Job(self._next_id, method, arguments, message_id=message_id,
                   credentials=credentials, transient=transient, started=self._now())
         self._next_id += 1
-        job.description = description
+        job.description, job.limited, job.lock, job.queued = description, limited, lock, lock is not None
         job._publish = self._emit
         self._remember(job)
         self._emit("added", job)
@@ -123,6 +138,27 @@ class JobEngine:
             self.counters.jobs_started += 1
             self.replies_released.wait()
         return job
+
+    def _full_queue(self, lock: str, size: int, credentials: dict[str, Any] | None, limited: bool) -> Job | None:
+        """job.py `JobsQueue.add`, the same at TS-24.10.2, TS-25.10.6 and TS-26.0.0-BETA.2.
+
+        Size 0: EBUSY while a job holding the lock runs. Otherwise, with `size` jobs
+        already waiting for the lock, the newest of them the caller may share is
+        returned instead of a new job (25.10+ also adds the call's message id to its
+        `message_ids` and sends a `changed` event); none, EBUSY. Jobs without a lock
+        leave job.py's queue at once, so no bound applies to them here.
+        """
+        if size == 0:
+            if any(j.lock == lock and j.state == "RUNNING" for j in self.jobs.values()):
+                raise CallError("This job is already being performed", errno.EBUSY)
+            return None
+        queued = [j for j in self.jobs.values() if j.lock == lock and j.queued]
+        if len(queued) < size:
+            return None
+        for job in reversed(queued):
+            if not limited or _same_user(credentials, job.credentials):
+                return job
+        raise CallError("This job is already being performed by another user", errno.EBUSY)
 
     def abort(self, job: Job) -> None:
         """Abort a waiting or running job (no-op once it has ended)."""
@@ -157,6 +193,7 @@ class JobEngine:
         try:
             if guard is not None:
                 guard.acquire()
+            job.queued = False
             self._execute(job, body)
         except JobAborted:
             job.state = "ABORTED"
@@ -200,3 +237,8 @@ class JobEngine:
         job.finished.set()
         if job.transient:
             self.jobs.pop(job.id, None)
+
+
+def _same_user(mine: dict[str, Any] | None, theirs: dict[str, Any] | None) -> bool:
+    """Both user sessions of one username (utils/privilege.py's test in `JobsQueue.add`)."""
+    return mine is not None and theirs is not None and mine["data"]["username"] == theirs["data"]["username"]

@@ -58,6 +58,7 @@ class Method:
     rate_limit: bool = True
     job: bool = False
     lock: Callable[..., str | None] | None = None
+    lock_queue_size: int | None = 5          # @job's default (service/decorators.py); None: no bound
     transient: bool = False
     description: Callable[..., str | None] | None = None
     redact_args: Callable[[list[Any]], list[Any]] | None = None  # arguments as a job shows them

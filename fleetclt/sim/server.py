@@ -53,6 +53,9 @@ StartResponse = Callable[..., Any]
 # 26.0-BETA.1, 3600 from 26.0-BETA.2 (etc_files/local/nginx/nginx.conf.mako).
 NGINX_DEFAULT_IDLE, NGINX_26_IDLE = 60.0, 3600.0
 _PRERELEASE = re.compile(r"-(BETA|RC)\.(\d+)")
+# nginx's own page for an upstream that refuses the connection (no error_page in nginx.conf.mako).
+NGINX_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+             b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 
 
 def nginx_idle_limit(version: str) -> float:
@@ -190,11 +193,22 @@ class SimHandler(WebSocketHandler):
 def host_refuses(host: SimHost, environ: dict[str, Any]) -> bool:
     """True when this upgrade must get a plain HTTP answer instead of 101."""
     path = environ.get("PATH_INFO", "")
-    if host.faults.handshake_status:
+    if host.faults.handshake_status or middleware_down(host, path):
         return True
     if path == "/websocket":
         return False
     return host.config.legacy_only or not _is_api_path(path, host.config.version)
+
+
+def middleware_down(host: SimHost, path: str) -> bool:
+    """nginx proxies this path, and no middleware listens behind it (a restart's downtime).
+
+    nginx.conf.mako: /websocket always goes to 127.0.0.1:6000; /api only from 25.04
+    (24.10's `location /` redirects /api/current to /ui/ itself, middleware or not).
+    """
+    if host.middleware_up.is_set() or host.config.unix_path:
+        return False
+    return path.startswith("/websocket") or (path.startswith("/api") and not host.config.legacy_only)
 
 
 def _is_api_path(path: str, host_version: str) -> bool:
@@ -285,6 +299,10 @@ class SimServer:
         status = host.faults.handshake_status
         if status:
             return _redirect(start_response, status, "https://" + host.address + path)
+        if middleware_down(host, path):
+            host.counters.bad_gateway += 1
+            start_response("502 Bad Gateway", [("Content-Type", "text/html")])
+            return [NGINX_502]
         if host.config.legacy_only and path.startswith("/api"):
             return _redirect(start_response, 302, "/ui/")
         if path == "/api/versions":

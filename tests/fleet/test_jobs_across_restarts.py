@@ -15,6 +15,9 @@ import pytest
 import yaml
 from gevent import subprocess
 
+from fleetclt.client.login import Credentials
+from fleetclt.client.session import HostSession
+from fleetclt.client.throttle import Backoff
 from fleetclt.fleet.fleet import Fleet
 from fleetclt.fleet.results import Status
 from fleetclt.inventory.load import parse_inventory
@@ -44,10 +47,10 @@ def client_job_running(host):
     return any(j.credentials is not None and j.state == "RUNNING" for j in host.engine.jobs.values())
 
 
-def restart_some_once_all_run(sim):
+def restart_some_once_all_run(sim, downtime=0.0):
     wait_until(lambda: all(client_job_running(h) for h in sim.hosts), timeout=30)
     for name in RESTARTED:
-        sim[name].restart()
+        sim[name].restart(downtime)
     for host in sim.hosts:
         host.hold_jobs(False)
 
@@ -69,6 +72,28 @@ def test_a_fleet_job_fan_out_across_restarts(sim):
                   {name: r.result for name, r in result.items()})
     assert all("restarted" in str(result[name].error) for name in RESTARTED)
     assert result.by_status()[Status.JOB_UNKNOWN] == list(RESTARTED)
+
+
+def brief_backoff_session(spec):
+    """Five reconnect tries span 0.05 + 0.1 + 0.2 + 0.4 s, far less than the restarts' 502s."""
+    return HostSession(spec.name, spec.uri, Credentials(spec.username, spec.password, spec.api_key),
+                       backoff=Backoff(base=0.05, rand=lambda low, high: high))
+
+
+def test_a_fleet_job_fan_out_across_restarts_with_downtime(sim):
+    """nginx answers 502 for 3 s (300 simulated) while each middleware restarts: the sessions wait
+    through it beyond `reconnect_attempts`, find the new boot id, and end job_unknown; calls after it are ok."""
+    inventory = parse_inventory(sim.inventory_path.read_text(), "sim.yaml")
+    with Fleet.from_inventory(inventory, session_factory=brief_backoff_session) as fleet:
+        running = gevent.spawn(fleet.call, "service.restart", "nfs", job=True)
+        restart_some_once_all_run(sim, downtime=300.0)
+        result = running.get(timeout=60)
+        after = fleet.call("system.info")
+    check_outcome(sim, {name: r.status.value for name, r in result.items()},
+                  {name: r.result for name, r in result.items()})
+    assert all("restarted" in str(result[name].error) for name in RESTARTED)
+    assert all(sim[name].counters.bad_gateway > 5 for name in RESTARTED), "the 502s outlasted five tries"
+    assert [r.status for r in after.values()] == [Status.OK] * 6
 
 
 def test_the_cli_job_fan_out_across_restarts_exits_2(sim, tmp_path):

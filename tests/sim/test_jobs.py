@@ -4,8 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from gevent.event import Event
 
 from fleetclt.errors import RemoteCallError, SessionError
+from fleetclt.sim.failures import CallError
 
 
 def job_events(client, job_id, until=("SUCCESS", "FAILED", "ABORTED")):
@@ -243,3 +245,75 @@ def test_update_reports_many_progress_steps(jobs_client):
     events = job_events(jobs_client, jobs_client.result("update.run", {}))
     descriptions = {e["fields"]["progress"]["description"] for e in events}
     assert len(descriptions) >= 10 and "Downloading update" in descriptions
+
+
+
+def queue_full(client, host, service="nfs"):
+    """One service.restart runs (held) and five wait for its lock; returns their ids."""
+    host.hold_jobs(True)
+    ids = [client.result("service.restart", service) for _ in range(6)]
+    assert ids == list(range(ids[0], ids[0] + 6)) and host.counters.jobs_started == 6
+    return ids
+
+
+@pytest.mark.parametrize("version", ["25.04.2", "25.10.1", "26.0.0-BETA.2"])
+def test_a_full_lock_queue_hands_back_its_newest_job(make_host, client_for, version):
+    """job.py `JobsQueue.add` at TS-24.10.2, TS-25.10.6 and TS-26.0.0-BETA.2, with the default
+    `lock_queue_size=5` of service/decorators.py: with five jobs waiting for the lock, a full
+    admin's call gets the newest of them, whatever its own arguments; no job is added. From 25.10
+    its request id joins that job's `message_ids`, announced by a `changed` event (24.10 and
+    25.04 jobs have no message ids)."""
+    host = make_host(version=version)
+    client = client_for(host)
+    client.login()
+    client.result("core.subscribe", "core.get_jobs")
+    ids = queue_full(client, host)
+    late = client.request("service.restart", "nfs", {"silent": True})
+    assert client.reply(late)["result"] == ids[-1] and host.counters.jobs_started == 6
+    if host.config.new_style_jobs:
+        changed = client.wait_for(lambda m: m.get("params", {}).get("id") == ids[-1]
+                                  and late in m["params"]["fields"].get("message_ids", []))
+        assert changed["params"]["msg"] == "changed" and len(changed["params"]["fields"]["message_ids"]) == 2
+    else:
+        assert len(host.engine.jobs[ids[-1]].message_ids) == 1
+    assert client.result("service.restart", "cifs") == ids[-1] + 1, "another lock has its own queue"
+
+
+def test_a_limited_user_gets_ebusy_unless_a_queued_job_is_its_own(make_host, client_for):
+    """job.py `JobsQueue.add`: a caller limited to its own jobs (utils/privilege.py
+    `credential_is_limited_to_own_jobs`: a user session without FULL_ADMIN) is handed back only
+    a queued job of its own username; otherwise EBUSY "already being performed by another user"."""
+    host = make_host(users={"admin": "fleetclt-sim", "ops": "ops-pw"})
+    host.data.users[1]["roles"] = ["SERVICE_WRITE"]
+    admin, ops = client_for(host), client_for(host)
+    admin.login()
+    ops.login("ops", "ops-pw")
+    queue_full(admin, host)
+    refused = ops.call("service.restart", "nfs")["error"]
+    assert refused["code"] == -32001
+    assert (refused["data"]["error"], refused["data"]["reason"]) == (
+        16, "[EBUSY] This job is already being performed by another user")
+    own = [ops.result("service.restart", "ssh") for _ in range(6)]
+    assert ops.result("service.restart", "ssh") == own[-1], "its own newest queued job"
+    assert admin.result("service.restart", "ssh") == own[-1], "a full admin is handed anyone's"
+    assert host.counters.jobs_started == 12
+
+
+def test_a_lock_queue_of_size_zero_refuses_while_one_runs(host):
+    """job.py `JobsQueue.add`: with `lock_queue_size=0` (26.0's catalog.sync) a call is EBUSY
+    while a job holding the lock runs, and is queued as usual otherwise."""
+    started = Event()
+
+    def body(job):
+        started.set()
+        host.jobs_released.wait()
+
+    host.hold_jobs(True)
+    running = host.engine.submit("catalog.sync", [], body, lock="official_catalog_sync", lock_queue_size=0)
+    assert started.wait(10)
+    with pytest.raises(CallError, match=r"\[EBUSY\] This job is already being performed$"):
+        host.engine.submit("catalog.sync", [], body, lock="official_catalog_sync", lock_queue_size=0)
+    host.hold_jobs(False)
+    assert running.finished.wait(10)
+    after = host.engine.submit("catalog.sync", [], body, lock="official_catalog_sync", lock_queue_size=0)
+    assert after.id == running.id + 1

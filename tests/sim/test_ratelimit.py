@@ -32,23 +32,36 @@ def test_refused_calls_count_too(clock):
     assert not limiter.allow("auth.login_ex", "10.0.0.1")
 
 
-def test_hundred_keys_refuse_everyone_and_the_101st_key_unblocks(clock):
+def test_hundred_key_cap_in_the_servers_order(clock):
+    """utils/rate_limit/cache.py: `add()` inserts the key before `max_entries_reached` compares
+    len(RL_CACHE) == 100, and main.py builds `any((...))` eagerly, so `rate_limit_exceeded`
+    counts every call, those the cap refuses too."""
     limiter = RateLimiter(clock)
-    for i in range(100):
-        limiter.allow("core.ping", f"10.0.{i // 250}.{i % 250}")
-    assert len(limiter) == 100
-    assert not limiter.allow("core.ping", "10.9.9.9")
-    assert len(limiter) == 100, "a refused call at the cap adds no key"
+    ips = [f"10.0.{i // 250}.{i % 250}" for i in range(101)]
+    assert all(limiter.allow("auth.login_ex", ip) for ip in ips[:99])
+    assert not limiter.allow("auth.login_ex", ips[99]), "the 100th key is inserted, then refused"
+    assert len(limiter) == 100, "a refused call keeps its key"
+    assert not any(limiter.allow("auth.login_ex", ips[0]) for _ in range(19)), "at exactly 100 keys all wait"
+    assert limiter.allow("auth.login_ex", ips[100]) and len(limiter) == 101, "a 101st key ends the equality"
+    assert limiter.allow("core.ping", ips[0]), "and everyone passes again"
+    assert not limiter.allow("auth.login_ex", ips[0]), "its 21st call: the refused ones were counted"
 
 
-def test_whole_table_cleared_every_600_seconds(clock):
+def test_whole_table_cleared_every_600_seconds_from_the_start(clock):
+    """plugins/rate_limit: `@periodic(600, run_on_start=False)`, on its own schedule, not 600 s
+    after some call."""
     limiter = RateLimiter(clock)
     for i in range(100):
         limiter.allow("core.ping", f"10.0.0.{i}")
-    clock.advance(599)
+    clock.advance(599.9)
     assert not limiter.allow("core.ping", "10.0.0.1"), "still at the 100-key cap"
-    clock.advance(1)
-    assert limiter.allow("core.ping", "10.0.0.1") and len(limiter) == 1
+    clock.advance(50.1)
+    assert limiter.allow("core.ping", "10.0.0.1") and len(limiter) == 1, "cleared at 600 s"
+    for i in range(2, 100):
+        limiter.allow("core.ping", f"10.0.0.{i}")
+    assert not limiter.allow("core.ping", "10.0.0.100")
+    clock.advance(550)
+    assert limiter.allow("core.ping", "10.0.0.1") and len(limiter) == 1, "cleared again at 1200 s"
 
 
 def pings(client, count):
