@@ -1,4 +1,4 @@
-"""A fault-injecting TCP proxy on loopback, for tests (style-and-reliability.md 2.9).
+"""A fault-injecting TCP proxy on loopback, for tests: faults in real sockets, not mocks.
 
 Toxiproxy cannot be installed here and `tc netem` is missing, so faults are made
 in-process: a gevent StreamServer on 127.0.0.1:0 in front of one target, with

@@ -17,7 +17,8 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _LINK = re.compile(r"(?<!\\)\[(?:[^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 _CITATION = re.compile(r"docs/([A-Za-z0-9_.-]+\.md)((?:(?:,\s*|\s+and\s+|\s+)§\d+)*)")
-_PRIVATE_NOTES = re.compile(r"truenas-protocol\.md|perf-notes\.md|design\.md")
+_PRIVATE_NOTES = re.compile(r"truenas-protocol\.md|perf-notes\.md|design\.md|style-and-reliability\.md|"
+                            r"style-examples\.md|peers\.md|shared/docs")
 
 
 def _prose(text: str) -> str:
@@ -132,7 +133,9 @@ def test_a_citation_of_a_missing_section_is_reported() -> None:
 
 
 def test_private_notes_are_never_cited() -> None:
-    sources = [*PAGES, *sorted((ROOT / "fleetclt").rglob("*.py"))]
+    code = [path for top in ("fleetclt", "tests", "bench", "scripts") for path in sorted((ROOT / top).rglob("*.py"))
+            if path != Path(__file__).resolve()]
+    sources = [*PAGES, ROOT / "bench" / "README.md", *code]
     cited = [str(path.relative_to(ROOT)) for path in sources if _PRIVATE_NOTES.search(path.read_text())]
     assert cited == []
 

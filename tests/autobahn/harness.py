@@ -70,7 +70,7 @@ def find_python2() -> str:
         if subprocess.run([path, "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
                           capture_output=True).returncode == 0:
             return path
-    raise Unavailable("no working python2.7 (pyenv's 2.7 is how this runs; see style-and-reliability.md 2.10)")
+    raise Unavailable("no working python2.7 (autobahntestsuite runs only on 2.7; pyenv's 2.7 is how this runs)")
 
 
 def install_suite(python2: str) -> Path:

@@ -3,7 +3,7 @@
 Usage: python2.7 wstest_py2.py SITE_DIR [wstest arguments...]
 
 `--target` installs skip .pth processing, so zope.interface only imports after
-site.addsitedir(SITE_DIR) (style-and-reliability.md Appendix B).
+site.addsitedir(SITE_DIR) has read them.
 """
 import site
 import sys
