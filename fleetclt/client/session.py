@@ -211,7 +211,8 @@ class HostSession:
         A job call is never sent twice, whatever `retry_safe` says.
         """
         if not job:
-            return self._call(self.method_for(method, list(params)), list(params), timeout, retry_safe)
+            args = list(params)
+            return self._call(self.method_for(method, args), args, timeout, retry_safe)
         ref = self.start_job(method, *params, timeout=timeout)
         return self._wait_job(ref, on_progress, None, None)  # job events are on already
 
@@ -223,9 +224,10 @@ class HostSession:
         which boot issued the id cannot be told: JobUnknown, nothing sent again.
         """
         self._follow_jobs()
-        method = self.method_for(method, list(params))  # the JobRef keeps the name the host ran
+        args = list(params)
+        method = self.method_for(method, args)  # the JobRef keeps the name the host ran
         link, boot_id = self._link, self.boot_id
-        result = self._call(method, list(params), timeout, False)
+        result = self._call(method, args, timeout, False)
         if not is_int(result):
             raise NotAJobError.for_reply(method, result, self.name)
         if self._link is not link and self.boot_id != boot_id:
