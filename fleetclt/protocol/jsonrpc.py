@@ -45,6 +45,7 @@ INVALID_PARAMS = -32602
 CALL_ERROR = -32001
 
 EBUSY = 16
+EINVAL = 22
 ENOMETHOD = 201
 ENOTAUTHENTICATED = 207
 EREBOOTREQUIRED = 209   # an update was applied: reboot before the next (docs/protocol.md §11)
@@ -249,8 +250,22 @@ def unsubscribed(params: Any, host: str) -> NotifyUnsubscribed:
     if not isinstance(params, dict) or not isinstance(params.get("collection"), str):
         raise ProtocolError(f"malformed unsubscribe notice: {params!r:.80}", host)
     error = params.get("error")
-    return NotifyUnsubscribed(params["collection"],
-                              None if error is None else truenas_error(error, host))
+    if error is None:
+        return NotifyUnsubscribed(params["collection"], None)
+    code = INVALID_PARAMS if _names_fields(error) else CALL_ERROR
+    return NotifyUnsubscribed(params["collection"], truenas_error(error, host, code=code))
+
+
+def _names_fields(error: Any) -> bool:
+    """A refused event-source argument: EINVAL whose ``extra`` lists ``[field, message, errno]``.
+
+    The notice has no JSON-RPC code to say "validation"; the server formats a
+    ValidationErrors as EINVAL with the triples as ``extra`` (docs/protocol.md §8).
+    """
+    if not isinstance(error, dict) or error.get("error") != EINVAL:
+        return False
+    extra = error.get("extra")
+    return isinstance(extra, list) and bool(extra) and all(isinstance(i, list) and len(i) == 3 for i in extra)
 
 
 # ------------------------------------------------------------------- the dialect

@@ -123,8 +123,7 @@ def _bulk_item(conn: Connection, method: str, params: Any) -> dict[str, Any]:
         args = target.bind(params)
         if not target.job:
             return {"job_id": None, "result": target.func(conn, *args), "error": None}
-        sub = conn.host.engine.submit(method, args, lambda j: target.func(conn, j, *args),
-                                      credentials=conn.job_credentials())
+        sub = conn.submit_job(target, args)
         sub.finished.wait()
         error = sub.error or ("Job was aborted" if sub.state == "ABORTED" else None)
         return {"job_id": sub.id, "result": sub.result, "error": error}
@@ -278,8 +277,12 @@ def me(conn: Connection) -> dict[str, Any]:
 
 @api("auth.logout")
 def logout(conn: Connection) -> bool:
+    """plugins/auth.py `logout`: from 25.04 source subscriptions end with a notice (24.10 keeps
+    them); plain event subscriptions stay and keep receiving events (main.py `send_event`
+    checks no login)."""
+    if conn.host.config.version_info >= (25, 4):
+        conn.host.sources.logout(conn)
     conn.user = None
-    conn.subscriptions.clear()
     return True
 
 

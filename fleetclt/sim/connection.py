@@ -26,6 +26,7 @@ from .workers import CallWorkers
 
 if TYPE_CHECKING:
     from .host import SimHost
+    from .jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -192,14 +193,22 @@ class Connection:
         self.host.clock.sleep(round(random.uniform(1.0, 10.0), 2))
         raise CallError("Rate Limit Exceeded", errno.EBUSY)
 
-    def _start_job(self, method: Method, args: list[Any], message_id: Any) -> Any:
-        job = self.host.engine.submit(
+    def submit_job(self, method: Method, args: list[Any], message_id: Any = None) -> Job:
+        """Queue `method` as this connection's job, through its lock queue like any job call.
+
+        core.bulk's sub-jobs come here too: the middleware runs each one through
+        `call_with_audit`, i.e. the same job queue and locks (service/core_service.py `bulk`).
+        """
+        return self.host.engine.submit(
             method.name, args, lambda job: method.func(self, job, *args),
             message_id=message_id, credentials=self.job_credentials(), limited=not self.full_admin(),
             transient=method.transient or self.host.faults.transient_jobs,
             lock=method.lock(*args) if method.lock else None, lock_queue_size=method.lock_queue_size,
             description=method.description(*args) if method.description else None,
             message_ids=self.host.config.new_style_jobs)
+
+    def _start_job(self, method: Method, args: list[Any], message_id: Any) -> Any:
+        job = self.submit_job(method, args, message_id)
         if self.legacy_jobs:
             return job.id
         job.finished.wait()
@@ -242,8 +251,12 @@ class Connection:
         return list(user.get("roles", []))
 
     def wants(self, collection: str) -> bool:
-        """One message per connection however many subscriptions match."""
-        if self.user is None or self.closed:
+        """One message per connection however many subscriptions match.
+
+        Events do not need a login (main.py `send_event`); only job events do
+        (job.py `should_send_job_event`), which matters after auth.logout.
+        """
+        if self.closed or (self.user is None and collection == "core.get_jobs"):
             return False
         names = self.subscriptions.values()
         return collection in names or "*" in names

@@ -88,9 +88,19 @@ class EventSources:
 
     def drop(self, conn: Connection) -> None:
         """The connection closed: its subscriptions go, with no notice."""
+        self._remove(conn, notify=False)
+
+    def logout(self, conn: Connection) -> None:
+        """auth.logout ends the connection's source subscriptions, each with a notice, error
+        null (plugins/auth.py `logout` -> common/event_source/manager.py `unsubscribe_app`)."""
+        self._remove(conn, notify=True)
+
+    def _remove(self, conn: Connection, notify: bool) -> None:
         for instance in list(self._instances.values()):
             for ident in [i for i, c in instance.subscribers.items() if c is conn]:
                 del instance.subscribers[ident]
+                if notify:
+                    conn.send_unsubscribed(instance.name, None)
             self._cancel_if_unused(instance)
 
     def append(self, path: str, text: str) -> None:

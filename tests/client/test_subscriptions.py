@@ -8,7 +8,7 @@ import pytest
 from gevent.queue import Queue
 
 from fleetclt.client.session import SubscriptionEnded
-from fleetclt.errors import RemoteCallError
+from fleetclt.errors import RemoteCallError, ValidationError
 from fleetclt.sim.failures import ENOTAUTHENTICATED, CallError
 from tests.helpers import wait_until
 
@@ -81,7 +81,7 @@ def test_an_argument_the_source_rejects_raises_to_the_caller(host, session_for):
     """The server answers core.subscribe with an id after ending the subscription with the error."""
     session = session_for(host)
     name = "filesystem.file_tail_follow:" + json.dumps({"tail_lines": 2})
-    with pytest.raises(RemoteCallError, match="path: Field required") as rejected:
+    with pytest.raises(ValidationError, match="path: Field required") as rejected:
         session.subscribe(name, lambda event: None)
     assert rejected.value.extra == [["path", "Field required", errno.EINVAL]]
     assert session.call("core.ping") == "pong"

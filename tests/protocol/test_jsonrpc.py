@@ -236,6 +236,18 @@ def test_notify_unsubscribed_with_an_error():
     assert event.error.host == HOST
 
 
+def test_notify_unsubscribed_naming_fields_is_a_validation_error():
+    """api/base/server/ws_handler/rpc.py notify_unsubscribed: a ValidationErrors goes out through
+    format_truenas_validation_error, i.e. EINVAL with the [field, message, errno] triples."""
+    event = one(rpc(), '{"jsonrpc":"2.0","method":"notify_unsubscribed","params":{"collection":"t:{}",'
+                       '"error":{"error":22,"errname":"EINVAL","reason":"[EINVAL] path: Field required\\n",'
+                       '"trace":null,"extra":[["path","Field required",22]]}}}')
+    assert isinstance(event.error, ValidationError) and event.error.extra == [["path", "Field required", 22]]
+    plain = one(rpc(), '{"jsonrpc":"2.0","method":"notify_unsubscribed","params":{"collection":"t:{}",'
+                       '"error":{"error":22,"errname":"EINVAL","reason":"[EINVAL] bad","trace":null,"extra":null}}}')
+    assert type(plain.error) is RemoteCallError
+
+
 # ---------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("frame", [

@@ -116,6 +116,20 @@ def test_bulk_reports_each_item(jobs_client):
     assert result[1]["result"] is None and "does not exist" in result[1]["error"]
 
 
+def test_bulk_sub_jobs_wait_for_their_lock_like_any_job(jobs_client, host):
+    """service/core_service.py `bulk`: each item goes through `call_with_audit`, so a job
+    method's sub-job is queued under its lock (job.py `JobsQueue`), never run beside it."""
+    host.faults.job_duration = 20
+    jobs_client.result("pool.dataset.lock", "tank/secure")
+    bulk = jobs_client.result("core.bulk", "pool.dataset.lock", [["tank/secure"]])
+    sub = jobs_client.wait_for(lambda m: m.get("method") == "collection_update"
+                               and m["params"]["msg"] == "added" and m["params"]["id"] > bulk)
+    assert sub["params"]["fields"]["state"] == "WAITING"
+    result = job_events(jobs_client, bulk)[-1]["fields"]["result"]
+    assert result[0]["error"] is None and result[0]["job_id"] == sub["params"]["id"]
+    assert host.counters.peak_running_jobs == 2, "the bulk job and one lock job, never two"
+
+
 def test_transient_jobs_emit_no_events(jobs_client, host):
     host.faults.transient_jobs = True
     jobs_client.result("core.set_options", {"legacy_jobs": False})

@@ -96,6 +96,44 @@ def test_unsubscribing_a_source_says_so_and_a_plain_event_says_nothing(client):
         "collection": tail("/var/log/middlewared.log"), "error": None}}]
 
 
+@pytest.mark.parametrize("version", ["25.04.2", "25.10.1", "26.0.0-BETA.2"])
+def test_logout_ends_sources_with_a_notice_and_keeps_plain_events(make_host, client_for, version):
+    """plugins/auth.py `logout` calls common/event_source/manager.py `unsubscribe_app` from 25.04:
+    each source ends with error null. Plain subscriptions stay in the app's table and main.py
+    `send_event` does not check the login, so their events keep coming."""
+    host = make_host(version=version)
+    client = client_for(host)
+    client.login()
+    client.result("core.subscribe", "user.query")
+    source = tail("/var/log/middlewared.log")
+    client.result("core.subscribe", source)
+    assert client.result("auth.logout") is True
+    host.publish("user.query", "added", 99, {"id": 99})
+    event = client.wait_for(lambda m: m.get("method") == "collection_update"
+                            and m["params"]["collection"] == "user.query")
+    assert event["params"]["id"] == 99
+    notices = [m["params"] for m in client.inbox if m.get("method") == "notify_unsubscribed"]
+    assert notices == [{"collection": source, "error": None}]
+
+
+def test_logout_on_24_10_keeps_every_subscription(make_host, client_for):
+    """24.10 plugins/auth.py `logout` only drops the session: no `nosub` for a source, and
+    plain events keep coming."""
+    host = make_host(version="24.10.2")
+    client = client_for(host)
+    client.send({"msg": "connect", "version": "1", "support": ["1"]})
+    assert client.recv()["msg"] == "connected"
+    client.send({"msg": "method", "id": "l", "method": "auth.login", "params": ["admin", "fleetclt-sim"]})
+    assert client.recv()["result"] is True
+    client.send({"msg": "sub", "id": "p", "name": "user.query"})
+    client.send({"msg": "sub", "id": "s", "name": tail("/var/log/middlewared.log")})
+    client.send({"msg": "method", "id": "o", "method": "auth.logout", "params": []})
+    assert client.wait_for(lambda m: m.get("id") == "o")["result"] is True
+    host.publish("user.query", "added", 99, {"id": 99})
+    assert client.wait_for(lambda m: m.get("collection") == "user.query")["id"] == 99
+    assert not [m for m in client.inbox if m.get("msg") == "nosub"]
+
+
 def test_legacy_dialect_ends_a_source_with_nosub(make_host, client_for):
     """24.10 common/event_source/manager.py AppSubscriber.terminate: `nosub` with an `error`
     only when there is one."""
