@@ -1,14 +1,13 @@
-"""core.*, auth.*, system.* and failover.* methods of the simulator.
+"""core.*, system.* and failover.* methods of the simulator (auth.* are in api_auth.py).
 
 Every method takes the calling Connection first; job methods then take the Job.
-Behaviour and result shapes follow docs/protocol.md §4, §5, §7 and §11.
+Behaviour and result shapes follow docs/protocol.md §4, §7 and §11.
 """
 from __future__ import annotations
 
 import datetime as dt
 import errno
 import hashlib
-import random
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from .host import SimHost
 
 NO_AUTH = {"auth_required": False}
-MECHANISMS = ["API_KEY_PLAIN", "PASSWORD_PLAIN"]
 
 
 # -- core -----------------------------------------------------------------
@@ -143,149 +141,6 @@ def bulk(conn: Connection, job: Job, method: str, params: list[Any], description
     return results
 
 
-# -- auth -------------------------------------------------------------------
-def user_info(conn: Connection, username: str) -> dict[str, Any]:
-    """The auth.me / user_info object of a logged-in user."""
-    user = next((u for u in conn.host.data.users if u["username"] == username), None) or {}
-    return {
-        "pw_name": username, "pw_gecos": user.get("full_name", ""), "pw_dir": user.get("home", "/var/empty"),
-        "pw_shell": user.get("shell", "/usr/bin/zsh"), "pw_uid": user.get("uid", 950),
-        "pw_gid": user.get("uid", 950), "grouplist": [544], "sid": None, "source": "LOCAL", "local": True,
-        "attributes": {}, "two_factor_config": {"secret_configured": False},
-        "privilege": {"roles": {"$set": ["FULL_ADMIN"]}, "web_shell": True},
-        "account_attributes": ["LOCAL", "PASSWORD"],
-    }
-
-
-def _fail_delay(conn: Connection) -> None:
-    conn.host.counters.logins_failed += 1
-    conn.host.clock.sleep(random.uniform(1.0, 2.0))
-
-
-def _success(conn: Connection, username: str, kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    conn.login(username, kind)
-    conn.host.counters.logins_ok += 1
-    info = user_info(conn, username) if options.get("user_info", True) else None
-    return {"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1", "reconnect_token": None}
-
-
-def _login_password(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-    users = conn.host.config.users
-    if users.get(data["username"]) != data["password"]:
-        _fail_delay(conn)
-        return {"response_type": "AUTH_ERR"}
-    return _success(conn, data["username"], "LOGIN_PASSWORD", data.get("login_options") or {})
-
-
-def _login_api_key(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-    host, key = conn.host, data["api_key"]
-    owner = host.config.api_keys.get(key)
-    if owner is None or owner != data["username"] or key in host.revoked_keys:
-        _fail_delay(conn)
-        return {"response_type": "AUTH_ERR"}
-    if not conn.secure:
-        host.revoked_keys.add(key)  # 'Attempt to use over an insecure transport'
-        _fail_delay(conn)
-        return {"response_type": "EXPIRED"}
-    return _success(conn, owner, "API_KEY", data.get("login_options") or {})
-
-
-_LOGIN_FIELDS = {"PASSWORD_PLAIN": ("username", "password"), "API_KEY_PLAIN": ("username", "api_key")}
-
-
-def _check_login_data(data: dict[str, Any]) -> None:
-    mechanism = data.get("mechanism")
-    if mechanism is None:
-        raise ValidationErrors.single("login_data.mechanism", "Field required")
-    if mechanism not in _LOGIN_FIELDS:
-        tags = ", ".join(f"'{m}'" for m in _LOGIN_FIELDS)
-        raise ValidationErrors.single(
-            "login_data",
-            f"Input tag '{mechanism}' found using 'mechanism' does not match any of the expected tags: {tags}")
-    errors = [(f"login_data.{mechanism}.{name}", "Field required", errno.EINVAL)
-              for name in _LOGIN_FIELDS[mechanism] if name not in data]
-    errors += [(f"login_data.{mechanism}.{name}", "Input should be a valid string", errno.EINVAL)
-               for name in _LOGIN_FIELDS[mechanism] if name in data and not isinstance(data[name], str)]
-    if errors:
-        raise ValidationErrors(errors)
-
-
-def _redirect(conn: Connection) -> dict[str, Any] | None:
-    """REDIRECT from a BACKUP whose peer answers as MASTER, before credentials are looked at.
-
-    plugins/auth.py `login_ex` (25.04+): on a licensed HA system whose own status
-    is BACKUP it asks the peer's failover.status; MASTER gives REDIRECT with the
-    peer's UI URLs (failover.get_ips -> system.general.get_ui_urls). A peer that
-    does not answer lets the login go on as usual.
-    """
-    host, peer = conn.host, conn.host.peer
-    if host.failover_role != "BACKUP" or peer is None or not peer.online or peer.failover_role != "MASTER":
-        return None
-    return {"response_type": "REDIRECT", "urls": ui_urls(peer)}
-
-
-def ui_urls(host: SimHost) -> list[str]:
-    """system.general.get_ui_urls: http://ADDRESS[:PORT] (and https:// with a certificate)."""
-    scheme = "https" if host.config.certfile else "http"
-    port = "" if host.port == (443 if scheme == "https" else 80) else f":{host.port}"
-    return [f"{scheme}://{host.address}{port}"]
-
-
-def _login_ex(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-    redirect = _redirect(conn)
-    if redirect is not None:
-        return redirect
-    if data["mechanism"] == "PASSWORD_PLAIN":
-        return _login_password(conn, data)
-    return _login_api_key(conn, data)
-
-
-@api("auth.login_ex", Param("login_data", (dict,)), **NO_AUTH)
-def login_ex(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-    _check_login_data(data)
-    return _login_ex(conn, data)
-
-
-@api("auth.mechanism_choices", **NO_AUTH)
-def mechanism_choices(conn: Connection) -> list[str]:
-    return list(MECHANISMS)
-
-
-@api("auth.login", Param("username", (str,)), Param("password", (str,)), Param("otp_token", (str, type(None)), None),
-     **NO_AUTH)
-def login(conn: Connection, username: str, password: str, otp_token: str | None) -> bool:
-    """From 25.04 a wrapper over login_ex (REDIRECT gives false); 24.10's has no HA check (plugins/auth.py)."""
-    data = {"mechanism": "PASSWORD_PLAIN", "username": username, "password": password,
-            "login_options": {"user_info": False}}
-    reply = _login_password(conn, data) if conn.host.config.legacy_only else _login_ex(conn, data)
-    return bool(reply["response_type"] == "SUCCESS")
-
-
-@api("auth.login_with_api_key", Param("api_key", (str,)), **NO_AUTH)
-def login_with_api_key(conn: Connection, api_key: str) -> bool:
-    owner = conn.host.config.api_keys.get(api_key, "")
-    data = {"mechanism": "API_KEY_PLAIN", "username": owner, "api_key": api_key, "login_options": {"user_info": False}}
-    reply = _login_api_key(conn, data) if conn.host.config.legacy_only else _login_ex(conn, data)
-    return bool(reply["response_type"] == "SUCCESS")
-
-
-@api("auth.me")
-def me(conn: Connection) -> dict[str, Any]:
-    assert conn.user is not None  # the auth gate ran
-    return user_info(conn, conn.user["username"])
-
-
-@api("auth.logout")
-def logout(conn: Connection) -> bool:
-    """plugins/auth.py `logout`: from 25.04 source subscriptions end with a notice (24.10 keeps
-    them); plain event subscriptions stay and keep receiving events (main.py `send_event`
-    checks no login)."""
-    if conn.host.config.version_info >= (25, 4):
-        conn.host.sources.logout(conn)
-    conn.user = None
-    return True
-
-
 # -- system -------------------------------------------------------------------
 @api("system.info")
 def system_info(conn: Connection) -> dict[str, Any]:
@@ -353,6 +208,13 @@ def system_host_id(conn: Connection) -> str:
 
 
 # -- failover (plugins/failover.py) ------------------------------------------------
+def ui_urls(host: SimHost) -> list[str]:
+    """system.general.get_ui_urls: http://ADDRESS[:PORT] (and https:// with a certificate)."""
+    scheme = "https" if host.config.certfile else "http"
+    port = "" if host.port == (443 if scheme == "https" else 80) else f":{host.port}"
+    return [f"{scheme}://{host.address}{port}"]
+
+
 @api("failover.licensed")
 def failover_licensed(conn: Connection) -> bool:
     return conn.host.peer is not None

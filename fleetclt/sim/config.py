@@ -1,15 +1,27 @@
 """What a simulated host is (HostConfig), what is wrong with it (Faults), what it saw (Counters)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_USER, DEFAULT_PASSWORD = "admin", "fleetclt-sim"
 
 
+_STAGE_RANK = {"BETA": 0, "RC": 1}
+_PRERELEASE = re.compile(r"-(BETA|RC)\.(\d+)$")
+
+
 def version_tuple(version: str) -> tuple[int, ...]:
     """'25.10.1' -> (25, 10, 1); suffixes such as -BETA.1 are ignored."""
     return tuple(int(p) for p in version.split("-")[0].split(".") if p.isdigit())
+
+
+def release_tuple(version: str) -> tuple[int, ...]:
+    """A key that orders pre-releases too: 26.0.0-BETA.2 < 26.0.0-BETA.3 < 26.0.0-RC.1 < 26.0.0."""
+    numbers = (version_tuple(version) + (0, 0, 0))[:3]
+    stage = _PRERELEASE.search(version)
+    return numbers + ((_STAGE_RANK[stage[1]], int(stage[2])) if stage else (2, 0))
 
 
 @dataclass(frozen=True)
@@ -19,6 +31,15 @@ class HostConfig:
     `api_keys` maps a full key string "<id>-<secret>" to its owner. With
     `loopback_secure=False` the host treats loopback clients as remote ones, so
     plain API keys over ws:// get revoked as they would from another machine.
+    `proxied_from` goes further: every TCP client looks as if it came through a
+    proxy at that address with TLS ended before nginx (an SSH port forward, a
+    container port mapping, a TLS-terminating proxy without X-Https), so the
+    host sees that address, never TLS, for revocation, token origins and the
+    rate limiter. `otp_secrets` maps a username to its base32 TOTP secret
+    (two-factor login); `otp_window` is the server's accepted window of 30 s
+    steps either side. `stig` is the host's STIG mode (assurance level 2,
+    25.04 and later). `scram_iterations` is the PBKDF2 count of the SCRAM
+    material the host keeps for each API key (26.0 and later).
     With `nginx=True` a TCP websocket that carries nothing either way for nginx's
     idle limit of that version is cut, as on a real host; off by default because
     tests run the clock fast while clients keep real-time keepalives.
@@ -35,6 +56,11 @@ class HostConfig:
     unix_path: str | None = None
     loopback_secure: bool = True
     nginx: bool = False  # model the nginx in front of a real host's TCP port: its idle close (server.py)
+    proxied_from: str | None = None
+    otp_secrets: Mapping[str, str] = field(default_factory=dict)
+    otp_window: int = 0  # system.twofactorauthentication `window` default
+    stig: bool = False
+    scram_iterations: int = 500_000  # utils/crypto.py generate_api_key_auth_data default
 
     def __repr__(self) -> str:
         return f"HostConfig(name={self.name!r}, address={self.address!r}, port={self.port}, version={self.version!r})"
@@ -42,6 +68,10 @@ class HostConfig:
     @property
     def version_info(self) -> tuple[int, ...]:
         return version_tuple(self.version)
+
+    @property
+    def release(self) -> tuple[int, ...]:
+        return release_tuple(self.version)
 
     @property
     def legacy_only(self) -> bool:
@@ -79,6 +109,7 @@ class Counters:
     bad_gateway: int = 0  # requests nginx answered 502 while middlewared was down
     logins_ok: int = 0
     logins_failed: int = 0
+    logins_by_mechanism: dict[str, int] = field(default_factory=dict)  # successful logins: PASSWORD_PLAIN, SCRAM, ...
     rate_limited: int = 0
     calls: int = 0
     peak_inflight: int = 0

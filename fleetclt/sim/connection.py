@@ -19,6 +19,7 @@ import gevent
 from gevent.lock import Semaphore
 
 from ..protocol import ejson
+from .auth_session import Credential, LoginInProgress
 from .failures import ENOMETHOD, ENOTAUTHENTICATED, CallError
 from .registry import Method, lookup
 from .versions import endpoint_api_version
@@ -45,8 +46,13 @@ class Connection:
         self.ip: str = environ.get("REMOTE_ADDR") or ""
         self.unix = not self.ip
         self.tls = environ.get("wsgi.url_scheme") == "https"
+        if host.config.proxied_from and not self.unix:
+            # What middlewared sees behind a port forward or a TLS-ending proxy (HostConfig.proxied_from).
+            self.ip, self.tls = host.config.proxied_from, False
         self.api_version = endpoint_api_version(environ.get("PATH_INFO", ""), host.config.version)
         self.user: dict[str, Any] | None = None
+        self.credential: Credential | None = None
+        self.login_ctx = LoginInProgress()
         self.legacy_jobs = True
         self.subscriptions: dict[str, str] = {}
         self.closed = False
@@ -113,9 +119,14 @@ class Connection:
 
     @property
     def secure(self) -> bool:
-        """TLS, a Unix socket, or loopback (unless the host plays remote)."""
+        """utils/origin.py `secure_transport`: TLS, a Unix socket, or loopback (unless the host plays remote)."""
         loopback = self.ip.startswith("127.") or self.ip == "::1"
         return self.tls or self.unix or (loopback and self.host.config.loopback_secure)
+
+    @property
+    def origin(self) -> tuple[str, str]:
+        """What a token's `match_origin` compares: the remote address, or the Unix socket."""
+        return ("unix", "") if self.unix else ("tcp", self.ip)
 
     def send(self, text: str) -> None:
         """Send one text frame; a dead socket just ends the connection."""
@@ -156,13 +167,14 @@ class Connection:
         """The socket is gone: cancel pending calls (26.0 behaviour), forget the login."""
         self.closed = True
         self._calls.kill()
-        self.user = None
+        self.logout()
         self.subscriptions.clear()
         self.host.sources.drop(self)
 
     # -- calls ---------------------------------------------------------------
     def invoke(self, name: str, params: list[Any], message_id: Any) -> Any:
         """Run a method as the real server would; raises CallError / ValidationErrors."""
+        self._check_session()
         method = lookup(name, self.host.config.version_info)
         if method is None or not self.host.has_method(name):
             raise MethodMissing(name)
@@ -222,10 +234,27 @@ class Connection:
         data = {k: self.user[k] for k in ("username", "login_id", "login_at")}
         return {"type": self.user["type"], "data": data}
 
-    def login(self, username: str, kind: str) -> None:
+    def login(self, credential: Credential) -> None:
         """Bind this connection to a user session."""
-        self.user = {"username": username, "type": kind, "login_id": str(uuid.uuid4()),
+        self.credential = credential
+        self.user = {"username": credential.root.username, "type": credential.kind, "login_id": str(uuid.uuid4()),
                      "login_at": self.host.utcnow()}
+
+    def logout(self) -> None:
+        """End the session; one logged in with a token destroys that token (auth.py)."""
+        credential, self.credential, self.user = self.credential, None, None
+        if credential is not None and credential.token is not None:
+            self.host.tokens.destroy(credential.token)
+
+    def _check_session(self) -> None:
+        """plugins/auth.py `_app_on_message`: a session past its limits ends silently; else it was used."""
+        if self.credential is None or self.user is None:
+            return
+        now = self.host.clock.now()
+        if self.credential.valid(now):
+            self.credential.notify_used(now)
+        else:
+            self.logout()
 
     # -- events --------------------------------------------------------------
     def can_subscribe(self, name: str) -> bool:

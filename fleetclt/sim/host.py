@@ -15,6 +15,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from .auth_tokens import TokenStore
 from .clock import SimClock
 from .config import Counters, Faults, HostConfig
 from .connection import Connection
@@ -70,6 +71,7 @@ class SimHost:
         self.boot_id = str(uuid.uuid4())
         self.booted_at = self.clock.wall()
         self.limiter = RateLimiter(self.clock)
+        self.tokens = TokenStore(self.clock)  # auth.generate_token's tokens die with middlewared
         self.engine = JobEngine(self.clock, self._publish_job, self.counters, self.job_replies_released)
         if not hasattr(self, "data"):
             self.data = HostData.seed(self.config)

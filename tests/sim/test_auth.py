@@ -18,9 +18,10 @@ def keyed_host(make_host):
 
 
 def test_password_success_shape(client):
+    """plugins/auth.py `login_ex` (TS-25.10.1): SUCCESS has user_info and authenticator, no reconnect_token."""
     reply = login_ex(client, mechanism="PASSWORD_PLAIN", username="admin", password="fleetclt-sim")
     assert reply["response_type"] == "SUCCESS" and reply["authenticator"] == "LEVEL_1"
-    assert reply["reconnect_token"] is None and reply["user_info"]["pw_name"] == "admin"
+    assert "reconnect_token" not in reply and reply["user_info"]["pw_name"] == "admin"
     assert client.result("auth.me")["pw_uid"] == reply["user_info"]["pw_uid"]
 
 
