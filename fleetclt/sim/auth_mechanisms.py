@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 AUTH_ERR = {"response_type": "AUTH_ERR"}
 DEFAULT_TOKEN_TTL = 600
+LOGIN_COUNTERS = {"PASSWORD_PLAIN": "logins_password", "API_KEY_PLAIN": "logins_api_key",
+                  "TOKEN_PLAIN": "logins_token", "OTP_TOKEN": "logins_two_factor", "SCRAM": "logins_scram"}
 
 
 def level(conn: Connection) -> AssuranceLevel:
@@ -56,7 +58,7 @@ def succeed(conn: Connection, credential: Credential, mechanism: str, options: d
     conn.login(credential)
     counters = conn.host.counters
     counters.logins_ok += 1
-    counters.logins_by_mechanism[mechanism] = counters.logins_by_mechanism.get(mechanism, 0) + 1
+    setattr(counters, LOGIN_COUNTERS[mechanism], getattr(counters, LOGIN_COUNTERS[mechanism]) + 1)
     info = user_info(conn, credential.root.username) if options.get("user_info", True) else None
     reply: dict[str, Any] = {"response_type": "SUCCESS", "user_info": info, "authenticator": credential.level.name}
     if conn.host.config.version_info >= (26,):

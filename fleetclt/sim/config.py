@@ -109,7 +109,11 @@ class Counters:
     bad_gateway: int = 0  # requests nginx answered 502 while middlewared was down
     logins_ok: int = 0
     logins_failed: int = 0
-    logins_by_mechanism: dict[str, int] = field(default_factory=dict)  # successful logins: PASSWORD_PLAIN, SCRAM, ...
+    logins_password: int = 0     # successful logins by mechanism (24.10's methods count as theirs) ...
+    logins_api_key: int = 0
+    logins_token: int = 0
+    logins_two_factor: int = 0   # ... a password login completed by OTP_TOKEN counts here only
+    logins_scram: int = 0
     rate_limited: int = 0
     calls: int = 0
     peak_inflight: int = 0

@@ -59,7 +59,7 @@ def test_scram_logs_in_and_proves_the_server(scram_host, client_for):
     assert final["user_info"]["pw_name"] == "admin"
     scram.set_server_final(final["rfc_str"])  # raises unless the server knew the key
     assert client.result("auth.me")["pw_name"] == "admin"
-    assert host.counters.logins_by_mechanism == {"SCRAM": 1}
+    assert host.counters.logins_scram == 1 and host.counters.logins_api_key == 0
 
 
 def test_wrong_key_fails_at_the_final_message(scram_host, client_for):
