@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..inventory.load import load_inventory
 from ..local.state import save_last_run
 from ..rollout.engine import Rollout, RolloutResult
-from ..rollout.journal import Journal
+from ..rollout.journal import Journal, writable_dir
 from ..rollout.observer import FAILED, HostState
 from ..rollout.plan import Budget, RolloutPlan, named_option, parse_batch
 from . import output
@@ -92,6 +92,7 @@ def _start(args: argparse.Namespace) -> Rollout:
     if args.hosts is None:
         raise ConfigError("rollout needs --hosts PATTERN (--hosts all for every host)")
     options = _plan_options(args)
+    writable_dir()
     inventory, names = selection(args)
     plan = RolloutPlan(args.method, tuple(call_params(args, sys.stdin)), **options)
     return Rollout.start(fleet_for(inventory, args), plan, names)

@@ -129,8 +129,8 @@ class Journal:
     @classmethod
     def create(cls, header: dict[str, Any]) -> Journal:
         run_id = header.setdefault("run_id", new_run_id())
+        path = writable_dir() / f"{run_id}.jsonl"
         with _state_errors():
-            path = ensure_dir(journal_dir()) / f"{run_id}.jsonl"
             journal = cls(path, RunLock.acquire(lock_path(run_id), run_id))
             journal._append({"kind": "header", **header})
         return journal
@@ -184,6 +184,15 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def writable_dir() -> Path:
+    """The journals' folder, made if missing: a rollout checks it before it reads or connects anything."""
+    with _state_errors():
+        folder = ensure_dir(journal_dir())
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    return folder
 
 
 def lock_path(run_id: str) -> Path:

@@ -15,12 +15,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import gevent
 
 from ..errors import ConfigError
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+HOLDER_WAIT = 1.0   # seconds a refused process waits for the holder to write its name
 
 
 class RolloutRunning(ConfigError):
@@ -80,7 +84,7 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _read(fd)
+                holder = _holder_of(fd)
                 raise RolloutRunning(run_id, holder.pid if holder else None) from None
             holder = _read(fd)
             if holder is not None and holder.pid != os.getpid() and holder.alive_here():
@@ -122,6 +126,17 @@ def is_locked(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _holder_of(fd: int) -> Holder | None:
+    """The live holder of a lock we could not take. It writes its name just after locking: a
+    process that lost the race by a hair finds the file empty or stale, and reads again."""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        holder = _read(fd)
+        if (holder is not None and holder.alive_here()) or time.monotonic() > deadline:
+            return holder
+        gevent.sleep(0.005)
 
 
 def _read(fd: int) -> Holder | None:

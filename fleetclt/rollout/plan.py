@@ -62,7 +62,7 @@ def _batch_entry(item: Any) -> BatchEntry:
         value = float(raw[:-1]) if percent else int(raw)
     except ValueError:
         raise ConfigError(f"{raw!r} is neither a host count nor a percentage") from None
-    if value <= 0 or (percent and value > 100):
+    if not math.isfinite(value) or value <= 0 or (percent and value > 100):
         raise ConfigError(f"{raw!r} must be a positive count or a percentage up to 100%")
     return BatchEntry(value, percent)
 
@@ -95,7 +95,7 @@ class Budget:
             limit = float(text.rstrip("%"))
         except ValueError:
             raise ConfigError(f"{spec!r} is neither a count nor a percentage") from None
-        if limit < 0 or (percent and limit > 100):
+        if not math.isfinite(limit) or limit < 0 or (percent and limit > 100):
             raise ConfigError(f"{spec!r} is out of range (a count from 0, or 0% to 100%)")
         return cls(limit, percent)
 
@@ -139,8 +139,8 @@ class RolloutPlan:
                                         or self.window < 1):
             raise ConfigError(f"window: {self.window!r} is not a host count of at least 1")
         if self.window is not None and batch != ONE_STAGE:
-            raise ConfigError(f"window: a window of {self.window} runs every host in one stage, so it cannot "
-                              f"follow batch {batch!r}; give one of them")
+            raise ConfigError(f"window {self.window} and batch {batch!r} conflict: a window runs every host in "
+                              "one stage; give one of them")
 
     @property
     def budget(self) -> Budget:
