@@ -58,7 +58,7 @@ def add_hosts_command(commands: Any) -> None:
 def selection(args: argparse.Namespace) -> tuple[Inventory, list[str]]:
     """The inventory and the names `--hosts` selects; no host matched is a usage error."""
     inventory = load_inventory(args.inventory)
-    pattern = args.hosts or "all"
+    pattern = "all" if args.hosts is None else args.hosts  # '' (an unset $HOSTS) is an error, not all
     names = [spec.name for spec in inventory.select(pattern, failed=last_failed(inventory.path))]
     if not names:
         raise ConfigError(f"no host of {inventory.path} matches {pattern!r}")

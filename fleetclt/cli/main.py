@@ -122,7 +122,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return rollout_cli.run(args)
     if args.command == "fingerprint":
         return _fingerprint(args.target)
-    if args.command in FLEET_COMMANDS and getattr(args, "hosts", None):
+    if args.command in FLEET_COMMANDS and getattr(args, "hosts", None) is not None:  # --hosts "" is an error
         return (fleet_cli.run_call if args.command == "call" else fleet_cli.run_ping)(args)
     if args.command in single.COMMANDS:
         return single.run(args)

@@ -1,8 +1,10 @@
 """`fleetclt rollout`: a job across hosts in stages, with a failure budget, live progress and resume.
 
 Ctrl-C once stops starting new jobs and detaches from running ones (they go on
-on their hosts; the journal keeps their ids for --resume); twice exits at once.
-Exit 0 when every host succeeded, 2 otherwise, 1 when nothing ran.
+on their hosts; the journal keeps their ids for --resume), prints how to resume
+and exits 130; twice exits at once. Otherwise exit 0 when every host
+succeeded, 2 otherwise, 1 when nothing ran. Failed hosts are remembered for
+`--hosts @failed`, as after a fan-out.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import gevent
 
 from ..errors import ConfigError
 from ..inventory.load import load_inventory
+from ..local.state import save_last_run
 from ..rollout.engine import Rollout, RolloutResult
-from ..rollout.journal import Journal
-from ..rollout.observer import RolloutObserver
+from ..rollout.journal import Journal, writable_dir
+from ..rollout.observer import FAILED, HostState
 from ..rollout.plan import Budget, RolloutPlan, named_option, parse_batch
 from . import output
 from .argtypes import count, seconds, seconds_or_zero
@@ -32,27 +35,30 @@ from .status import ExitStatus
 def add_rollout_command(commands: Any) -> None:
     parser = commands.add_parser("rollout", help="run a job across hosts in stages (failure budget, resume)",
                                  description="Run METHOD as a job on the selected hosts, stage by stage.")
-    parser.add_argument("--hosts", metavar="PATTERN", help="which hosts (see `fleetclt hosts`)")
-    parser.add_argument("--batch", default="100%", metavar="SPEC",
+    parser.add_argument("--hosts", metavar="PATTERN",
+                        help="which hosts (required; see `fleetclt hosts`); with --resume, only these of the run's")
+    parser.add_argument("--batch", metavar="SPEC",
                         help="stage sizes, e.g. 1,10%%,100%% (the last repeats; default one stage)")
     parser.add_argument("--window", type=count, metavar="N", help="a sliding window of N hosts instead of stages")
-    parser.add_argument("--max-fail", default="0", metavar="N|P%",
+    parser.add_argument("--max-fail", metavar="N|P%",
                         help="failed hosts tolerated over the whole rollout (default 0: halt on the first)")
-    parser.add_argument("--pause", type=seconds_or_zero, default=0.0, metavar="S", help="wait between stages")
+    parser.add_argument("--pause", type=seconds_or_zero, metavar="S", help="wait between stages")
     parser.add_argument("--health", metavar="'METHOD [ARG ...]'",
                         help="after each stage, call this on the stage's hosts; falsy or error = failed")
     parser.add_argument("--abort-on-halt", action="store_true", help="abort running jobs when halting")
-    parser.add_argument("--stall", type=seconds, default=300.0, metavar="S",
+    parser.add_argument("--stall", type=seconds, metavar="S",
                         help="warn when a job's progress has not changed for S seconds (default 300)")
     parser.add_argument("--output", "-o", choices=output.FORMATS, help="default: table on a terminal, else json")
     add_concurrency_options(parser)
-    parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted rollout from its journal")
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="continue a rollout from its journal; the options above given with it change it "
+                             "from then on (--hosts narrows this resume only)")
     add_call_arguments(parser, required=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    view = progress_view(sys.stderr, args.stall)
-    rollout = _resume(args, view) if args.resume else _start(args, view)
+    rollout = _resume(args) if args.resume else _start(args)
+    rollout.observers.append(progress_view(sys.stderr, rollout.plan.stall_after))
     interrupts = [0]
 
     def on_interrupt() -> None:
@@ -69,29 +75,52 @@ def run(args: argparse.Namespace) -> int:
     finally:
         handler.cancel()
         rollout.fleet.close()
+    states = {name: record.state for name, record in result.hosts.items()}
+    save_last_run(rollout.fleet.inventory.path, result.plan.method,
+                  failed=[name for name, state in states.items() if state in FAILED],
+                  ok=[name for name, state in states.items() if state is HostState.OK])
     _render(result, output.output_format(args.output))
+    if interrupts[0]:
+        print(f"interrupted; resume with: fleetclt rollout --resume {rollout.run_id}", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
     return ExitStatus.OK if result.ok else ExitStatus.SOME_FAILED
 
 
-def _start(args: argparse.Namespace, view: RolloutObserver) -> Rollout:
+def _start(args: argparse.Namespace) -> Rollout:
     if not args.method:
         raise ConfigError("rollout needs METHOD (or --resume RUN_ID)")
-    named_option("--batch", lambda: parse_batch(args.batch))   # usage errors name the flags
-    named_option("--max-fail", lambda: Budget.parse(args.max_fail))
-    health = named_option("--health", lambda: _health(args.health))
+    if args.hosts is None:
+        raise ConfigError("rollout needs --hosts PATTERN (--hosts all for every host)")
+    options = _plan_options(args)
+    writable_dir()
     inventory, names = selection(args)
-    plan = RolloutPlan(args.method, tuple(call_params(args, sys.stdin)), batch=args.batch,
-                       max_fail=args.max_fail, window=args.window, pause=args.pause,
-                       health=health, abort_on_halt=args.abort_on_halt, stall_after=args.stall)
-    return Rollout.start(fleet_for(inventory, args), plan, names, [view])
+    plan = RolloutPlan(args.method, tuple(call_params(args, sys.stdin)), **options)
+    return Rollout.start(fleet_for(inventory, args), plan, names)
 
 
-def _resume(args: argparse.Namespace, view: RolloutObserver) -> Rollout:
-    if args.method:
-        raise ConfigError("--resume takes the method and hosts from the journal; give no METHOD")
+def _resume(args: argparse.Namespace) -> Rollout:
+    """The journal's rollout, with the options given now; the inventory is the journal's unless -i says."""
+    options = _plan_options(args)
     journal, replay = Journal.open(args.resume)
-    inventory = load_inventory(args.inventory or replay.header["inventory"])
-    return Rollout.resume(fleet_for(inventory, args), journal, replay, [view])
+    method = replay.plan["method"]
+    if args.method and args.method != method:
+        raise ConfigError(f"rollout {journal.run_id} runs {method}, not {args.method}")
+    params = call_params(args, sys.stdin) if args.method else None
+    args.inventory = args.inventory or replay.header["inventory"]
+    inventory, names = selection(args) if args.hosts is not None else (load_inventory(args.inventory), None)
+    return Rollout.resume(fleet_for(inventory, args), journal, replay, params=params, hosts=names, **options)
+
+
+def _plan_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan options given on the command line, checked; usage errors name the flags."""
+    if args.batch is not None:
+        named_option("--batch", lambda: parse_batch(args.batch))
+    if args.max_fail is not None:
+        named_option("--max-fail", lambda: Budget.parse(args.max_fail))
+    given = {"batch": args.batch, "window": args.window, "max_fail": args.max_fail, "pause": args.pause,
+             "stall_after": args.stall, "abort_on_halt": args.abort_on_halt or None,
+             "health": None if args.health is None else named_option("--health", lambda: _health(args.health))}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _health(text: str | None) -> tuple[Any, ...]:

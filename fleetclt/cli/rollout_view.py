@@ -5,10 +5,13 @@ or detach and halt, and show, per stage and overall, hosts waiting / running /
 done / failed, the mean and lowest job percent and the slowest host with its
 progress description: the terminal view as a block redrawn in place every
 second, the log view as a summary line every SUMMARY_EVERY seconds. Both warn
-when a job's progress has not changed for `stall_after` seconds.
+when a job's progress has not changed for `stall_after` seconds. On a terminal
+every line is fitted to its width (read again at each redraw), so a line never
+wraps into a second row the redraw would not erase.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 
 SUMMARY_EVERY = 10.0   # seconds between summary lines when stderr is a log
 SHOWN_RUNNING = ACTIVE | {HostState.DETACHED}   # counted as running: their jobs go on
+DEFAULT_WIDTH = 80     # columns, when the terminal does not say
 
 
 def progress_view(stream: TextIO, stall_after: float) -> LogView:
@@ -72,7 +76,7 @@ class LogView(BaseObserver):
         if self._ticker is not None:
             self._ticker.kill()
         self._clear()
-        self.stream.write(summary(rollout) + "\n")
+        self.stream.write("".join(line + "\n" for line in self._lines(summary(rollout))))
         self.stream.flush()
 
     # -- display ---------------------------------------------------------------------------
@@ -97,9 +101,13 @@ class LogView(BaseObserver):
                            f"{now - since:.0f} s (at {percent}% {description or ''})".rstrip(), rollout)
 
     def _emit(self, line: str, rollout: Rollout) -> None:
-        self.stream.write(line + "\n")
+        self.stream.write("".join(row + "\n" for row in self._lines(line)))
         self._last_summary = self.clock()
         self.stream.flush()
+
+    def _lines(self, text: str) -> list[str]:
+        """A log keeps every line whole."""
+        return text.splitlines()
 
     def _clear(self) -> None:
         """Nothing to erase in a log."""
@@ -122,15 +130,39 @@ class TerminalView(LogView):
 
     def _redraw(self, rollout: Rollout) -> None:
         self._clear()
-        block = summary(rollout)
-        self.stream.write(block + "\n")
-        self._drawn = block.count("\n") + 1
+        block = self._lines(summary(rollout))
+        self.stream.write("".join(line + "\n" for line in block))
+        self._drawn = len(block)   # one row each: _lines fits them to the width
         self.stream.flush()
+
+    def _lines(self, text: str) -> list[str]:
+        """Lines that fit the terminal: a wide summary line is split at its ' | ', then cut with '…'.
+
+        One column is left free: some terminals wrap as soon as the last one is written.
+        """
+        width = max(terminal_width(self.stream) - 1, 10)
+        lines = []
+        for line in text.splitlines():
+            parts = line.split(" | ") if len(line) > width else [line]
+            lines += [part if len(part) <= width else part[:width - 1] + "…" for part in parts]
+        return lines
 
     def _clear(self) -> None:
         if self._drawn:
             self.stream.write("\033[F\033[K" * self._drawn)
             self._drawn = 0
+
+
+def terminal_width(stream: TextIO) -> int:
+    """$COLUMNS if set (as shutil honours it), else the terminal's own width, else 80."""
+    try:
+        return max(int(os.environ["COLUMNS"]), 1)
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or DEFAULT_WIDTH
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_WIDTH
 
 
 def _counts(records: list[HostRecord]) -> str:

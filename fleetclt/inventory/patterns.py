@@ -59,7 +59,7 @@ def select_names(
     """Host names matching ``pattern``, in the order of ``hosts``."""
     terms = split_pattern(pattern)
     if not terms:
-        raise ConfigError("host pattern is empty; use 'all' to select every host")
+        raise ConfigError("host pattern is empty (an unset variable?); use 'all' to select every host")
     matcher = _Matcher(hosts, groups, failed)
     selected: set[str] = set()
     for operator, term in _ordered(terms):

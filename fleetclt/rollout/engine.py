@@ -13,13 +13,17 @@ aborted with `abort_on_halt`. A stage in which every host failed is judged by
 the budget like any other (so `max_fail="100%"` never halts, unlike Ansible).
 Resuming re-attaches to running jobs by id under the boot id that issued it,
 finds a job whose id was never journaled without a time filter on the server,
-and never submits a job twice.
+and never submits a job twice. One process drives a run at a time (lock.py). A
+resume may change the budget and the staging of hosts never started, and
+narrow the hosts it works on; a host gone from the inventory is reported
+`gone` and left as the journal has it, for a later resume.
 Displays follow a run as observers (observer.py), each event a typed call.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,17 +34,19 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from ..client.session import HostSession
-from ..errors import FleetError, JobUnknown
+from ..errors import ConfigError, FleetError, JobUnknown
 from ..fleet.fleet import Fleet
 from ..fleet.results import error_dict, status_of
 from ..protocol.jobs import JobRef, same_call
-from .journal import HostRecord, Journal, Replay
+from .journal import HostRecord, Journal, Replay, digest, hosts_digest, keep_days, prune, stored_plan
 from .observer import ACTIVE, FAILED, UNFINISHED, UNSTARTED, HostState, RolloutObserver
 from .plan import RolloutPlan
 
 log = logging.getLogger(__name__)
 
 RECONCILE_SLACK = 5.0  # seconds of the host's clock: its steps, and $date's millisecond truncation
+GONE = "not in the inventory any more"
+OUTSIDE = "outside --hosts of this resume"
 
 
 @dataclass
@@ -81,10 +87,11 @@ class Rollout:
     """One rollout run; `run()` blocks until it completed, halted or was stopped."""
 
     def __init__(self, fleet: Fleet, plan: RolloutPlan, journal: Journal, records: dict[str, HostRecord],
-                 observers: Sequence[RolloutObserver] = (), notes: list[dict[str, Any]] | None = None) -> None:
+                 observers: Sequence[RolloutObserver] = (), skipped: dict[str, str] | None = None) -> None:
         self.fleet, self.plan, self.journal, self.records = fleet, plan, journal, records
         self.observers = list(observers)
-        self.halted: str | None = next((n["reason"] for n in notes or [] if n["event"] == "halted"), None)
+        self.skipped = skipped or {}  # host -> why this run leaves it as the journal has it
+        self.halted: str | None = self._over_budget() if plan.budget.exceeded(*self.counts()) else None
         self._stop = Event()
         self._running: dict[str, gevent.Greenlet] = {}
         self.job_progress: dict[str, dict[str, Any]] = {}
@@ -95,19 +102,47 @@ class Rollout:
               observers: Sequence[RolloutObserver] = ()) -> Rollout:
         """Plan the stages now and write them to a new journal."""
         plan = plan.with_stages(hosts)
-        journal = Journal.create({"plan": plan.to_json(), "inventory": fleet.inventory.path})
-        records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
-        return cls(fleet, plan, journal, records, observers)
+        prune(keep_days())
+        journal = Journal.create({"plan": stored_plan(plan.to_json()), "inventory": _inventory_path(fleet),
+                                  "hosts_digest": _hosts_digest(fleet, hosts)})
+        return cls(fleet, plan, journal, _records(plan), observers)
 
     @classmethod
-    def resume(cls, fleet: Fleet, journal: Journal, replay: Replay,
-               observers: Sequence[RolloutObserver] = ()) -> Rollout:
-        """Continue a journaled rollout: running jobs are re-attached, never resubmitted."""
-        plan = RolloutPlan.from_json(replay.header["plan"])
-        records = {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
-        records.update(replay.hosts)
-        journal.note("resumed")
-        return cls(fleet, plan, journal, records, observers, replay.notes)
+    def resume(cls, fleet: Fleet, journal: Journal, replay: Replay, observers: Sequence[RolloutObserver] = (),
+               *, params: Sequence[Any] | None = None, hosts: Sequence[str] | None = None,
+               **options: Any) -> Rollout:
+        """Continue a journaled rollout: running jobs are re-attached, never resubmitted.
+
+        `params`: the job's arguments given again (needed when they hold secrets,
+        which the journal keeps only as a digest); `hosts`: work on these of the
+        run's hosts only; `options`: RolloutPlan options to change (batch,
+        window, max_fail, ...), written to the journal for later resumes.
+        """
+        try:
+            return cls._resumed(fleet, journal, replay, observers, params, hosts, options)
+        except BaseException:
+            journal.close()
+            raise
+
+    @classmethod
+    def _resumed(cls, fleet: Fleet, journal: Journal, replay: Replay, observers: Sequence[RolloutObserver],
+                 params: Sequence[Any] | None, hosts: Sequence[str] | None, options: dict[str, Any]) -> Rollout:
+        plan = _journaled_plan(journal.run_id, replay.plan, params)
+        records = _records(plan)
+        for name, record in replay.hosts.items():
+            if name in records:
+                record.stage, records[name] = records[name].stage, record
+        unstarted = {name for name, record in records.items() if record.state is HostState.WAITING}
+        if options:
+            plan = plan.changed(unstarted, **options)
+            for name, record in _records(plan).items():
+                records[name].stage = record.stage
+        skipped = _skipped(journal.run_id, fleet, records, hosts)
+        if replay.header.get("hosts_digest") not in (None, _hosts_digest(fleet, list(records))):
+            log.warning("rollout %s: the inventory's entries for its hosts changed since it started", journal.run_id)
+        journal.note("resumed", **({"plan": stored_plan(plan.to_json())} if options else {}),
+                     hosts=None if hosts is None else list(hosts), skipped=skipped)
+        return cls(fleet, plan, journal, records, observers, skipped)
 
     @property
     def run_id(self) -> str:
@@ -115,15 +150,19 @@ class Rollout:
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> RolloutResult:
-        for index, stage in enumerate(self.plan.stages):
-            if self._stopping():
-                break
-            self._run_stage(index, list(stage))
-            if self.plan.health and not self._stop.is_set():
-                self._health_gate(stage)
-            if self.plan.pause and index + 1 < len(self.plan.stages) and not self._stopping():
-                self._stop.wait(self.plan.pause)
-        return self._finish()
+        """Run to the end; the run's lock is released on return."""
+        try:
+            for index, stage in enumerate(self.plan.stages):
+                if self._stopping():
+                    break
+                self._run_stage(index, [name for name in stage if name not in self.skipped])
+                if self.plan.health and not self._stop.is_set():
+                    self._health_gate(stage)
+                if self.plan.pause and index + 1 < len(self.plan.stages) and not self._stopping():
+                    self._stop.wait(self.plan.pause)
+            return self._finish()
+        finally:
+            self.journal.close()
 
     def stop(self) -> None:
         """Ctrl-C once: start nothing new and detach from running jobs (they go on; resume later)."""
@@ -251,9 +290,13 @@ class Rollout:
         return failed, started
 
     def _check_budget(self) -> None:
+        if self.halted is None and self.plan.budget.exceeded(*self.counts()):
+            self._halt(self._over_budget())
+
+    def _over_budget(self) -> str:
+        """Why the budget is spent, counted now: every failure so far, not just those up to the halt."""
         failed, started = self.counts()
-        if self.halted is None and self.plan.budget.exceeded(failed, started):
-            self._halt(f"{failed} of {started} started hosts failed, beyond --max-fail {self.plan.budget}")
+        return f"{failed} of {started} started hosts failed, beyond --max-fail {self.plan.budget}"
 
     def _halt(self, reason: str) -> None:
         self.halted = reason
@@ -272,7 +315,7 @@ class Rollout:
 
     def _health_gate(self, stage: tuple[str, ...]) -> None:
         method, *params = self.plan.health_call
-        passed = [name for name in stage if self.records[name].state is HostState.OK]
+        passed = [name for name in stage if self.records[name].state is HostState.OK and name not in self.skipped]
         results = self.fleet.call(method, *params, hosts=passed) if passed else {}
         for name, outcome in results.items():
             if not (outcome.ok and outcome.result):
@@ -281,24 +324,79 @@ class Rollout:
                 self._settle(self.records[name], HostState.UNHEALTHY, error=error)
 
     def _finish(self) -> RolloutResult:
+        """The report's states (the journal keeps the last real ones, for a resume) and the stop reason."""
         interrupted = self._stop.is_set()
+        left = [r.host for r in self.records.values() if r.state in UNFINISHED]
         for record in self.records.values():
-            if record.state is HostState.WAITING and (interrupted or self.halted):
+            why = self.skipped.get(record.host)
+            if why == GONE and record.state in UNFINISHED:
+                record.state, record.error = HostState.GONE, {"type": "NotInInventory", "reason": why}
+            elif record.state is HostState.WAITING and (interrupted or self.halted or why):
                 record.state = HostState.NOT_STARTED
-            elif record.state in ACTIVE and interrupted:
+            elif record.state in ACTIVE and (interrupted or why):
                 record.state = HostState.DETACHED
-        reason = self._stop_reason(interrupted)
+        reason = self._stop_reason(interrupted, left)
         self.journal.note("stopped", reason=reason)
         result = RolloutResult(self.run_id, self.plan, self.records, reason)
         self._notify(lambda observer: observer.finished(self, result))
         return result
 
-    def _stop_reason(self, interrupted: bool) -> str:
+    def _stop_reason(self, interrupted: bool, left: list[str]) -> str:
+        """Never `completed` while a host of the run is still running or waiting."""
+        resume = f"resume with: fleetclt rollout --resume {self.run_id}"
         if interrupted:
-            return f"interrupted; resume with: fleetclt rollout --resume {self.run_id}"
+            return f"interrupted; {resume}"
         if self.halted:
-            return f"halted: {self.halted}"
+            return f"halted: {self._over_budget()}"
+        if left:
+            why = sorted({self.skipped.get(name, "not finished") for name in left})
+            return f"incomplete: {len(left)} of {len(self.records)} hosts not done ({'; '.join(why)}); {resume}"
         return "completed"
+
+
+def _records(plan: RolloutPlan) -> dict[str, HostRecord]:
+    """A fresh record per host of the plan, in its stage."""
+    return {name: HostRecord(name, index) for index, stage in enumerate(plan.stages) for name in stage}
+
+
+def _inventory_path(fleet: Fleet) -> str:
+    """Absolute, so a resume from another directory reads the same file."""
+    path = fleet.inventory.path
+    return os.path.abspath(path) if path and os.path.isfile(path) else path
+
+
+def _hosts_digest(fleet: Fleet, names: Iterable[str]) -> str:
+    hosts = fleet.inventory.hosts
+    return hosts_digest((name, hosts[name].uri if name in hosts else "") for name in names)
+
+
+def _journaled_plan(run_id: str, data: dict[str, Any], params: Sequence[Any] | None) -> RolloutPlan:
+    """The plan from a journal; job arguments given again must be those it started with."""
+    data = dict(data)
+    expected = data.pop("params_digest", None) or digest(data["params"])
+    if params is not None:
+        if digest(list(params)) != expected:
+            raise ConfigError(f"these job arguments are not the ones rollout {run_id} started with")
+        data["params"] = list(params)
+    elif digest(data["params"]) != expected:
+        raise ConfigError(f"rollout {run_id}'s job arguments hold secrets, which its journal keeps only as a "
+                          "digest: give the method and the same arguments again")
+    return RolloutPlan.from_json(data)
+
+
+def _skipped(run_id: str, fleet: Fleet, records: dict[str, HostRecord],
+             hosts: Sequence[str] | None) -> dict[str, str]:
+    """Hosts this resume leaves alone: gone from the inventory, or outside a narrowing `hosts`."""
+    if hosts is not None:
+        outside = [name for name in hosts if name not in records]
+        if outside:
+            more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+            raise ConfigError(f"{', '.join(outside[:5])}{more} not in rollout {run_id}: on resume, the hosts "
+                              "can only narrow the run's")
+    chosen = set(records if hosts is None else hosts)
+    unfinished = [name for name, record in records.items() if record.state in UNFINISHED]
+    return {name: GONE if name not in fleet.inventory.hosts else OUTSIDE
+            for name in unfinished if name not in fleet.inventory.hosts or name not in chosen}
 
 
 def _host_clock(info: Any) -> float | None:

@@ -1,17 +1,24 @@
 """The rollout journal: every step of a rollout, fsynced, so a killed process loses nothing.
 
 One JSON object per line under `<state dir>/rollouts/<run id>.jsonl`: a header
-with the plan and the inventory, then records as they happen (a host is
-submitting under boot B, running with job id N of boot B, done; a stage
-started; the rollout halted or finished). Replaying the lines gives the last
-known state of every host, which is what `fleetclt rollout --resume RUN_ID`
-starts from.
+with the plan (its job arguments redacted, with a digest of them in clear), the
+inventory's absolute path and a digest of the run's hosts, then records as they
+happen (a host is submitting under boot B, running with job id N of boot B,
+done; a stage started; the rollout halted, was resumed with new options, or
+stopped). Replaying the lines gives the last known state of every host, which
+is what `fleetclt rollout --resume RUN_ID` starts from. A journal is open in
+one process at a time (lock.py). Journals untouched for `$FLEETCLT_JOURNAL_DAYS`
+days (30 by default) are removed when a new rollout starts.
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import secrets
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +26,12 @@ from typing import Any
 from ..errors import ConfigError
 from ..local.state import ensure_dir, state_dir
 from ..protocol import ejson
+from ..protocol.redact import redact
+from .lock import RunLock, is_locked
 from .observer import HostState
+
+KEEP_DAYS_VAR = "FLEETCLT_JOURNAL_DAYS"
+DEFAULT_KEEP_DAYS = 30.0
 
 
 def journal_dir() -> Path:
@@ -28,6 +40,43 @@ def journal_dir() -> Path:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def digest(value: Any) -> str:
+    """A digest of JSON-able data, the same for equal data whatever its key order."""
+    return hashlib.sha256(ejson.dumps(_sorted(value)).encode()).hexdigest()
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def keep_days() -> float:
+    """How long journals are kept: $FLEETCLT_JOURNAL_DAYS, else 30 days."""
+    text = os.environ.get(KEEP_DAYS_VAR, "").strip()
+    if not text:
+        return DEFAULT_KEEP_DAYS
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not (math.isfinite(days) and days > 0):
+        raise ConfigError(f"${KEEP_DAYS_VAR}: {text!r} is not a number of days above 0")
+    return days
+
+
+@contextmanager
+def _state_errors() -> Iterator[None]:
+    """An unusable state dir (a file, read-only, full) is one line for the user, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"cannot keep rollout journals in {journal_dir()}: {exc.strerror or exc} "
+                          f"(set $FLEETCLT_STATE_DIR to a writable directory)") from None
 
 
 @dataclass
@@ -63,28 +112,42 @@ class Replay:
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     notes: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def plan(self) -> dict[str, Any]:
+        """The plan in force: the header's, or the one the last resume that changed options wrote."""
+        plans = [note["plan"] for note in self.notes if note.get("event") == "resumed" and "plan" in note]
+        return plans[-1] if plans else dict(self.header["plan"])
+
 
 class Journal:
-    """Append-only, fsynced after every record."""
+    """Append-only, fsynced after every record; holds the run's lock while open."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, lock: RunLock) -> None:
+        self.path, self.lock = path, lock
         self.run_id = path.stem
 
     @classmethod
     def create(cls, header: dict[str, Any]) -> Journal:
         run_id = header.setdefault("run_id", new_run_id())
-        journal = cls(ensure_dir(journal_dir()) / f"{run_id}.jsonl")
-        journal._append({"kind": "header", **header})
+        path = writable_dir() / f"{run_id}.jsonl"
+        with _state_errors():
+            journal = cls(path, RunLock.acquire(lock_path(run_id), run_id))
+            journal._append({"kind": "header", **header})
         return journal
 
     @classmethod
     def open(cls, run_id: str) -> tuple[Journal, Replay]:
+        """Lock the run, then read it: what a process that held it wrote is all there."""
         path = journal_dir() / f"{run_id}.jsonl"
-        if not path.is_file():
+        if not path.is_file() or os.sep in run_id:
             raise ConfigError(f"no rollout journal {path} (run ids are listed in {journal_dir()})")
-        journal = cls(path)
-        return journal, journal.replay()
+        with _state_errors():
+            journal = cls(path, RunLock.acquire(lock_path(run_id), run_id))
+            return journal, journal.replay()
+
+    def close(self) -> None:
+        """Let another process drive this run."""
+        self.lock.release()
 
     def host(self, record: HostRecord) -> None:
         """Write the current state of one host."""
@@ -121,6 +184,56 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def writable_dir() -> Path:
+    """The journals' folder, made if missing: a rollout checks it before it reads or connects anything."""
+    with _state_errors():
+        folder = ensure_dir(journal_dir())
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    return folder
+
+
+def lock_path(run_id: str) -> Path:
+    return journal_dir() / f"{run_id}.lock"
+
+
+def stored_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan as a journal keeps it: the job's arguments redacted, plus a digest of them in clear
+    that a resume given the arguments again checks them against."""
+    return {**plan, "params": redact(list(plan["params"])), "params_digest": digest(plan["params"])}
+
+
+def hosts_digest(hosts: Iterable[tuple[str, str]]) -> str:
+    """A digest of (name, uri) pairs: tells a resume whether the inventory changed under the run."""
+    return digest([list(pair) for pair in hosts])
+
+
+def prune(max_age_days: float, now: float | None = None) -> list[str]:
+    """Remove journals (and their lock files) untouched for longer than `max_age_days`; their run ids.
+
+    A running rollout's journal is kept whatever its age. Nothing here is worth
+    failing a rollout for: a file that cannot be removed is left.
+    """
+    folder = journal_dir()
+    cutoff = (time.time() if now is None else now) - max_age_days * 86400
+    removed: list[str] = []
+    try:
+        journals = list(folder.glob("*.jsonl"))
+    except OSError:
+        return removed
+    for path in journals:
+        lock = folder / f"{path.stem}.lock"
+        try:
+            if path.stat().st_mtime >= cutoff or is_locked(lock):
+                continue
+            path.unlink()
+            lock.unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed.append(path.stem)
+    return removed
 
 
 def _records(text: str) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ class HostState(str, enum.Enum):
     NOT_STARTED = "not_started"      # the rollout halted or was interrupted before this host
     DETACHED = "detached"            # interrupted while its job ran: the job goes on, resume re-attaches
     UNHEALTHY = "unhealthy"          # its job succeeded but the health gate failed it
+    GONE = "gone"                    # not in the inventory any more: a resume left it as the journal has it
     # a failed host takes the fan-out Status of its error (fleetclt.fleet.results.Status)
     FAILED = "failed"
     UNREACHABLE = "unreachable"
@@ -50,7 +51,7 @@ class HostState(str, enum.Enum):
 ACTIVE = frozenset({HostState.SUBMITTING, HostState.RUNNING})          # a job may be running there
 UNFINISHED = ACTIVE | {HostState.WAITING}                               # the engine still has work there
 UNSTARTED = frozenset({HostState.WAITING, HostState.NOT_STARTED})      # no job was ever sent
-NOT_FAILED = UNFINISHED | {HostState.OK, HostState.NOT_STARTED, HostState.DETACHED}
+NOT_FAILED = UNFINISHED | {HostState.OK, HostState.NOT_STARTED, HostState.DETACHED, HostState.GONE}
 FAILED = frozenset(HostState) - NOT_FAILED                              # counted against the budget
 
 

@@ -11,12 +11,13 @@ new job starts).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from ..errors import ConfigError
 
+ONE_STAGE = "100%"
 BatchSpec = str | int | Sequence[int | str]   # "1,10%,100%", 5, or [1, "10%", "100%"]
 FailSpec = int | str                          # 2 or "5%"
 
@@ -61,7 +62,7 @@ def _batch_entry(item: Any) -> BatchEntry:
         value = float(raw[:-1]) if percent else int(raw)
     except ValueError:
         raise ConfigError(f"{raw!r} is neither a host count nor a percentage") from None
-    if value <= 0 or (percent and value > 100):
+    if not math.isfinite(value) or value <= 0 or (percent and value > 100):
         raise ConfigError(f"{raw!r} must be a positive count or a percentage up to 100%")
     return BatchEntry(value, percent)
 
@@ -94,7 +95,7 @@ class Budget:
             limit = float(text.rstrip("%"))
         except ValueError:
             raise ConfigError(f"{spec!r} is neither a count nor a percentage") from None
-        if limit < 0 or (percent and limit > 100):
+        if not math.isfinite(limit) or limit < 0 or (percent and limit > 100):
             raise ConfigError(f"{spec!r} is out of range (a count from 0, or 0% to 100%)")
         return cls(limit, percent)
 
@@ -119,7 +120,7 @@ class RolloutPlan:
 
     method: str
     params: tuple[Any, ...] = ()
-    batch: BatchSpec = "100%"
+    batch: BatchSpec = ONE_STAGE
     max_fail: FailSpec = "0"
     window: int | None = None
     pause: float = 0.0
@@ -137,6 +138,9 @@ class RolloutPlan:
         if self.window is not None and (isinstance(self.window, bool) or not isinstance(self.window, int)
                                         or self.window < 1):
             raise ConfigError(f"window: {self.window!r} is not a host count of at least 1")
+        if self.window is not None and batch != ONE_STAGE:
+            raise ConfigError(f"window {self.window} and batch {batch!r} conflict: a window runs every host in "
+                              "one stage; give one of them")
 
     @property
     def budget(self) -> Budget:
@@ -151,6 +155,25 @@ class RolloutPlan:
         """Fix the stage list now, so a resumed rollout keeps exactly the same stages."""
         stages = [hosts] if self.window else plan_stages(hosts, parse_batch(self.batch))
         return RolloutPlan(**{**self.__dict__, "stages": tuple(tuple(s) for s in stages)})
+
+    def changed(self, unstarted: Collection[str], **options: Any) -> RolloutPlan:
+        """This plan with options changed on resume (batch, window, max_fail, ...).
+
+        A new batch or window restages only the hosts never started, in their
+        order, after the stages of the hosts that were; percentages count those
+        hosts. A window replaces the batch and a batch the window.
+        """
+        if "window" in options and "batch" not in options:
+            options["batch"] = ONE_STAGE
+        elif "batch" in options and "window" not in options:
+            options["window"] = None
+        changed = RolloutPlan(**{**self.__dict__, **options})
+        if not {"batch", "window"} & options.keys():
+            return changed
+        started = [tuple(h for h in stage if h not in unstarted) for stage in self.stages]
+        rest = [h for stage in self.stages for h in stage if h in unstarted]
+        stages = [*(s for s in started if s), *(changed.with_stages(rest).stages if rest else ())]
+        return RolloutPlan(**{**changed.__dict__, "stages": tuple(stages)})
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "params": list(self.params), "health": list(self.health),

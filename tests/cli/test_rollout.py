@@ -1,60 +1,29 @@
 """`fleetclt rollout` in a subprocess: report contract, progress, SIGKILL and Ctrl-C then --resume."""
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from pathlib import Path
 
-import gevent
 import orjson
 import pytest
-import yaml
-from gevent import subprocess
 
-from fleetclt.sim import Faults, SimClock
-from fleetclt.sim.fleet import SimFleet
+from tests.cli.rollout_helpers import cli_env, finish, first_line, fleetclt, kill, running_in_journal, served
 from tests.helpers import wait_until
 
 
 @pytest.fixture
 def sim(tmp_path):
-    fleet = SimFleet.create(40, base_address="127.10.0.1", users={"admin": "pw"},
-                            clock=SimClock(speed=100), faults=Faults(job_duration=100))
-    with fleet:
-        fleet.inventory_path = tmp_path / "inventory.yaml"
-        fleet.inventory_path.write_text(yaml.safe_dump(fleet.inventory({"env": "ROLL_PW"})))
+    with served(tmp_path, 40, "127.10.0.1") as fleet:
         yield fleet
 
 
 @pytest.fixture
 def env(tmp_path):
-    return {**os.environ, "ROLL_PW": "pw", "FLEETCLT_STATE_DIR": str(tmp_path / "state")}
+    return cli_env(tmp_path)
 
 
 def rollout(sim, env, *args):
-    return subprocess.Popen([sys.executable, "-m", "fleetclt.cli", "-i", str(sim.inventory_path), "rollout",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def first_line(process):
-    with gevent.Timeout(30):
-        line = process.stderr.readline()
-    assert line.startswith("rollout "), line
-    run_id, journal = line.split()[1].rstrip(":"), line.split()[-1]
-    return run_id, journal
-
-
-def finish(process):
-    with gevent.Timeout(60):
-        out, err = process.communicate()
-    return process.returncode, out, err
-
-
-def running_in_journal(journal, hosts, stage):
-    """The journal says these hosts' jobs are running (their ids are recorded)."""
-    text = Path(journal).read_text()
-    return all(f'"host":"{h}","stage":{stage},"state":"running"' in text for h in hosts)
+    return fleetclt(env, "-i", str(sim.inventory_path), "rollout", *args)
 
 
 def test_report_contract_and_progress_lines(sim, env):
@@ -75,10 +44,7 @@ def test_sigkill_mid_stage_then_resume_starts_no_job_twice(sim, env):
     process = rollout(sim, env, "--hosts", "all", "--batch", "10", "-o", "json", "update.update", "{}")
     run_id, journal = first_line(process)
     wait_until(lambda: running_in_journal(journal, ["sim011", "sim015"], stage=1), timeout=30)
-    process.kill()
-    process.wait()
-    process.stdout.close()
-    process.stderr.close()
+    kill(process)
     started_before = sum(h.counters.jobs_started for h in sim.hosts)
     assert 11 <= started_before < 40
     code, out, err = finish(rollout(sim, env, "--resume", run_id, "-o", "json"))
@@ -99,7 +65,8 @@ def test_ctrl_c_detaches_and_resume_finishes(sim, env):
     code, out, err = finish(process)
     for host in sim.hosts:
         host.hold_jobs(False)
-    assert code == 2 and f"fleetclt rollout --resume {run_id}" in err
+    assert code == 130, "interrupted, as the README's exit code table says"
+    assert err.splitlines()[-1] == f"interrupted; resume with: fleetclt rollout --resume {run_id}"
     report = orjson.loads(out)
     assert report["stop_reason"].startswith("interrupted")
     assert report["summary"] == {"detached": 20, "not_started": 20}
@@ -128,12 +95,7 @@ def test_usage_errors_exit_1(sim, env):
 @pytest.fixture
 def mixed(tmp_path):
     """Two hosts of each version from 24.10 to 26.0, all in one stage."""
-    fleet = SimFleet.create(8, base_address="127.10.1.1", users={"admin": "pw"}, clock=SimClock(speed=100),
-                            faults=Faults(job_duration=100),
-                            versions=("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2"))
-    with fleet:
-        fleet.inventory_path = tmp_path / "inventory.yaml"
-        fleet.inventory_path.write_text(yaml.safe_dump(fleet.inventory({"env": "ROLL_PW"})))
+    with served(tmp_path, 8, "127.10.1.1", versions=("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2")) as fleet:
         yield fleet
 
 
@@ -148,10 +110,7 @@ def test_sigkill_while_every_host_is_submitting_then_resume_adopts_each_job(mixe
     wait_until(lambda: all(h.counters.jobs_started == 1 for h in mixed.hosts)
                and all(f'"host":"{n}","stage":0,"state":"submitting"' in Path(journal).read_text() for n in names),
                timeout=30)
-    process.kill()
-    process.wait()
-    process.stdout.close()
-    process.stderr.close()
+    kill(process)
     for host in mixed.hosts:
         host.hold_job_replies(False)
     assert '"state":"running"' not in Path(journal).read_text()

@@ -73,7 +73,8 @@ def test_log_view_prints_one_line_per_event_then_the_summary():
     assert "\033[" not in stream.getvalue()
 
 
-def test_terminal_view_keeps_the_block_below_the_event_lines():
+def test_terminal_view_keeps_the_block_below_the_event_lines(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     stream = io.StringIO()
     view = TerminalView(stream, stall_after=300)
     rollout = make_rollout()
@@ -82,3 +83,20 @@ def test_terminal_view_keeps_the_block_below_the_event_lines():
     text = stream.getvalue()
     assert text.count("\033[F\033[K") == 2, "the two-line block was erased once, to print the second line"
     assert text.endswith("c: started update.update\n" + summary(rollout) + "\n")
+
+
+def test_terminal_view_fits_each_line_to_the_width_and_erases_every_row_it_drew(monkeypatch):
+    """At 80 columns the 93-character summary line is split at its ' | ', a long event line cut with '…'."""
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = io.StringIO()
+    view = TerminalView(stream, stall_after=300)
+    rollout = make_rollout()
+    rollout.records["d"].error = {"reason": "job 1 (update.update) failed: " + "x" * 100}
+    view.host_started(rollout, rollout.records["b"])
+    view.host_finished(rollout, rollout.records["d"])
+    rows = stream.getvalue().replace("\033[F\033[K", "\n").splitlines()
+    assert max(len(row) for row in rows) <= 79
+    assert "stage 2/2: 0 waiting, 2 running, 0 done, 1 failed" in rows and \
+        "overall: 0 waiting, 2 running, 1 done, 1 failed" in rows
+    assert any(row.startswith("d: failed: job 1 (update.update) failed: xxx") and row.endswith("…") for row in rows)
+    assert stream.getvalue().count("\033[F\033[K") == 3, "the three-row block was erased row by row, once"

@@ -74,7 +74,7 @@ def test_failed_selects_only_failed_hosts_in_inventory_order():
     ("all,!canry", "host pattern: no host or group named 'canry'; did you mean 'canary'?"),
     ("eu,&nas4", "host pattern: no host or group named 'nas4'; did you mean"),
     ("qqqqqq", "host pattern: no host or group named 'qqqqqq' (the inventory has 5 hosts and 5 groups)"),
-    ("", "host pattern is empty; use 'all' to select every host"),
+    ("", "host pattern is empty (an unset variable?); use 'all' to select every host"),
     (" , ,", "host pattern is empty"),
     ("eu,!", "host pattern: '!' must be followed by a host or group"),
     ("&", "host pattern: '&' must be followed by a host or group"),

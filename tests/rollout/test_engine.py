@@ -12,21 +12,7 @@ from fleetclt.rollout.journal import Journal
 from fleetclt.rollout.plan import RolloutPlan
 from tests.helpers import wait_until
 
-
-@pytest.fixture
-def sim_and_inventory(simulated_fleet):
-    return simulated_fleet(45, "127.9.0.1")
-
-
-@pytest.fixture
-def sim(sim_and_inventory):
-    return sim_and_inventory[0]
-
-
-@pytest.fixture
-def fleet(sim_and_inventory):
-    with Fleet(sim_and_inventory[1]) as fleet:
-        yield fleet
+SIM_HOSTS = (45, "127.9.0.1")
 
 
 def jobs_of(host):
@@ -84,6 +70,16 @@ def test_health_gate_fails_hosts_that_are_not_ready(sim, fleet, health):
     assert result.hosts["sim002"].state == "unhealthy"
     assert "system.ready returned False" in result.hosts["sim002"].error["reason"]
     assert result.stop_reason == "completed" and result.to_dict()["summary"]["ok"] == 19
+
+
+def test_the_halt_reason_counts_every_failure_up_to_the_halt(sim, fleet):
+    """The health gate fails all three hosts of the stage at once: the first spends the budget,
+    and the reason still counts the three."""
+    for name in ("sim001", "sim002", "sim003"):
+        sim[name].faults.not_ready = True
+    result = run_rollout(fleet, "service.restart", "nfs", hosts="sim00[1-9]", batch=3, health="system.ready")
+    assert result.stop_reason == "halted: 3 of 3 started hosts failed, beyond --max-fail 0"
+    assert result.to_dict()["summary"] == {"unhealthy": 3, "not_started": 6}
 
 
 def test_abort_on_halt_aborts_running_jobs(sim, fleet):

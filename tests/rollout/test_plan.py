@@ -39,7 +39,7 @@ def test_batch_is_kept_in_its_plain_string_form():
 
 
 @pytest.mark.parametrize("spec", ["", "0", "-1", "abc", "150%", "1,,2", [], [0], ["abc"], [1.5], [True],
-                                  True, None, 2.5, [1, None]])
+                                  True, None, 2.5, [1, None], "nan%", "inf%", "1,nan%"])
 def test_bad_batch_specs_are_errors_worded_for_python(spec):
     with pytest.raises(ConfigError, match=r"^batch: ") as caught:
         RolloutPlan("update.update", batch=spec)
@@ -71,7 +71,7 @@ def test_max_fail_takes_a_count_or_a_percentage(spec, text):
     assert RolloutPlan("m", max_fail=spec).max_fail == text
 
 
-@pytest.mark.parametrize("spec", ["x", "-1", -1, "101%", True, None, 1.5, ["1"]])
+@pytest.mark.parametrize("spec", ["x", "-1", -1, "101%", True, None, 1.5, ["1"], "nan", "inf", "nan%", "-inf"])
 def test_bad_budgets_are_errors_worded_for_python(spec):
     with pytest.raises(ConfigError, match=r"^max_fail: ") as caught:
         RolloutPlan("update.update", max_fail=spec)
@@ -108,3 +108,21 @@ def test_plan_round_trips_through_its_journal_form():
     assert fixed.to_json()["health"] == ["system.ready"]
     assert RolloutPlan.from_json(fixed.to_json()) == fixed
     assert [len(s) for s in RolloutPlan("m", window=5).with_stages(HOSTS).stages] == [45]
+
+
+def test_a_window_takes_no_batch_but_one_stage():
+    with pytest.raises(ConfigError, match=r"^window 5 and batch '1,10%' conflict: a window runs every host in one "):
+        RolloutPlan("m", window=5, batch="1,10%")
+    assert RolloutPlan("m", window=5, batch="100%").with_stages(HOSTS).stages == (tuple(HOSTS),)
+
+
+def test_a_changed_batch_restages_only_the_hosts_never_started():
+    plan = RolloutPlan("m", batch="2").with_stages(HOSTS[:6])   # a,b | c,d | e,f
+    unstarted = set(HOSTS[3:6])                                  # d, e, f never started
+    changed = plan.changed(unstarted, batch="1", max_fail="2")
+    assert changed.stages == ((HOSTS[0], HOSTS[1]), (HOSTS[2],), (HOSTS[3],), (HOSTS[4],), (HOSTS[5],))
+    assert (changed.batch, changed.max_fail, changed.window) == ("1", "2", None)
+    windowed = plan.changed(unstarted, window=2)
+    assert windowed.stages == ((HOSTS[0], HOSTS[1]), (HOSTS[2],), tuple(HOSTS[3:6]))
+    assert (windowed.batch, windowed.window) == ("100%", 2)
+    assert plan.changed(unstarted, max_fail="1").stages == plan.stages, "a budget alone keeps the stages"
