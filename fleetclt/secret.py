@@ -1,7 +1,8 @@
 """Credentials that cannot leak by accident: masked everywhere, read only when needed.
 
-A ``Secret`` holds either a literal value or a reference to one (``{env: NAME}``,
-``{file: PATH}``). References are resolved by ``reveal()`` each time it is called,
+A ``Secret`` holds either a literal value, a reference to one (``{env: NAME}``,
+``{file: PATH}``) or an encrypted one (an Ansible ``!vault`` value, with the function
+that decrypts it). References are resolved by ``reveal()`` each time it is called,
 so a rotated key file or a changed environment is picked up by the next login, and
 an inventory can be loaded (for ``fleetclt hosts``) without any secret existing.
 ``repr()``/``str()`` show only where the value comes from; errors name the place
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -43,11 +45,12 @@ class Location:
 class Secret:
     """A credential whose value only ``reveal()`` returns."""
 
-    __slots__ = ("_kind", "_ref", "_where", "_base_dir")
+    __slots__ = ("_kind", "_ref", "_where", "_base_dir", "_decrypt")
     _kind: str
     _ref: str
     _where: Location
     _base_dir: str
+    _decrypt: Callable[[str, Location], str] | None
 
     def __init__(self, value: str, *, where: Location = Location()) -> None:
         self._set("literal", value, where, "")
@@ -63,13 +66,22 @@ class Secret:
         return cls._reference("file", path, where, base_dir)
 
     @classmethod
-    def _reference(cls, kind: str, ref: str, where: Location, base_dir: str) -> Secret:
+    def encrypted(cls, ciphertext: str, where: Location,
+                  decrypt: Callable[[str, Location], str]) -> Secret:
+        """A value stored encrypted (an Ansible ``!vault``): ``decrypt`` runs at reveal time and
+        raises a ConfigError naming ``where`` when it cannot."""
+        return cls._reference("vault", ciphertext, where, "", decrypt)
+
+    @classmethod
+    def _reference(cls, kind: str, ref: str, where: Location, base_dir: str,
+                   decrypt: Callable[[str, Location], str] | None = None) -> Secret:
         secret = cls.__new__(cls)
-        secret._set(kind, ref, where, base_dir)
+        secret._set(kind, ref, where, base_dir, decrypt)
         return secret
 
-    def _set(self, kind: str, ref: str, where: Location, base_dir: str) -> None:
-        for name, value in zip(self.__slots__, (kind, ref, where, base_dir), strict=True):
+    def _set(self, kind: str, ref: str, where: Location, base_dir: str,
+             decrypt: Callable[[str, Location], str] | None = None) -> None:
+        for name, value in zip(self.__slots__, (kind, ref, where, base_dir, decrypt), strict=True):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
@@ -77,8 +89,8 @@ class Secret:
 
     @property
     def source(self) -> str:
-        """Where the value comes from: ``env:NAME``, ``file:PATH`` or ``literal``."""
-        return "literal" if self._kind == "literal" else f"{self._kind}:{self._ref}"
+        """Where the value comes from: ``env:NAME``, ``file:PATH``, ``vault`` or ``literal``."""
+        return self._kind if self._kind in ("literal", "vault") else f"{self._kind}:{self._ref}"
 
     @property
     def where(self) -> Location:
@@ -91,6 +103,8 @@ class Secret:
             return self._read_env()
         if self._kind == "file":
             return self._read_file()
+        if self._decrypt is not None:
+            return self._decrypt(self._ref, self._where)
         return self._ref
 
     def _read_env(self) -> str:

@@ -147,3 +147,18 @@ def test_location_renders_like_an_inventory_error():
     assert str(Location("x.yaml")) == "x.yaml"
     assert str(WHERE.error("boom")) == "inventory.yaml:7: hosts.nas01.password: boom"
     assert Secret.env("A").where == Location()
+
+
+def test_an_encrypted_value_is_decrypted_only_at_reveal_time_and_never_shown():
+    calls = []
+
+    def decrypt(ciphertext: str, where: Location) -> str:
+        calls.append((ciphertext, where))
+        return VALUE
+
+    secret = Secret.encrypted("$ANSIBLE_VAULT;1.1;AES256\n6162", WHERE, decrypt)
+    assert calls == [] and secret.source == "vault"
+    assert repr(secret) == "Secret('***', source='vault')" and str(secret) == "*** (vault)"
+    assert "ANSIBLE_VAULT" not in repr(secret) + str(secret)
+    assert secret.reveal() == VALUE and calls == [("$ANSIBLE_VAULT;1.1;AES256\n6162", WHERE)]
+    assert secret == Secret.encrypted("$ANSIBLE_VAULT;1.1;AES256\n6162", WHERE, decrypt) != Secret(VALUE)

@@ -20,6 +20,7 @@ from typing import Any
 from ..client.login import Credentials
 from ..client.tls import TLSPolicy
 from ..errors import ConfigError
+from ..inventory.vault import use_password_file
 from ..protocol.endpoint import normalize_fingerprint
 from ..secret import Secret
 
@@ -39,6 +40,17 @@ def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> 
                        help="log in as USER (prompts for the password when no secret is given)")
     _add_secret_options(group, default)
     _add_tls_options(group, default)
+    group.add_argument("--vault-password-file", action=_VaultPasswordFile, default=default, metavar="PATH",
+                       help="decrypt the inventory's !vault values with the password in PATH "
+                            "(default: $ANSIBLE_VAULT_PASSWORD_FILE; needs fleetclt[vault])")
+
+
+class _VaultPasswordFile(argparse.Action):
+    """Hands the path to the inventory's vault reader, which decrypts when a secret is revealed."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, _option: Any = None) -> None:
+        use_password_file(str(values))
+        setattr(namespace, self.dest, values)
 
 
 def _add_secret_options(group: Any, default: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from ..client.login import Credentials
 from ..client.session import EndCallback, EventCallback, HostSession, ProgressCallback, Timeouts
 from ..client.tls import TLSPolicy
-from ..errors import FleetError, InternalError, UnknownHostError
+from ..errors import AuthError, FleetError, InternalError, UnknownHostError
 from ..inventory.load import HostSpec, Inventory, load_inventory
 from ..local.rlimit import ensure_open_files
 from .hub import HubMode, make_hub
@@ -31,7 +31,11 @@ T = TypeVar("T")
 
 
 def session_for(spec: HostSpec) -> HostSession:
-    """A HostSession configured from an inventory entry (nothing is opened yet)."""
+    """A HostSession configured from an inventory entry (nothing is opened yet); a host that
+    could not log in (no credential, an unreadable one) is refused here, before connecting."""
+    problem = spec.credential_problem()
+    if problem:
+        raise AuthError(problem, spec.name)
     return HostSession(
         spec.name, spec.uri, Credentials(spec.username, spec.password, spec.api_key),
         tls=TLSPolicy(spec.verify_tls, spec.ca_file, spec.tls_fingerprint),

@@ -26,6 +26,7 @@ from ..errors import (
     without_host,
 )
 from ..protocol.jsonrpc import EBUSY, EHAUNAVAILABLE, EREBOOTREQUIRED, is_rate_limited
+from ..protocol.redact import redact
 
 
 class Status(str, enum.Enum):
@@ -107,11 +108,12 @@ class HostResult:
 
 
 def error_dict(error: FleetError) -> dict[str, Any]:
-    """errno, errname, reason and extra as the server sent them; our own errors have only a reason."""
+    """errno, errname, reason and extra as the server sent them (credentials in extra masked);
+    our own errors have only a reason."""
     reason = getattr(error, "reason", None) or without_host(error)
     return {"type": type(error).__name__, "errno": getattr(error, "errno", None),
             "errname": getattr(error, "errname", None), "reason": reason.rstrip("\n"),
-            "extra": getattr(error, "extra", None)}
+            "extra": redact(getattr(error, "extra", None))}
 
 
 ResultCallback = Callable[[HostResult], None]

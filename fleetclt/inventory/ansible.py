@@ -4,7 +4,8 @@ Private to the inventory package: load.py calls ``is_ansible`` and ``read_ansibl
 
 Why a module of its own: Ansible's tree (``all:``/``children:``/``hosts:``/``vars:``)
 is a second way to write the same inventory; its reader maps ``ansible_host``,
-``ansible_port``, ``ansible_user`` and ``fleetclt_<setting>`` onto settings and
+``ansible_port``, ``ansible_user``, ``ansible_password`` (or its older name
+``ansible_ssh_pass``, often a ``!vault`` value) and ``fleetclt_<setting>`` onto settings and
 ``all.vars`` onto defaults, then hands back a ``Raw`` that resolution treats exactly
 like a native one. Kept apart so the native format and resolution stay short.
 """
@@ -31,7 +32,8 @@ from .nodes import (
 )
 
 _ANSIBLE_KEYS = ("hosts", "children", "vars")
-_ANSIBLE_VARS = {"ansible_host": "address", "ansible_port": "port", "ansible_user": "username"}
+_ANSIBLE_VARS = {"ansible_host": "address", "ansible_port": "port", "ansible_user": "username",
+                 "ansible_password": "password", "ansible_ssh_pass": "password"}
 
 
 def is_ansible(top: Items) -> bool:

@@ -21,8 +21,9 @@ from typing import Any
 import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from ..errors import InventoryError
+from ..errors import ConfigError, InventoryError
 from ..protocol.endpoint import API_PATH, DEFAULT_PORTS, Endpoint
+from ..protocol.redact import MASK, redact
 from ..secret import Location, Secret
 from .ansible import is_ansible, read_ansible
 from .nodes import (
@@ -45,6 +46,7 @@ from .nodes import (
     set_setting,
     sub_mapping,
     suggest,
+    vault_aware,
     yaml_problem,
 )
 from .patterns import select_names
@@ -54,9 +56,10 @@ __all__ = ["GroupSpec", "HostSpec", "Inventory", "load_inventory", "parse_invent
 ENV_VAR = "FLEETCLT_INVENTORY"
 DEFAULT_PATH = "inventory.yaml"
 # libyaml's parser when PyYAML was built with it, for speed (docs/performance.md §5).
-# A broken inventory is read again by PyYAML's own parser, whose messages say more
-# ("found undefined alias 'nope'", not "found undefined alias").
-FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A broken inventory is parsed once: its error is worded from libyaml's message and
+# the source at the error's mark, never by a second, pure-Python parse.
+# Both read Ansible's !vault values (see nodes.vault_aware).
+FAST_LOADER = vault_aware(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _RESERVED = frozenset({"all"})
 _PLAIN = ("username", "password", "api_key", "verify_tls", "ca_file", "tls_fingerprint",
@@ -86,12 +89,28 @@ class HostSpec:
     def __post_init__(self) -> None:
         _freeze(self, "vars")
 
+    def credential_problem(self) -> str | None:
+        """Why this host cannot log in, found without connecting: no credential at all, or one
+        that cannot be read now (an unset variable, an unreadable file, a !vault value that
+        cannot be decrypted). None when it can. A local ``ws+unix://`` socket needs none."""
+        secrets = [secret for secret in (self.api_key, self.password) if secret is not None]
+        if not secrets and not self.uri.startswith("ws+unix://"):
+            return "no credential: set password or api_key in the inventory"
+        for secret in secrets:
+            try:
+                secret.reveal()
+            except ConfigError as exc:
+                return str(exc)
+        return None
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for output: secrets appear only as their source (``env:NAME``)."""
+        """Plain data for output: secrets appear only as their source (``env:NAME``), and
+        credentials in vars masked (docs/inventory.md, "Secrets")."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("password", "api_key"):
             out[key] = out[key] and out[key].source
-        return {**out, "groups": list(self.groups), "vars": dict(self.vars), "controllers": list(self.controllers)}
+        return {**out, "groups": list(self.groups), "vars": _shown_vars(self.vars),
+                "controllers": list(self.controllers)}
 
 
 @dataclass(frozen=True)
@@ -109,7 +128,7 @@ class GroupSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for output."""
         return {"name": self.name, "hosts": list(self.hosts),
-                "children": list(self.children), "vars": dict(self.vars)}
+                "children": list(self.children), "vars": _shown_vars(self.vars)}
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,17 @@ class Inventory:
         """Hosts matching an Ansible-style pattern (see fleetclt.inventory.patterns), in file order."""
         members = {name: group.hosts for name, group in self.groups.items()}
         return [self.hosts[n] for n in select_names(pattern, list(self.hosts), members, failed)]
+
+
+def _shown_vars(value: Any) -> Any:
+    """Free-form vars fit for output: credentials masked by name, !vault values masked."""
+    def plain(item: Any) -> Any:
+        if isinstance(item, Secret):
+            return MASK
+        if isinstance(item, Mapping):
+            return {key: plain(inner) for key, inner in item.items()}
+        return [plain(inner) for inner in item] if isinstance(item, (list, tuple)) else item
+    return redact(plain(value))
 
 
 def _freeze(spec: object, *names: str) -> None:
@@ -152,20 +182,12 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
 def parse_inventory(text: str, path: str = "<string>") -> Inventory:
     """Validate inventory text; ``path`` is used in messages and to anchor relative paths."""
     try:
-        return _parse(text, path, FAST_LOADER)
-    except InventoryError:
-        if FAST_LOADER is yaml.SafeLoader:
-            raise
-    return _parse(text, path, yaml.SafeLoader)
-
-
-def _parse(text: str, path: str, loader_class: type[yaml.SafeLoader] | type[yaml.CSafeLoader]) -> Inventory:
-    try:
-        loader = loader_class(text)
+        loader = FAST_LOADER(text)
     except yaml.YAMLError as exc:
-        raise InventoryError(f"invalid YAML: {yaml_problem(exc)}", path) from None
+        raise InventoryError(f"invalid YAML: {yaml_problem(exc, text)}", path) from None
+    loader.path = path  # where a !vault value was written
     try:
-        doc = Doc(path, "" if path.startswith("<") else os.path.dirname(path), loader)
+        doc = Doc(path, "" if path.startswith("<") else os.path.dirname(path), loader, text)
         root = doc.root()
         check_duplicates(doc, root)
         top = doc.mapping(root, "")

@@ -27,6 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ..errors import InventoryError, did_you_mean
 from ..protocol.endpoint import DEFAULT_PORTS, api_path, normalize_fingerprint
 from ..secret import Location, Secret
+from . import vault
 
 log = logging.getLogger("fleetclt.inventory")  # the name users configure, whichever module logs
 
@@ -35,10 +36,26 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
                type(None): "null", list: "a list", dict: "a mapping"}
 _MERGE = "tag:yaml.org,2002:merge"
+_VAULT = "!vault"
+_ALIAS = re.compile(r"[^\s,\[\]{}]+")
 _YAML_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError)
 
 
 # --- reading YAML nodes --------------------------------------------------------------
+
+
+def vault_aware(base: type[yaml.SafeLoader] | type[yaml.CSafeLoader]) -> Any:
+    """A subclass of the loader ``base`` that reads Ansible's ``!vault`` scalars as encrypted
+    Secrets, decrypted only when revealed; ``base`` itself is left untouched."""
+    loader: Any = type(f"VaultAware{base.__name__}", (base,), {"path": "<string>"})
+    loader.add_constructor(_VAULT, _construct_vault)  # on the subclass: a copy of base's table
+    return loader
+
+
+def _construct_vault(loader: Any, node: Node) -> Secret:
+    if not isinstance(node, ScalarNode):
+        raise yaml.constructor.ConstructorError(None, None, "expected !vault text", node.start_mark)
+    return Secret.encrypted(str(node.value), Location(loader.path, node.start_mark.line + 1), vault.decrypt)
 
 
 class Setting(NamedTuple):
@@ -77,6 +94,7 @@ class Doc:
     path: str
     base_dir: str
     loader: yaml.SafeLoader | yaml.CSafeLoader  # no common base class
+    text: str = ""  # the source, to quote the token an error points at
 
     def at(self, node: Node, key: str) -> Location:
         return Location(self.path, node.start_mark.line + 1, key)
@@ -85,7 +103,7 @@ class Doc:
         try:
             node = self.loader.get_single_node()
         except _YAML_ERRORS as exc:
-            raise InventoryError(f"invalid YAML: {yaml_problem(exc)}", self.path, _line(exc)) from None
+            raise InventoryError(f"invalid YAML: {yaml_problem(exc, self.text)}", self.path, _line(exc)) from None
         if node is None:
             raise InventoryError("the inventory is empty", self.path)
         return node
@@ -139,13 +157,27 @@ def check_duplicates(doc: Doc, root: Node) -> None:
             stack.append((value_node, join_key(key, name)))
 
 
-def yaml_problem(exc: BaseException) -> str:
+def yaml_problem(exc: BaseException, text: str = "") -> str:
     """PyYAML's problem text without the quoted source line, which could hold a secret."""
     if isinstance(exc, yaml.MarkedYAMLError):
-        return exc.problem or exc.context or "malformed"
+        return _named_token(exc, text) or exc.problem or exc.context or "malformed"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _named_token(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """libyaml's wording plus the token it leaves out, read at the error's mark: the words
+    PyYAML's own parser gives, without parsing the whole file a second time to get them."""
+    mark = exc.problem_mark
+    if mark is None or not 0 <= mark.index < len(text):
+        return ""
+    if exc.problem == "found undefined alias" and text[mark.index] == "*":
+        name = _ALIAS.match(text, mark.index + 1)
+        return f"found undefined alias {name.group()!r}" if name else ""
+    if exc.problem == "found character that cannot start any token":
+        return f"found character {text[mark.index]!r} that cannot start any token"
+    return ""
 
 
 def _line(exc: BaseException) -> int | None:
@@ -202,6 +234,8 @@ def sub_mapping(doc: Doc, items: Items, name: str, key: str) -> Items:
 
 def _typed(doc: Doc, node: Node, key: str, kinds: tuple[type, ...], expected: str) -> Any:
     value = doc.value(node, key)
+    if isinstance(value, Secret):
+        raise doc.at(node, key).error("a !vault value is only read for password and api_key")
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise doc.at(node, key).error(f"expected {expected}, got {_describe(value)}")
     return value
@@ -293,8 +327,11 @@ def _vars(doc: Doc, node: Node, key: str) -> dict[str, Any]:
 
 
 def _secret(doc: Doc, node: Node, key: str) -> Secret:
-    """A reference ({env: NAME} / {file: PATH}) or a literal, which earns a warning."""
+    """A reference ({env: NAME} / {file: PATH}), an Ansible !vault value, or a literal,
+    which earns a warning."""
     where = doc.at(node, key)
+    if node.tag == _VAULT and isinstance(node, ScalarNode):
+        return Secret.encrypted(str(node.value), where, vault.decrypt)
     if isinstance(node, MappingNode):
         return _secret_reference(doc, node, key)
     value = doc.value(node, key)

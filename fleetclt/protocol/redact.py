@@ -1,28 +1,67 @@
-"""Masking credentials in wire frames before they reach a log line.
+"""Masking credentials in wire frames, errors and output before anyone sees them.
 
 `--debug` logs every frame; a login frame carries the password or API key in
-clear. Frames are masked by meaning, not by pattern matching on text: any
-value under a key that names a secret, and every positional argument of the
-login methods that take secrets positionally.
+clear, and `certificate.create` a private key. Values are masked by meaning, not
+by searching text: by the field names TrueNAS itself declares secret
+(``secret_fields``, collected from the middleware's models), by the shape of a
+credential's name for fields no model lists, and by structure for names that are
+secret only as part of a credential record (docs/protocol.md §15). Every
+positional argument of the login methods that take secrets positionally is
+masked too.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import ejson
+from .secret_fields import ALSO_PLAIN_FIELDS, SECRET_FIELDS
+
+__all__ = ["CONTEXT_FIELDS", "CREDENTIAL_FIELDS", "IDENTITY_FIELDS", "MASK", "is_credential_name", "redact",
+           "redact_frame"]
 
 MASK = "********"
-SECRET_KEYS = frozenset({"password", "api_key", "token", "otp_token", "rfc_str", "key", "secret",
-                         "passphrase", "old_password", "reconnect_token"})
+# Names that say "credential" whatever model they come from: passwords, passphrases,
+# secrets, tokens, private and API keys, password hashes; this also covers names no
+# model lists (`reconnect_token`, `ansible_password`, `ansible_ssh_pass`). Not
+# `public_key`, `key_id`, `password_disabled` (a bool: only strings and structures are masked).
+_CREDENTIAL_NAME = re.compile(r"pass(word|wd|phrase)|secret|(^|_)(pass|pw|token)$|bindpw|^key$"
+                              r"|priv(ate)?_?key|(api|auth|service|dhchap|ctrl)_key$|(unix|smb|key)hash$")
+
+
+def is_credential_name(name: str) -> bool:
+    """True for a field whose value is a credential wherever it appears."""
+    name = name.lower()
+    return name in CREDENTIAL_FIELDS or bool(_CREDENTIAL_NAME.search(name))
+
+
+# Secret in every model that has them, or named like a credential: masked anywhere.
+CREDENTIAL_FIELDS = frozenset(name.lower() for name in SECRET_FIELDS
+                              if name not in ALSO_PLAIN_FIELDS or _CREDENTIAL_NAME.search(name.lower()))
+# Secret only as part of a credential record (an SFTP credential's `host`, `port`,
+# `user`): masked where a credential sits beside them, shown elsewhere (a call's `result`).
+# Who logs in is not a secret and is what a debug log is read for: always shown.
+IDENTITY_FIELDS = frozenset({"username", "user"})
+CONTEXT_FIELDS = frozenset(name.lower() for name in SECRET_FIELDS) - CREDENTIAL_FIELDS - IDENTITY_FIELDS
 POSITIONAL_SECRETS = frozenset({"auth.login", "auth.login_with_api_key", "auth.login_with_token",
                                 "auth.login_ex", "auth.login_ex_continue"})
 
 
+def _maskable(value: Any) -> bool:
+    """Strings and structures can hold a credential; booleans, numbers (ids, ports) and null cannot."""
+    return isinstance(value, (str, bytes, dict, list))
+
+
 def redact(value: Any) -> Any:
-    """A copy of `value` with every secret-named field masked."""
+    """A copy of `value` with every credential masked, at any depth."""
     if isinstance(value, dict):
-        return {k: MASK if k.lower() in SECRET_KEYS and v is not None else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
+        names = {key: key.lower() if isinstance(key, str) else "" for key in value}
+        record = any(is_credential_name(name) and _maskable(value[key]) for key, name in names.items())
+        return {key: MASK if _maskable(item) and (is_credential_name(names[key])
+                                                  or (record and names[key] in CONTEXT_FIELDS))
+                else redact(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
         return [redact(item) for item in value]
     return value
 

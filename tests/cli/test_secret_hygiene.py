@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import sys
@@ -13,7 +14,8 @@ from gevent import subprocess
 from fleetclt.errors import AuthError
 from fleetclt.fleet.fleet import Fleet
 from fleetclt.inventory.load import parse_inventory
-from fleetclt.protocol.redact import MASK
+from fleetclt.protocol.redact import IDENTITY_FIELDS, MASK
+from fleetclt.protocol.secret_fields import SECRET_FIELDS
 
 PASSWORD, API_KEY = "pw-Zq81-never-leak", "9-key-Xr55-never-leak"
 SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1])
@@ -78,3 +80,43 @@ def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, monkeypatc
               str([r.to_dict() for r in result.values()])]
     assert not result.failed and MASK in caplog.text
     assert all(secret not in text for secret in SECRETS for text in texts)
+
+
+# --- every secret field of the middleware's models (fleetclt/protocol/secret_fields.py) -------
+
+
+def leak(name: str) -> str:
+    return f"leak-{name}-value"
+
+
+@pytest.fixture(scope="module")
+def every_field_output(tmp_path_factory):
+    """`--debug call` with every collected field in its arguments (the request frame is logged;
+    the simulator's error answer goes through the error path), and `hosts -o json` with every
+    one of them in a host's vars, at the top and nested."""
+    from fleetclt.sim import HostConfig, SimClock, SimHost
+    tmp = tmp_path_factory.mktemp("fields")
+    nas = SimHost(HostConfig("nas01", users={"admin": PASSWORD}), clock=SimClock(speed=100)).start()
+    try:
+        record = {"password": leak("password"), **{name: leak(name) for name in SECRET_FIELDS}}
+        inventory = tmp / "inventory.yaml"
+        inventory.write_text(json.dumps({"hosts": {"nas01": {
+            "uri": nas.uri, "username": "admin", "password": {"env": "HYGIENE_PW"},
+            "vars": {**record, "nested": {"list": [record]}}}}}))
+        files = {"state": tmp / "state", "runs": itertools.count()}
+        return (run_cli(files, "-i", str(inventory), "call", "--hosts", "all", "-o", "json", "user.update", "1",
+                        json.dumps(record))
+                + run_cli(files, "-i", str(inventory), "hosts", "-o", "json"))
+    finally:
+        nas.stop()
+
+
+@pytest.mark.parametrize("name", sorted(set(SECRET_FIELDS) - IDENTITY_FIELDS))
+def test_every_secret_field_of_the_middleware_is_masked_in_logs_errors_and_hosts_json(every_field_output, name):
+    assert name in every_field_output and leak(name) not in every_field_output
+
+
+def test_the_secret_field_run_really_logged_frames_and_printed_hosts(every_field_output):
+    assert '"method":"user.update"' in every_field_output.replace(" ", "")
+    assert '"nested"' in every_field_output and MASK in every_field_output
+    assert all(leak(name) in every_field_output for name in IDENTITY_FIELDS), "who logs in stays readable"

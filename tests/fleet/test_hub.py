@@ -12,7 +12,8 @@ from fleetclt.fleet.runner import FanOut, GeventRunner
 from fleetclt.inventory.load import parse_inventory
 from tests.helpers import wait_until
 
-NOWHERE = parse_inventory("hosts:\n  nas01: {uri: 'ws://127.0.0.1:1/api/current'}\n"
+NOWHERE = parse_inventory("defaults: {username: admin, password: never-sent}\n"
+                          "hosts:\n  nas01: {uri: 'ws://127.0.0.1:1/api/current'}\n"
                           "  nas02: {uri: 'ws://127.0.0.1:1/api/current'}\n")
 
 

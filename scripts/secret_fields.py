@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Regenerate fleetclt/protocol/secret_fields.py from a TrueNAS middleware git checkout.
+
+Usage: scripts/secret_fields.py MIDDLEWARE_GIT_DIR [REF ...] > fleetclt/protocol/secret_fields.py
+
+REF defaults to TS-25.04.2.6 TS-25.10.6 (the last 25.04 and 25.10 releases; a tag's tree
+also holds the models of the older API versions it serves, v24_10 onwards). Reads each
+REF's tree with `git ls-tree`/`git show` (no work tree needed) and parses,
+with `ast` (nothing is imported or run):
+- the versioned API models (src/middlewared/middlewared/api/v*/*.py): every class
+  field annotated ``Secret[...]`` is a secret name (``Field(alias=...)`` gives the
+  name on the wire, e.g. ``pass_`` -> ``pass``); every other annotated field is a
+  plain name;
+- the legacy plugin schemas (src/middlewared/middlewared/plugins/**/*.py): a schema
+  call ``Str('name', ..., private=True)`` or ``Password('name', ...)``.
+
+A name that is secret in one model and plain in another (``port``, ``url``, ``key``)
+is listed apart; protocol/redact.py decides what masks it (docs/protocol.md §15).
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+API_ROOT = "src/middlewared/middlewared/api/"
+PLUGINS_ROOT = "src/middlewared/middlewared/plugins/"
+SCHEMA_CALLS = frozenset({"Str", "Dict", "Int", "List", "Bool", "Password", "LongString", "File", "Any"})
+DEFAULT_REFS = ("TS-25.04.2.6", "TS-25.10.6")
+
+
+def git(repo: str, *args: str) -> str:
+    return subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True, text=True).stdout
+
+
+def mentions_secret(annotation: ast.expr) -> bool:
+    """True for ``Secret[...]`` anywhere in an annotation (also ``Annotated[Secret[...], ...]``)."""
+    return any(isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+               and node.value.id == "Secret" for node in ast.walk(annotation))
+
+
+def wire_name(target: str, value: ast.expr | None) -> str:
+    """The field's name on the wire: a ``Field(alias="...")`` wins over the attribute name."""
+    if isinstance(value, ast.Call):
+        for keyword in value.keywords:
+            if keyword.arg == "alias" and isinstance(keyword.value, ast.Constant):
+                return str(keyword.value.value)
+    return target
+
+
+def model_fields(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """(secret, plain) field names of every class in an API model module."""
+    secret: set[str] = set()
+    plain: set[str] = set()
+    for cls in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
+        for statement in cls.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                name = wire_name(statement.target.id, statement.value)
+                if name.startswith("_") or name == "model_config":
+                    continue
+                (secret if mentions_secret(statement.annotation) else plain).add(name)
+    return secret, plain
+
+
+def private_schema_fields(tree: ast.Module) -> set[str]:
+    """Names of legacy schema attributes declared ``private=True`` (or as a ``Password``)."""
+    found: set[str] = set()
+    for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+        callee = call.func.id if isinstance(call.func, ast.Name) else ""
+        if callee not in SCHEMA_CALLS or not call.args or not isinstance(call.args[0], ast.Constant):
+            continue
+        private = any(k.arg == "private" and isinstance(k.value, ast.Constant) and k.value.value is True
+                      for k in call.keywords)
+        if private or callee == "Password":
+            found.add(str(call.args[0].value))
+    return found
+
+
+def collect(repo: str, refs: list[str]) -> tuple[set[str], set[str]]:
+    secret: set[str] = set()
+    plain: set[str] = set()
+    for ref in refs:
+        for path in git(repo, "ls-tree", "-r", "--name-only", ref, API_ROOT, PLUGINS_ROOT).split():
+            if not path.endswith(".py"):
+                continue
+            tree = ast.parse(git(repo, "show", f"{ref}:{path}"))
+            if path.startswith(PLUGINS_ROOT):
+                secret |= private_schema_fields(tree)
+            elif path.startswith(API_ROOT + "v"):
+                model_secret, model_plain = model_fields(tree)
+                secret |= model_secret
+                plain |= model_plain
+    return secret, plain
+
+
+def render(repo: str, refs: list[str], secret: set[str], plain: set[str]) -> str:
+    described = ", ".join(f"{ref} ({git(repo, 'rev-parse', '--short=10', ref + '^{commit}').strip()})"
+                          for ref in refs)
+
+    def names(values: set[str]) -> str:
+        body = "".join(f"    {name!r},\n" for name in sorted(values, key=str.lower))
+        return "frozenset({\n" + body + "})"
+
+    return f'''"""Field names TrueNAS declares secret, collected from the middleware's own models.
+
+Generated by scripts/secret_fields.py (its docstring says what it reads and how) from
+truenas/middleware at {described}.
+Do not edit by hand; regenerate. How protocol/redact.py uses the sets: docs/protocol.md §15.
+"""
+from __future__ import annotations
+
+SECRET_ONLY_FIELDS = {names(secret - plain)}
+
+ALSO_PLAIN_FIELDS = {names(secret & plain)}
+
+SECRET_FIELDS = SECRET_ONLY_FIELDS | ALSO_PLAIN_FIELDS
+'''
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 1
+    repo, refs = argv[0], argv[1:] or list(DEFAULT_REFS)
+    secret, plain = collect(repo, refs)
+    sys.stdout.write(render(repo, refs, secret, plain))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
