@@ -110,7 +110,6 @@ class HostFiles:
     pipes: dict[int, OutputPipe] = field(default_factory=dict)  # fileapp.jobs: registered, not downloaded yet
     config_generation: int = 0   # bump (change_config) to make config.save's output differ
     downloads: int = 0           # downloads that started streaming
-    bytes_sent: int = 0
     hold_after: int | None = None  # hold_downloads: pause every download after this many bytes
     held: Event = field(default_factory=Event)      # set once a download is paused
     released: Event = field(default_factory=Event)

@@ -73,12 +73,10 @@ def _stream(host: SimHost, pipe: OutputPipe) -> Iterator[bytes]:
                 if cut:
                     yield piece[:cut]
                     sent += cut
-                    files.bytes_sent += cut
                     piece = piece[cut:]
                 files.held.set()
                 files.released.wait()
             sent += len(piece)
-            files.bytes_sent += len(piece)
             yield piece
     finally:
         pipe.close()
