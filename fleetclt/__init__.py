@@ -35,10 +35,13 @@ from .errors import (
     StandbyError,
     ThrottledError,
     TLSError,
+    TransferError,
     UnknownHostError,
     UnreachableError,
     ValidationError,
 )
+from .fleet.backup import backup
+from .fleet.files import download
 from .fleet.fleet import Fleet
 from .fleet.results import FleetResult, HostResult, Status
 from .inventory.load import GroupSpec, HostSpec, Inventory, load_inventory, parse_inventory
@@ -101,10 +104,13 @@ __all__ = [
     "ThrottledError",
     "Timeouts",
     "TLSPolicy",
+    "TransferError",
     "UnknownHostError",
     "UnreachableError",
     "ValidationError",
     "__version__",
+    "backup",
+    "download",
     "load_inventory",
     "parse_inventory",
     "run_rollout",

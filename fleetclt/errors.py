@@ -28,6 +28,7 @@ these at the transport boundary only, so callers catch one family::
         ├── JobBusy                 the server answered with another call's queued job: this one never ran
         ├── NotAJobError            job=True on a method that returned no job id
         ├── InternalError           a bug in fleetclt met on one host (the rest of the fleet goes on)
+        ├── TransferError           an HTTP file transfer refused (.status) or cut short
         └── ProtocolError           a message that breaks JSON-RPC or the TrueNAS dialect
 """
 from __future__ import annotations
@@ -225,3 +226,11 @@ class InternalError(SessionError):
 
     def __init__(self, error: BaseException, host: str = "") -> None:
         super().__init__(f"internal error: {error!r}", host)
+
+
+class TransferError(SessionError):
+    """An HTTP file transfer the server refused (.status, e.g. 401 or 410) or cut short (.status 0)."""
+
+    def __init__(self, message: str, host: str = "", status: int = 0) -> None:
+        self.status = status
+        super().__init__(message, host)

@@ -15,3 +15,4 @@ _.run_websocket  # gevent-websocket handler hooks, called by the library (fleetc
 _.log_request
 _.reader  # the reader task, kept referenced so asyncio does not collect it (bench/worker_asyncio.py)
 stub_dns  # a fixture taken for its side effect (tests/faults/test_fault_matrix.py)
+_.mtime  # tarfile.TarInfo field, read by tarfile (fleetclt/sim/api_files.py)

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from ..client.session import HostSession
 from ..errors import ConfigError
 from ..fleet.fleet import Fleet
-from ..fleet.results import FleetResult, HostResult
+from ..fleet.results import FleetResult, HostResult, ResultCallback
 from ..fleet.runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING
 from ..inventory.load import Inventory, load_inventory
 from ..local.state import last_failed, save_last_run
@@ -83,7 +83,7 @@ def run_call(args: argparse.Namespace) -> int:
 
     def action(session: HostSession) -> Any:
         return session.call(args.method, *params, timeout=args.timeout, job=wait)
-    return _fan_out(args, action, args.method)
+    return fan_out(args, args.method, each_host(args, action))
 
 
 def run_ping(args: argparse.Namespace) -> int:
@@ -93,10 +93,20 @@ def run_ping(args: argparse.Namespace) -> int:
         rtt = time.monotonic() - started
         return {"rtt_ms": round(rtt * 1000, 2), "version": session.call("system.version_short"),
                 "api": session.dialect}
-    return _fan_out(args, action, "core.ping")
+    return fan_out(args, "core.ping", each_host(args, action))
 
 
-def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], method: str) -> int:
+FleetRun = Callable[[Fleet, list[str], ResultCallback], FleetResult]
+
+
+def each_host(args: argparse.Namespace, action: Callable[[HostSession], Any]) -> FleetRun:
+    """A FleetRun that applies `action` to each host's session within --deadline."""
+    return lambda fleet, names, on_result: fleet.run(action, hosts=names, deadline=args.deadline,
+                                                     on_result=on_result)
+
+
+def fan_out(args: argparse.Namespace, method: str, run: FleetRun) -> int:
+    """`run(fleet, names, on_result)` over the hosts --hosts selects, printed as the output contract says."""
     inventory, names = selection(args)
     fmt = output.output_format(args.output)
     progress = _Progress(len(names), sys.stderr) if sys.stderr.isatty() else None
@@ -108,7 +118,7 @@ def _fan_out(args: argparse.Namespace, action: Callable[[HostSession], Any], met
             progress.update(result)
     started = time.monotonic()
     with fleet_for(inventory, args) as fleet:
-        result = fleet.run(action, hosts=names, deadline=args.deadline, on_result=on_result)
+        result = run(fleet, names, on_result)
     if progress is not None:
         progress.finish()
     save_last_run(inventory.path, method, result.failed, result.ok)

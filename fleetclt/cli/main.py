@@ -23,6 +23,7 @@ from .. import __version__
 from ..client.tls import server_fingerprint
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import Endpoint
+from . import files as files_cli
 from . import fleet as fleet_cli
 from . import options, single
 from . import rollout as rollout_cli
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in FLEET_COMMANDS:
         fleet_cli.add_fleet_options(commands.choices[name])
     fleet_cli.add_hosts_command(commands)
+    files_cli.add_commands(commands)
     rollout_cli.add_rollout_command(commands)
     fingerprint = commands.add_parser(
         "fingerprint", help="print a host's TLS certificate fingerprint, to pin it (tls_fingerprint)")
@@ -120,6 +122,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return fleet_cli.run_hosts(args)
     if args.command == "rollout":
         return rollout_cli.run(args)
+    if args.command in files_cli.COMMANDS:
+        return files_cli.run(args)
     if args.command == "fingerprint":
         return _fingerprint(args.target)
     if args.command in FLEET_COMMANDS and getattr(args, "hosts", None) is not None:  # --hosts "" is an error

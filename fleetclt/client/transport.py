@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket as pysocket
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import gevent
 from gevent import socket, ssl
@@ -45,6 +45,7 @@ RECV_BYTES = 65536
 # The largest message we assemble (text counted in characters). A reply over it is a
 # broken or hostile server: we close with 1009 instead of growing without bound.
 MAX_MESSAGE = 64 * 1024 * 1024
+T = TypeVar("T")
 
 
 class WebSocket:
@@ -233,19 +234,30 @@ def _close_detail(code: int, reason: str | None) -> str:
 
 def open_websocket(host_name: str, endpoint: Endpoint, tls: TLSPolicy, timeout: float) -> WebSocket:
     """Connect, run TLS (checking the pin before anything else is sent) and the upgrade."""
+    sock, trailing = open_stream(host_name, endpoint, tls, timeout, lambda sock: _upgrade(host_name, sock, endpoint))
+    return WebSocket(host_name, sock, trailing)
+
+
+def open_stream(host_name: str, endpoint: Endpoint, tls: TLSPolicy, timeout: float,
+                greet: Callable[[Any], T]) -> tuple[Any, T]:
+    """Connect, run TLS for wss (the pin checked before anything is sent), then `greet(sock)`.
+
+    All within `timeout`; the socket is closed on any failure. The websocket
+    greets with its upgrade, the HTTP file path (http.py) with its request.
+    """
     try:
         with gevent.Timeout(timeout, ConnectTimeout(f"no connection within {timeout:g} s", host_name)):
             sock = _connect(host_name, endpoint)
             try:
                 if endpoint.scheme == "wss":
                     sock = _start_tls(host_name, sock, endpoint, tls)
-                trailing = _upgrade(host_name, sock, endpoint)
+                greeting = greet(sock)
             except BaseException:
                 sock.close()
                 raise
     except OSError as exc:
         raise ConnectError(_describe_os_error(exc), host_name) from None
-    return WebSocket(host_name, sock, trailing)
+    return sock, greeting
 
 
 def _connect(host_name: str, endpoint: Endpoint) -> Any:

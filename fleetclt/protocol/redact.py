@@ -7,7 +7,8 @@ by searching text: by the field names TrueNAS itself declares secret
 credential's name for fields no model lists, and by structure for names that are
 secret only as part of a credential record (docs/protocol.md §15). Every
 positional argument of the login methods that take secrets positionally is
-masked too.
+masked too. One secret travels inside a string: the `auth_token=` of a download
+URL (core.download's answer), masked wherever it appears.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from typing import Any
 from . import ejson
 from .secret_fields import ALSO_PLAIN_FIELDS, SECRET_FIELDS
 
-__all__ = ["CONTEXT_FIELDS", "CREDENTIAL_FIELDS", "IDENTITY_FIELDS", "MASK", "is_credential_name", "redact",
-           "redact_frame"]
+__all__ = ["CONTEXT_FIELDS", "CREDENTIAL_FIELDS", "IDENTITY_FIELDS", "MASK", "is_credential_name", "mask_tokens",
+           "redact", "redact_frame"]
 
 MASK = "********"
 # Names that say "credential" whatever model they come from: passwords, passphrases,
@@ -45,6 +46,12 @@ IDENTITY_FIELDS = frozenset({"username", "user"})
 CONTEXT_FIELDS = frozenset(name.lower() for name in SECRET_FIELDS) - CREDENTIAL_FIELDS - IDENTITY_FIELDS
 POSITIONAL_SECRETS = frozenset({"auth.login", "auth.login_with_api_key", "auth.login_with_token",
                                 "auth.login_ex", "auth.login_ex_continue"})
+_URL_TOKEN = re.compile(r"(auth_token=)[^&#\s\"']+")
+
+
+def mask_tokens(text: str) -> str:
+    """`text` with the value of every `auth_token=` masked (docs/protocol.md §16)."""
+    return _URL_TOKEN.sub(rf"\g<1>{MASK}", text)
 
 
 def _maskable(value: Any) -> bool:
@@ -63,6 +70,8 @@ def redact(value: Any) -> Any:
                 for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(item) for item in value]
+    if isinstance(value, str) and "auth_token=" in value:
+        return mask_tokens(value)
     return value
 
 

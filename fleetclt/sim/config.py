@@ -99,6 +99,7 @@ class Faults:
     close_on_connect: int | None = None      # e.g. 1008 (IP allowlist)
     not_ready: bool = False                  # system.ready answers false
     idle_timeout: float | None = None        # cut a connection that sent nothing for this long, as a proxy does
+    debug_size: int = 1024 * 1024            # bytes of the file system.debug writes
 
 
 @dataclass

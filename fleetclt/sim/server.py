@@ -2,7 +2,8 @@
 
 Routes: GET /api/current and /api/vX.Y.Z (JSON-RPC; only the versions the
 host's release ships, see versions.py), GET /websocket (legacy DDP), GET
-/api/versions and /api/boot_id (plain JSON). A 24.10 host answers an upgrade to
+/api/versions and /api/boot_id (plain JSON), GET /_download/<job id> (a
+job's file, http_files.py). A 24.10 host answers an upgrade to
 /api/current with a redirect to /ui/, as old hosts do. The known
 gevent-websocket defects are fixed here: byte-by-byte unmasking (replaced by a
 big-int XOR), UTF-8 validation by a Python loop per byte (replaced by the C
@@ -39,6 +40,7 @@ from geventwebsocket.websocket import Header, WebSocket
 from ..protocol import ejson
 from .config import version_tuple
 from .ddp import DdpConnection
+from .http_files import serve_download
 from .rpc import RpcConnection
 from .versions import UNLISTED, served_api_versions
 
@@ -309,6 +311,8 @@ class SimServer:
             return _json(start_response, [v for v in served_api_versions(host.config.version) if v != UNLISTED])
         if path == "/api/boot_id":
             return _json(start_response, host.boot_id)
+        if path.startswith("/_download"):
+            return serve_download(host, environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"404: Not Found"]
 

@@ -1,0 +1,118 @@
+"""fleetclt.download and fleetclt.backup over simulated fleets: files, checks, manifest, retention, secrecy."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import stat
+import tarfile
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from fleetclt import ConfigError, Fleet, Status, backup, download, parse_inventory
+from fleetclt.sim import Faults, SimClock
+from fleetclt.sim.api_files import change_config, debug_pieces
+from fleetclt.sim.fleet import SimFleet
+
+VERSIONS = ("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2")
+DEBUG_SIZE = 2 * 1024 * 1024 + 3
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    monkeypatch.setenv("FILES_PW", "pw")
+    fleet = SimFleet.create(4, base_address="127.16.0.1", users={"admin": "pw"}, clock=SimClock(speed=10),
+                            faults=Faults(job_duration=0.2, debug_size=DEBUG_SIZE), versions=VERSIONS)
+    with fleet:
+        yield fleet
+
+
+@pytest.fixture
+def fleet(sim):
+    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "FILES_PW"})), "sim.yaml")
+    with Fleet(inventory, hub="inline") as fleet:
+        yield fleet
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".part") or p.name.endswith(".link")]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_download_from_every_version_lands_complete_and_private(sim, fleet, tmp_path):
+    result = download(fleet, "system.debug", dest=tmp_path)
+    assert set(result.ok) == {h.name for h in sim.hosts}
+    for host in sim.hosts:
+        row = result[host.name].result
+        path = tmp_path / host.name / "debug.tgz"
+        assert row["path"] == str(path) and row["size"] == DEBUG_SIZE == path.stat().st_size
+        assert row["sha256"] == sha256(path) and path.read_bytes() == b"".join(debug_pieces(host, DEBUG_SIZE))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failed_job_leaves_no_file_at_all(sim, fleet, tmp_path):
+    sim["sim002"].faults.job_failure = "error"
+    sim["sim002"].faults.fail_at_percent = 0
+    result = download(fleet, "system.debug", dest=tmp_path, hosts="sim001,sim002")
+    assert result["sim001"].ok and result["sim002"].status is Status.FAILED
+    assert "Simulated failure of system.debug" in str(result["sim002"].error)
+    assert not (tmp_path / "sim002").exists() or list((tmp_path / "sim002").iterdir()) == []
+
+
+def test_the_name_template_and_the_filename(sim, fleet, tmp_path):
+    result = download(fleet, "config.save", {"secretseed": True}, dest=tmp_path, hosts="sim003",
+                      template="{method}/{host}-{job_id}-{filename}", filename="../evil/cfg.tar")
+    path = Path(result["sim003"].result["path"])
+    assert path.parent == tmp_path / "config.save" and re.fullmatch(r"sim003-\d+-_evil_cfg\.tar", path.name)
+    with tarfile.open(path) as tar:
+        assert tar.getnames() == ["freenas-v1.db", "pwenc_secret"]
+    with pytest.raises(ConfigError, match="not a plain relative path"):
+        download(fleet, "system.debug", dest=tmp_path, template="../{host}")
+
+
+def test_no_token_reaches_logs_results_or_errors(sim, fleet, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="fleetclt")
+    sim["sim004"].faults.job_failure = "error"
+    result = download(fleet, "system.debug", dest=tmp_path)
+    assert result["sim004"].status is Status.FAILED
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
+    text += repr(result) + "".join(str(r.to_dict()) for r in result.values())
+    assert "auth_token=********" in text, "the frames were logged, masked"
+    assert not re.search(r"auth_token=(?!\*{8})", text)
+
+
+def test_backup_manifest_links_unchanged_and_keeps_n(sim, fleet, tmp_path):
+    first = backup(fleet, tmp_path, hosts="sim001,sim002")
+    assert set(first.ok) == {"sim001", "sim002"} and not first["sim001"].result["unchanged"]
+    second = backup(fleet, tmp_path, hosts="sim001,sim002")
+    one, two = Path(first["sim001"].result["path"]), Path(second["sim001"].result["path"])
+    assert second["sim001"].result["unchanged"] and one != two and one.stat().st_ino == two.stat().st_ino
+    change_config(sim["sim002"])
+    third = backup(fleet, tmp_path, hosts="sim001,sim002", keep=2)
+    assert not third["sim002"].result["unchanged"]
+    manifest = orjson.loads((tmp_path / "manifest.json").read_bytes())["backups"]
+    assert [(e["host"], e["file"]) for e in manifest] == sorted(
+        (host, f"{host}/{p.name}") for host in ("sim001", "sim002") for p in (tmp_path / host).iterdir())
+    assert len(manifest) == 4
+    for entry in manifest:
+        path = tmp_path / entry["file"]
+        assert entry["sha256"] == sha256(path) and entry["size"] == path.stat().st_size
+        assert entry["version"] == sim[entry["host"]].config.version and entry["time"].endswith("Z")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with tarfile.open(tmp_path / manifest[0]["file"]) as tar:
+        assert "pwenc_secret" not in tar.getnames() and "root_authorized_keys" in tar.getnames()
+    assert stat.S_IMODE((tmp_path / "manifest.json").stat().st_mode) == 0o600
+
+
+def test_a_broken_manifest_stops_the_backup_before_any_host(sim, fleet, tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="move it away"):
+        backup(fleet, tmp_path)
+    assert sum(h.counters.jobs_started for h in sim.hosts) == 0
