@@ -1,4 +1,4 @@
-"""argparse types for counts and durations: `--forks 0` is a usage error, not a hang.
+"""argparse types for counts and durations: `--forks 0` or `--deadline nan` is a usage error, not a hang.
 
 Checked at parse time because, unchecked, a zero pool waits forever (gevent's
 LoopExit traceback), a negative one raises ValueError, and a negative timeout
@@ -27,6 +27,23 @@ def seconds(text: str) -> float:
 def seconds_or_zero(text: str) -> float:
     """A duration of zero seconds or more (a pause that may be skipped)."""
     return _checked(text, float, "a number of seconds", lambda value: value >= 0, "0 seconds or more")
+
+
+def finite_spec(text: str) -> str:
+    """A spec of counts and percentages (`1,10%,100%`, `5%`) with no nan or inf in it, returned as given.
+
+    float() reads 'nan' and 'inf': unchecked, `--max-fail nan` compared false
+    with every count and so never halted, and `--batch nan%` failed deep inside
+    with a traceback. What the entries mean is checked where the spec is parsed.
+    """
+    for item in text.split(","):
+        try:
+            value = float(item.strip().removesuffix("%"))
+        except ValueError:
+            continue  # not a number at all: the spec's own parser says so, in its words
+        if not math.isfinite(value):
+            raise ArgumentTypeError(f"not a count or a percentage: {item.strip()!r}")
+    return text
 
 
 def _checked(text: str, convert: Callable[[str], Number], kind: str, allowed: Callable[[Number], bool],

@@ -15,6 +15,7 @@ import getpass
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from ..client.login import Credentials
@@ -26,13 +27,16 @@ from ..secret import Secret
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV, API_KEY_ENV = "FLEETCLT_PASSWORD", "FLEETCLT_API_KEY"
+_NAMES_SHOWN = 10
 _EXPLICIT_SECRETS = ("password", "api_key", "password_env", "api_key_env", "password_file")
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
     """Host, credential and TLS options; `nested` parsers leave unset options untouched."""
     default = argparse.SUPPRESS if nested else None
-    group = parser.add_argument_group("host connection")
+    group = parser.add_argument_group(
+        "one host (--uri URI)", "Connection options of call, ping and subscribe on one host; refused with "
+        "--hosts, where every host's settings come from the inventory.")
     group.add_argument("-u", "--uri", default=default, metavar="URI",
                        help="ws://HOST[:PORT][/api/current], wss://... or ws+unix://PATH")
     group.add_argument("-U", "--username", default=default, metavar="USER",
@@ -82,6 +86,16 @@ def tls_policy(args: argparse.Namespace) -> TLSPolicy:
             raise ConfigError(f"--ca-file {args.ca_file}: no such file")
         return TLSPolicy(ca_file=args.ca_file)
     return TLSPolicy()
+
+
+def warn_unverified(names: Sequence[str], setting: str) -> None:
+    """One warning per run, naming the hosts whose certificates nobody checks: off must never be silent."""
+    shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
+                                               else "")
+    hosts = f"{len(names)} hosts" if len(names) > 1 else "host"
+    print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts} {shown}: anyone on the "
+          "path can pose as them; pin tls_fingerprint instead (fleetclt fingerprint prints it)",
+          file=sys.stderr, flush=True)
 
 
 def _fingerprint(text: str) -> str:

@@ -22,7 +22,7 @@ from ..rollout.journal import Journal
 from ..rollout.observer import RolloutObserver
 from ..rollout.plan import Budget, RolloutPlan, named_option, parse_batch
 from . import output
-from .argtypes import count, seconds, seconds_or_zero
+from .argtypes import count, finite_spec, seconds, seconds_or_zero
 from .call_args import add_call_arguments, call_params, parse_arg
 from .fleet import add_concurrency_options, fleet_for, selection
 from .rollout_view import progress_view
@@ -33,10 +33,10 @@ def add_rollout_command(commands: Any) -> None:
     parser = commands.add_parser("rollout", help="run a job across hosts in stages (failure budget, resume)",
                                  description="Run METHOD as a job on the selected hosts, stage by stage.")
     parser.add_argument("--hosts", metavar="PATTERN", help="which hosts (see `fleetclt hosts`)")
-    parser.add_argument("--batch", default="100%", metavar="SPEC",
+    parser.add_argument("--batch", default="100%", type=finite_spec, metavar="SPEC",
                         help="stage sizes, e.g. 1,10%%,100%% (the last repeats; default one stage)")
     parser.add_argument("--window", type=count, metavar="N", help="a sliding window of N hosts instead of stages")
-    parser.add_argument("--max-fail", default="0", metavar="N|P%",
+    parser.add_argument("--max-fail", default="0", type=finite_spec, metavar="N|P%",
                         help="failed hosts tolerated over the whole rollout (default 0: halt on the first)")
     parser.add_argument("--pause", type=seconds_or_zero, default=0.0, metavar="S", help="wait between stages")
     parser.add_argument("--health", metavar="'METHOD [ARG ...]'",
