@@ -92,9 +92,9 @@ def warn_unverified(names: Sequence[str], setting: str) -> None:
     """One warning per run, naming the hosts whose certificates nobody checks: off must never be silent."""
     shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
                                                else "")
-    hosts = f"{len(names)} hosts" if len(names) > 1 else "host"
+    hosts, them = (f"{len(names)} hosts", "them") if len(names) > 1 else ("host", "it")
     print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts} {shown}: anyone on the "
-          "path can pose as them; pin tls_fingerprint instead (fleetclt fingerprint prints it)",
+          f"path can impersonate {them}; pin tls_fingerprint instead (fleetclt fingerprint prints it)",
           file=sys.stderr, flush=True)
 
 

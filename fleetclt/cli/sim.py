@@ -60,9 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyfile", help="private key of --certfile")
 
 
-def run(args: argparse.Namespace, inventory_path: str | None, stdout: TextIO = sys.stdout,
-        stderr: TextIO = sys.stderr) -> int:
-    """Serve until interrupted; returns the exit code."""
+def run(args: argparse.Namespace, inventory_path: str | None, stdout: TextIO | None = None,
+        stderr: TextIO | None = None) -> int:
+    """Serve until interrupted; returns the exit code. The streams are looked up when called (cli/stdout.py)."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     faults = Faults(latency=args.latency_ms / 1000, job_duration=args.job_seconds, idle_timeout=args.idle_timeout)
     password = ""
     if inventory_path:
