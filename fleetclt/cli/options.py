@@ -1,4 +1,4 @@
-"""The connection options of the single-host commands, and what they become: TLS policy and credentials.
+"""The connection options of one-host mode (`--uri`), and what they become: TLS policy and credentials.
 
 Connection options are accepted before the command (``fleetclt --uri U call m``)
 and after it (``fleetclt call --uri U m``): ``add_connection_options`` adds them to
