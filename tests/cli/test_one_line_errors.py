@@ -44,6 +44,8 @@ PARSE_ERRORS = [
     (["rollout", "--hosts", "all", "--batch", "1,nan%", "update.update"],
      "argument --batch: not a count or a percentage: 'nan%'"),
     (["call", "--hosts", "all", "--deadline", "nan", "core.ping"], "argument --deadline: not a number of seconds"),
+    (["rollout", "--hosts", "all", "--health", 'system.ready "x', "update.update"],
+     """fleetclt: --health: cannot read 'system.ready "x': No closing quotation"""),
     (["sim", "--version", "1.2"], "argument --version: '1.2' is not a version the simulator plays: X.Y.Z of 24.10, "
                                   "25.04, 25.10, 26.0"),
     (["sim", "--count", "2", "--port", "0", "--failing", "nope"],
