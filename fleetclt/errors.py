@@ -45,8 +45,18 @@ class FleetError(Exception):
 
 
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
-    """"; did you mean 'a' or 'b'?" for the choices close to a mistyped name, else ""."""
-    near = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.6)
+    """"; did you mean 'a' or 'b'?" for the choices close to a mistyped name, else "".
+
+    Closest first, and equally close ones in the order given (difflib's own
+    get_close_matches lists ties in reverse alphabetical order: nas03 before nas01).
+    """
+    matcher = difflib.SequenceMatcher(b=name)
+    scored = []
+    for index, choice in enumerate(choices):
+        matcher.set_seq1(choice)
+        if matcher.ratio() >= 0.6:
+            scored.append((-matcher.ratio(), index, choice))
+    near = [choice for _, _, choice in sorted(scored)[:n]]
     return "; did you mean " + " or ".join(repr(choice) for choice in near) + "?" if near else ""
 
 

@@ -1,4 +1,4 @@
-"""argparse types for counts and durations: `--forks 0` is a usage error, not a hang.
+"""argparse types for counts and durations: `--forks 0` or `--deadline nan` is a usage error, not a hang.
 
 Checked at parse time because, unchecked, a zero pool waits forever (gevent's
 LoopExit traceback), a negative one raises ValueError, and a negative timeout

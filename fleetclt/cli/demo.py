@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-seconds", type=float, default=3.0, help="length of the demo job (default 3)")
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: cli/stdout.py guards it for the run
     if args.count < 3:
         raise FleetError("the demo needs at least 3 hosts")
     with tempfile.TemporaryDirectory(prefix="fleetclt-demo-") as folder:
@@ -82,7 +83,7 @@ def _break_inventory(path: Path, locked: str) -> dict[str, Status]:
 
 def _show(path: Path, expected: dict[str, Status], failing: str, out: TextIO) -> int:
     inventory = load_inventory(path)
-    print(f"Simulated fleet: {len(inventory.hosts)} hosts in {path.name} "
+    print(f"Simulated fleet: {len(inventory.hosts)} hosts in a temporary inventory, removed at the end "
           f"(TrueNAS {', '.join(sorted(set(VERSIONS)))}; 3 broken on purpose)\n", file=out)
     with Fleet(inventory) as fleet:
         info = _step(out, "system.info on all hosts (connect + login + call)", lambda: fleet.call("system.info"))

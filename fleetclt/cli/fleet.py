@@ -22,11 +22,14 @@ from ..local.state import last_failed, save_last_run
 from . import output
 from .argtypes import count, seconds
 from .call_args import call_params
+from .options import warn_unverified
 from .status import ExitStatus
 
 
 def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = True) -> None:
-    group = parser.add_argument_group("fleet (from the inventory)")
+    group = parser.add_argument_group(
+        "fleet mode (--hosts PATTERN)", "Hosts, credentials and TLS settings come from the inventory "
+        "(-i PATH, $FLEETCLT_INVENTORY or ./inventory.yaml).")
     group.add_argument("--hosts", metavar="PATTERN",
                        help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
     group.add_argument("--output", "-o", choices=output.FORMATS,
@@ -38,16 +41,16 @@ def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = Tru
 
 
 def add_concurrency_options(parser: Any) -> None:
-    """--forks and --max-connecting, for every command that opens sessions."""
-    parser.add_argument("--forks", type=count, default=DEFAULT_FORKS, metavar="N",
-                        help=f"hosts worked on at once ({DEFAULT_FORKS})")
-    parser.add_argument("--max-connecting", type=count, default=DEFAULT_MAX_CONNECTING, metavar="N",
+    """--forks and --max-connecting, for every command that opens sessions (unset: None, so a
+    one-host command can tell that they were given, and refuse them)."""
+    parser.add_argument("--forks", type=count, metavar="N", help=f"hosts worked on at once ({DEFAULT_FORKS})")
+    parser.add_argument("--max-connecting", type=count, metavar="N",
                         help=f"connects and logins in progress at once ({DEFAULT_MAX_CONNECTING})")
 
 
 def fleet_for(inventory: Inventory, args: argparse.Namespace) -> Fleet:
     """The Fleet that --forks and --max-connecting ask for."""
-    return Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting)
+    return Fleet(inventory, forks=args.forks, max_connecting=args.max_connecting)  # None: the defaults
 
 
 def add_hosts_command(commands: Any) -> None:
@@ -55,23 +58,36 @@ def add_hosts_command(commands: Any) -> None:
     add_fleet_options(hosts, with_forks=False)
 
 
-def selection(args: argparse.Namespace) -> tuple[Inventory, list[str]]:
-    """The inventory and the names `--hosts` selects; no host matched is a usage error."""
+def selection(args: argparse.Namespace, *, connecting: bool = True) -> tuple[Inventory, list[str]]:
+    """The inventory and the names `--hosts` selects; no host matched is a usage error.
+
+    `connecting`: the hosts are about to be connected to, so those whose
+    certificates will not be checked are named in one warning.
+    """
     inventory = load_inventory(args.inventory)
     pattern = "all" if args.hosts is None else args.hosts  # '' (an unset $HOSTS) is an error, not all
-    names = [spec.name for spec in inventory.select(pattern, failed=last_failed(inventory.path))]
-    if not names:
+    specs = inventory.select(pattern, failed=last_failed(inventory.path))
+    if not specs:
         raise ConfigError(f"no host of {inventory.path} matches {pattern!r}")
-    return inventory, names
+    unverified = [spec.name for spec in specs
+                  if not spec.verify_tls and not spec.tls_fingerprint and spec.uri.startswith("wss:")]
+    if connecting and unverified:
+        warn_unverified(unverified, "verify_tls: false")
+    return inventory, [spec.name for spec in specs]
 
 
 def run_hosts(args: argparse.Namespace) -> int:
-    inventory, names = selection(args)
+    inventory, names = selection(args, connecting=False)
     rows = {name: inventory.hosts[name].to_dict() for name in names}
     fmt = output.output_format(args.output)
     if fmt == "table":
+        lines = output.table(("HOST", "URI", "GROUPS"),
+                             [(name, row["uri"], ",".join(row["groups"])) for name, row in rows.items()])
+        print("\n".join(lines), flush=True)
+    elif fmt == "jsonl":
         for name, row in rows.items():
-            print(f"{name:16} {row['uri']:44} {','.join(row.get('groups', []))}")
+            print(output.to_json({"host": name, **row}, indent=False))
+        sys.stdout.flush()
     else:
         output.print_document({"hosts": rows}, fmt)
     return ExitStatus.OK
@@ -110,15 +126,28 @@ def fan_out(args: argparse.Namespace, method: str, run: FleetRun) -> int:
     inventory, names = selection(args)
     fmt = output.output_format(args.output)
     progress = _Progress(len(names), sys.stderr) if sys.stderr.isatty() else None
+    interrupted, done = False, 0
 
     def on_result(result: HostResult) -> None:
+        nonlocal done
+        if interrupted:  # a host cut off by Ctrl-C: its job may well go on, so no made-up row
+            return
+        done += 1
         if fmt == "jsonl":
             print(output.to_json(result.to_dict(), indent=False), flush=True)
         if progress is not None:
             progress.update(result)
     started = time.monotonic()
     with fleet_for(inventory, args) as fleet:
-        result = run(fleet, names, on_result)
+        try:
+            result = run(fleet, names, on_result)
+        except KeyboardInterrupt:
+            interrupted = True  # before the fleet closes its sessions, failing every host still running
+            if progress is not None:
+                progress.finish()
+            print(f"fleetclt: interrupted with {len(names) - done} of {len(names)} hosts unfinished; "
+                  "a job already started goes on on its host", file=sys.stderr, flush=True)
+            raise
     if progress is not None:
         progress.finish()
     save_last_run(inventory.path, method, result.failed, result.ok)

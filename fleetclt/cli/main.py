@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -22,14 +23,13 @@ import gevent
 from .. import __version__
 from ..client.tls import server_fingerprint
 from ..errors import ConfigError, FleetError
-from ..protocol.endpoint import Endpoint
+from ..protocol.endpoint import BadEndpoint, Endpoint
 from . import files as files_cli
 from . import fleet as fleet_cli
-from . import options, single
+from . import modes, options, single, stdout
 from . import rollout as rollout_cli
+from .commands import add_commands
 from .status import ExitStatus
-
-FLEET_COMMANDS = ("call", "ping")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +43,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fleetclt", description="Drive a fleet of TrueNAS hosts over persistent JSON-RPC sessions.",
-        epilog="single host, midclt style: fleetclt --uri wss://nas01 -U admin -P - call system.info")
+        epilog="fleet mode: fleetclt call --hosts all system.info (hosts from the inventory); "
+               "one host, midclt style: fleetclt --uri wss://nas01 -U admin -P - call system.info")
     parser.add_argument("--version", action="version", version=f"fleetclt {__version__}")
     parser.add_argument("-i", "--inventory", metavar="PATH",
                         help="inventory file (default: $FLEETCLT_INVENTORY, else ./inventory.yaml)")
@@ -51,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log protocol details on stderr, and the server's traceback of a failed call")
     options.add_connection_options(parser, nested=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    single.add_commands(commands)
-    for name in FLEET_COMMANDS:
-        fleet_cli.add_fleet_options(commands.choices[name])
+    add_commands(commands)
     fleet_cli.add_hosts_command(commands)
     files_cli.add_commands(commands)
     rollout_cli.add_rollout_command(commands)
@@ -70,24 +69,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point."""
-    args = build_parser().parse_args(argv)
-    # Each greenlet would keep the stack that spawned it: at thousands of hosts, many
-    # more objects for the cyclic GC to rescan as the heap grows (docs/performance.md §1).
-    gevent.config.track_greenlet_tree = False
-    # What exists by now (modules, classes, the parser) lives until exit: frozen, the
-    # cyclic GC never rescans it (docs/performance.md §1).
-    gc.freeze()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    handle_interrupts()
+    """Console entry point: whatever happens, one line on stderr and an exit code of docs/cli.md's table."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`): every result would vanish unseen
+        _say("stdout is closed: there is nowhere to write the output")
+        return ExitStatus.FAILED
+    with stdout.guarded() as out:
+        code = _run(argv)
+    if out.error is not None and not out.reader_gone:  # a reader that left (`| head`) is no failure
+        _say(f"cannot write the output: {out.error.strerror or out.error}")
+        return ExitStatus.FAILED
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    debug = False
     try:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
+        # Each greenlet would keep the stack that spawned it: at thousands of hosts, many
+        # more objects for the cyclic GC to rescan as the heap grows (docs/performance.md §1).
+        gevent.config.track_greenlet_tree = False
+        # What exists by now (modules, classes, the parser) lives until exit: frozen, the
+        # cyclic GC never rescans it (docs/performance.md §1).
+        gc.freeze()
+        logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        handle_interrupts()
+        modes.check(args)
         return _dispatch(args)
     except FleetError as exc:
-        print(f"fleetclt: {exc}", file=sys.stderr)
-        return ExitStatus.FAILED
+        _say(str(exc))
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except OSError as exc:  # the machine said no: a port in use, a file that cannot be written
+        _say(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+    except Exception as exc:  # a bug: still one line, and --debug shows where
+        if debug:
+            traceback.print_exc()
+        _say(f"internal error: {type(exc).__name__}: {exc}" + ("" if debug else " (--debug shows where)"))
+    return ExitStatus.FAILED
+
+
+def _say(message: str) -> None:
+    if sys.stderr is not None:
+        print(f"fleetclt: {message}", file=sys.stderr, flush=True)
+
+
+_interrupts_handled = False
 
 
 def handle_interrupts() -> None:
@@ -100,6 +128,10 @@ def handle_interrupts() -> None:
     next timer, 25 s away for an idle `subscribe`. Python's wake-up fd closes
     that gap: the C handler also writes a byte to a pipe the loop watches.
     """
+    global _interrupts_handled
+    if _interrupts_handled:  # main() run again in one process (tests): the watcher is in place
+        return
+    _interrupts_handled = True
     hub = gevent.get_hub()
     hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)
     read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -126,7 +158,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return files_cli.run(args)
     if args.command == "fingerprint":
         return _fingerprint(args.target)
-    if args.command in FLEET_COMMANDS and getattr(args, "hosts", None) is not None:  # --hosts "" is an error
+    if args.command == "call" and not args.method:
+        raise ConfigError("call needs METHOD, the method to call: fleetclt call --hosts all system.info")
+    if modes.is_fleet(args):
         return (fleet_cli.run_call if args.command == "call" else fleet_cli.run_ping)(args)
     if args.command in single.COMMANDS:
         return single.run(args)
@@ -141,8 +175,8 @@ def _fingerprint(target: str) -> int:
     """Trust on first use, made explicit: show the fingerprint, never store it silently."""
     try:
         endpoint = Endpoint.parse(target if "//" in target else f"wss://{target}")
-    except ValueError as exc:
-        raise ConfigError(f"fingerprint: {exc}") from None
+    except BadEndpoint as exc:
+        raise ConfigError(f"fingerprint {target!r}: {exc.reason}") from None
     print(server_fingerprint(endpoint.host, endpoint.port))
     print("check it on the host (System > Certificates), then pin it: tls_fingerprint: <the line above>",
           file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The connection options of the single-host commands, and what they become: TLS policy and credentials.
+"""The connection options of one-host mode (`--uri`), and what they become: TLS policy and credentials.
 
 Connection options are accepted before the command (``fleetclt --uri U call m``)
 and after it (``fleetclt call --uri U m``): ``add_connection_options`` adds them to
@@ -15,6 +15,7 @@ import getpass
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from ..client.login import Credentials
@@ -27,13 +28,16 @@ from ..secret import Secret
 log = logging.getLogger(__name__)
 
 PASSWORD_ENV, API_KEY_ENV = "FLEETCLT_PASSWORD", "FLEETCLT_API_KEY"
+_NAMES_SHOWN = 10
 _EXPLICIT_SECRETS = ("password", "api_key", "password_env", "api_key_env", "password_file")
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
     """Host, credential and TLS options; `nested` parsers leave unset options untouched."""
     default = argparse.SUPPRESS if nested else None
-    group = parser.add_argument_group("host connection")
+    group = parser.add_argument_group(
+        "one host (--uri URI)", "Connection options of call, ping and subscribe on one host; refused with "
+        "--hosts, where every host's settings come from the inventory.")
     group.add_argument("-u", "--uri", default=default, metavar="URI",
                        help="ws://HOST[:PORT][/api/current], wss://... or ws+unix://PATH")
     group.add_argument("-U", "--username", default=default, metavar="USER",
@@ -94,6 +98,16 @@ def tls_policy(args: argparse.Namespace) -> TLSPolicy:
             raise ConfigError(f"--ca-file {args.ca_file}: no such file")
         return TLSPolicy(ca_file=args.ca_file)
     return TLSPolicy()
+
+
+def warn_unverified(names: Sequence[str], setting: str) -> None:
+    """One warning per run, naming the hosts whose certificates nobody checks: off must never be silent."""
+    shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
+                                               else "")
+    hosts, them = (f"{len(names)} hosts", "them") if len(names) > 1 else ("host", "it")
+    print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts} {shown}: anyone on the "
+          f"path can impersonate {them}; pin tls_fingerprint instead (fleetclt fingerprint prints it)",
+          file=sys.stderr, flush=True)
 
 
 def _fingerprint(text: str) -> str:

@@ -12,6 +12,7 @@ import datetime as dt
 import errno as errno_codes
 import ipaddress
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
@@ -75,13 +76,25 @@ def print_document(document: Any, fmt: str) -> None:
 
 
 def fleet_table(result: FleetResult, elapsed: float, width: int = 100) -> str:
-    """One line per host, then a recap line."""
-    lines = [f"{'HOST':16} {'STATUS':12} {'TIME':>8}  RESULT"]
-    for name, host in result.items():
-        lines.append(f"{name:16} {host.status.value:12} {host.elapsed * 1000:6.0f}ms  {_cell(host)[:width]}")
+    """One line per host, then a recap line; RESULT cut at `width` characters, with an ellipsis."""
+    rows = [(name, host.status.value, f"{host.elapsed * 1000:.0f}ms", _cell(host)) for name, host in result.items()]
     counts = ", ".join(f"{len(names)} {status.value}" for status, names in result.by_status().items())
-    lines.append(f"recap: {counts} ({len(result)} hosts, {elapsed:.2f} s)")
-    return "\n".join(lines)
+    recap = f"recap: {counts} ({len(result)} hosts, {elapsed:.2f} s)"
+    return "\n".join([*table(("HOST", "STATUS", "TIME", "RESULT"), rows, right=(2,), width=width), recap])
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = (),
+          width: int = 100) -> list[str]:
+    """Columns as wide as their longest cell (a 30-character host name or `reboot_required` fits);
+    the last column is cut at `width` characters with an ellipsis, so a cut never passes for the value."""
+    widths = [max(len(row[index]) for row in (header, *rows)) for index in range(len(header) - 1)]
+    lines = []
+    for row in (header, *rows):
+        cells = [cell.rjust(size) if index in right else cell.ljust(size)
+                 for index, (cell, size) in enumerate(zip(row[:-1], widths, strict=True))]
+        last = row[-1] if len(row[-1]) <= width else row[-1][:width - 1] + "…"
+        lines.append("  ".join([*cells, last]).rstrip())
+    return lines
 
 
 def _cell(host: HostResult) -> str:

@@ -5,18 +5,17 @@ Why it differs from midclt (docs/protocol.md §13): every command logs in
 failed login exits 1 instead of 0, and no secret ever has to be written on the
 command line.
 
-Connection options and secrets are cli/options.py's; fleet mode (``--hosts
-PATTERN``) is cli/fleet.py's, which cli/main.py picks when ``--hosts`` is given.
+The parsers are cli/commands.py's, connection options and secrets
+cli/options.py's; fleet mode (``--hosts PATTERN``) is cli/fleet.py's, which
+cli/main.py picks when ``--hosts`` is given.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gevent.queue import Empty, Queue
 
@@ -24,36 +23,13 @@ from ..client.session import HostSession, SubscriptionEnded
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import CollectionUpdate
-from . import output
-from .argtypes import count, seconds
-from .call_args import add_call_arguments, call_params, reads_stdin
-from .options import add_connection_options, option, read_credentials, secret_on_stdin, tls_policy
+from . import output, stdout
+from .call_args import call_params, reads_stdin
+from .options import option, read_credentials, secret_on_stdin, tls_policy, warn_unverified
 
 log = logging.getLogger(__name__)
 
 COMMANDS = ("call", "ping", "subscribe")
-
-
-def add_commands(commands: Any) -> None:
-    """Register call, ping and subscribe on the top-level subparsers action."""
-    call = commands.add_parser("call", help="call a method on one host (midclt call)")
-    add_connection_options(call, nested=True)
-    call.add_argument("-j", "--job", action="store_true", help="wait for the job the method starts")
-    call.add_argument("-jp", "--job-print", choices=("progressbar", "description"),
-                      help="job progress on stderr (implies -j; default: a bar when stderr is a terminal)")
-    call.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS",
-                      help="time limit for the reply (with -j: for the job id only)")
-    add_call_arguments(call)
-    ping = commands.add_parser("ping", help="log in and call core.ping")
-    add_connection_options(ping, nested=True)
-    ping.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS", help="time limit for the reply")
-    sub = commands.add_parser("subscribe", help="print events of a collection as JSON lines")
-    add_connection_options(sub, nested=True)
-    sub.add_argument("event", metavar="EVENT", help="e.g. core.get_jobs, pool.dataset.query or *")
-    sub.add_argument("-n", "--number", type=count, metavar="N", help="exit 0 after N events")
-    sub.add_argument("-t", "--timeout", type=seconds, metavar="SECONDS", help="exit 1 if the events take longer")
-    sub.epilog = ("When the server ends the subscription it exits as midclt does: 0 when its source "
-                  "finished, 1 with the server's error.")
 
 
 # -- running ---------------------------------------------------------------------------
@@ -65,9 +41,6 @@ def run(args: argparse.Namespace) -> int:
         raise  # cli.main reports it: nothing ran
     except FleetError as exc:
         output.print_error(exc, trace=bool(getattr(args, "debug", False)))
-        return 1
-    except BrokenPipeError:
-        _silence_stdout()
         return 1
 
 
@@ -127,6 +100,8 @@ def _print_events(events: Queue, number: int | None, timeout: float | None) -> i
             log.debug("the server ended the subscription to %s", update.collection)
             return 0
         print(output.render_event(update), flush=True)
+        if stdout.lost():  # the reader went away (`| head`): nobody wants the next event
+            return 0
         seen += 1
     return 0
 
@@ -141,13 +116,6 @@ def _next_event(events: Queue, deadline: float | None) -> CollectionUpdate | Sub
         return None
 
 
-def _silence_stdout() -> None:
-    """The reader went away (`| head`): stop Python's exit-time flush from failing too."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 # -- session -------------------------------------------------------------------------
 
 
@@ -155,13 +123,16 @@ def open_session(args: argparse.Namespace) -> HostSession:
     """A session for ``--uri``; the URI and TLS options are checked before any secret is asked for."""
     uri = option(args, "uri")
     if not uri:
-        raise ConfigError(f"{args.command} needs --uri URI (ws://HOST, wss://HOST or ws+unix://PATH)")
+        raise ConfigError(f"{args.command} needs --hosts PATTERN (hosts of the inventory) or --uri URI (one host: "
+                          "ws://HOST, wss://HOST or ws+unix://PATH)")
     try:
         endpoint = Endpoint.parse(uri)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"--uri {exc}") from None
     tls = tls_policy(args)
     name = endpoint.unix_path or endpoint.host
+    if not tls.verify and endpoint.scheme == "wss" and not endpoint.unix_path:
+        warn_unverified([name], "--insecure")
     return HostSession(name, uri, read_credentials(args, name), tls=tls)
 
 

@@ -68,7 +68,8 @@ def http_request(host_name: str, endpoint: Endpoint, tls: TLSPolicy, *, method: 
                             "Unix socket: give the host a ws:// or wss:// uri", host_name)
     exchange = HttpExchange(method, endpoint.netloc, endpoint.target, headers, content_length)
     log.debug("%s: HTTP %s %s", host_name, method, mask_tokens(endpoint.target))
-    sock, _ = open_stream(host_name, endpoint, tls, connect_timeout, lambda sock: sock.sendall(exchange.request()))
+    sock, _ = open_stream(host_name, endpoint, tls, connect_timeout, lambda sock: sock.sendall(exchange.request()),
+                          "the HTTP request")
     try:
         sock.settimeout(read_timeout)
         if body is not None:

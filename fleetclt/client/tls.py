@@ -63,13 +63,18 @@ def server_fingerprint(host: str, port: int, timeout: float = 10.0) -> str:
 
     Trust on first use made explicit: the caller shows it to a human, who pins it.
     """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        with gevent.Timeout(timeout, TLSError(f"no TLS handshake within {timeout:g} s", host)):
+        with gevent.Timeout(timeout, TLSError(f"no TLS handshake within {timeout:g} s", where)):
             raw = socket.create_connection((host, port))
             with _context(False, None).wrap_socket(raw, server_hostname=host) as conn:
                 der = conn.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError) as exc:
-        raise TLSError(f"cannot read the certificate of {host}:{port}: {exc}", host) from None
+    except ssl.SSLError as exc:
+        raise TLSError(f"cannot read the certificate: TLS handshake failed: {exc.reason or exc}; "
+                       "is the port plain ws:// rather than wss://?", where) from None
+    except OSError as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else exc.strerror or str(exc)
+        raise TLSError(f"cannot read the certificate: {reason}", where) from None
     if not der:
         raise TLSError("the server sent no certificate", host)
     return fingerprint_of(der)

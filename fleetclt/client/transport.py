@@ -42,6 +42,9 @@ from ..protocol.handshake import Accepted, ClientHandshake, HandshakeFailure, Re
 from .tls import TLSPolicy, check_pin
 
 RECV_BYTES = 65536
+_PLAIN_PORT_HINT = "; is the port plain ws:// rather than wss://?"
+_TLS_PORT_HINT = "; is the port wss:// (TLS) rather than ws://?"
+_TLS_RECORDS = (b"\x15", b"\x16")  # the first byte of a TLS alert or handshake record
 # The largest message we assemble (text counted in characters). A reply over it is a
 # broken or hostile server: we close with 1009 instead of growing without bound.
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -234,30 +237,51 @@ def _close_detail(code: int, reason: str | None) -> str:
 
 def open_websocket(host_name: str, endpoint: Endpoint, tls: TLSPolicy, timeout: float) -> WebSocket:
     """Connect, run TLS (checking the pin before anything else is sent) and the upgrade."""
-    sock, trailing = open_stream(host_name, endpoint, tls, timeout, lambda sock: _upgrade(host_name, sock, endpoint))
+    sock, trailing = open_stream(host_name, endpoint, tls, timeout, lambda sock: _upgrade(host_name, sock, endpoint),
+                                 "the websocket handshake")
     return WebSocket(host_name, sock, trailing)
 
 
 def open_stream(host_name: str, endpoint: Endpoint, tls: TLSPolicy, timeout: float,
-                greet: Callable[[Any], T]) -> tuple[Any, T]:
+                greet: Callable[[Any], T], greeting: str) -> tuple[Any, T]:
     """Connect, run TLS for wss (the pin checked before anything is sent), then `greet(sock)`.
 
-    All within `timeout`; the socket is closed on any failure. The websocket
+    All within `timeout`; the socket is closed on any failure, and a timeout
+    says which step got no answer (`greeting` names the last one). The websocket
     greets with its upgrade, the HTTP file path (http.py) with its request.
     """
+    steps = _Steps()
+    timer = gevent.Timeout(timeout)
     try:
-        with gevent.Timeout(timeout, ConnectTimeout(f"no connection within {timeout:g} s", host_name)):
+        with timer:
             sock = _connect(host_name, endpoint)
             try:
                 if endpoint.scheme == "wss":
+                    steps.now = "the TLS handshake"
                     sock = _start_tls(host_name, sock, endpoint, tls)
-                greeting = greet(sock)
+                steps.now = greeting
+                answer = greet(sock)
             except BaseException:
                 sock.close()
                 raise
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise ConnectTimeout(steps.timed_out(timeout), host_name) from None
     except OSError as exc:
         raise ConnectError(_describe_os_error(exc), host_name) from None
-    return sock, greeting
+    return sock, answer
+
+
+class _Steps:
+    """Which step of the connect is under way, so that a timeout says what got no answer."""
+
+    now = ""
+
+    def timed_out(self, timeout: float) -> str:
+        if not self.now:
+            return f"no connection within {timeout:g} s"
+        return f"TCP connected, but {self.now} got no answer within {timeout:g} s"
 
 
 def _connect(host_name: str, endpoint: Endpoint) -> Any:
@@ -303,7 +327,9 @@ def _start_tls(host_name: str, sock: Any, endpoint: Endpoint, tls: TLSPolicy) ->
                        "certificate: pin it with tls_fingerprint (fleetclt fingerprint URI prints it) "
                        "or give its CA with ca_file", host_name) from None
     except ssl.SSLError as exc:
-        raise TLSError(f"TLS handshake failed: {exc.reason or exc}", host_name) from None
+        raise TLSError(f"TLS handshake failed: {exc.reason or exc}{_PLAIN_PORT_HINT}", host_name) from None
+    except (ConnectionResetError, BrokenPipeError):  # a plain server reading a ClientHello as HTTP hangs up
+        raise TLSError(f"TLS handshake failed: connection reset{_PLAIN_PORT_HINT}", host_name) from None
     try:
         check_pin(host_name, wrapped.getpeercert(binary_form=True), tls.fingerprint)
     except TLSError:
@@ -315,11 +341,20 @@ def _start_tls(host_name: str, sock: Any, endpoint: Endpoint, tls: TLSPolicy) ->
 def _upgrade(host_name: str, sock: Any, endpoint: Endpoint) -> bytes:
     """The HTTP upgrade; returns the bytes the server sent after its 101 (frames, if it spoke first)."""
     handshake = ClientHandshake(endpoint.netloc, endpoint.target)
-    sock.sendall(handshake.request())
+    hint = _TLS_PORT_HINT if endpoint.scheme == "ws" and not endpoint.unix_path else ""
+    try:
+        sock.sendall(handshake.request())
+    except (ConnectionResetError, BrokenPipeError):
+        raise ConnectError(f"connection reset during the websocket handshake{hint}", host_name) from None
     while True:
-        data = sock.recv(RECV_BYTES)
+        try:
+            data = sock.recv(RECV_BYTES)
+        except ConnectionResetError:  # a TLS server hangs up on a plain HTTP request
+            raise ConnectError(f"connection reset during the websocket handshake{hint}", host_name) from None
         if not data:
-            raise ConnectError("connection closed during the websocket handshake", host_name)
+            raise ConnectError(f"connection closed during the websocket handshake{hint}", host_name)
+        if hint and data[:1] in _TLS_RECORDS:
+            raise HandshakeError(f"the server answered in TLS{hint}", host_name)
         try:
             verdict = handshake.receive(data)
         except HandshakeFailure as exc:

@@ -25,7 +25,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import InventoryError, did_you_mean
-from ..protocol.endpoint import DEFAULT_PORTS, api_path, normalize_fingerprint
+from ..protocol.endpoint import DEFAULT_PORTS, BadEndpoint, Endpoint, api_path, normalize_fingerprint
 from ..secret import Location, Secret
 from . import vault
 
@@ -210,8 +210,10 @@ def join_key(parent: str, child: str) -> str:
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:
-    """A near miss, or else the whole (short) list of what is allowed."""
+    """A near miss, or else the whole (short) list of what is allowed, or that nothing is."""
     choices = list(choices)
+    if not choices:
+        return " (none are defined)"
     return did_you_mean(name, choices) or "; expected one of: " + ", ".join(sorted(choices))
 
 
@@ -298,16 +300,20 @@ class Address(NamedTuple):
 
 def _uri(doc: Doc, node: Node, key: str) -> Address:
     text, where = nonempty_string(doc, node, key).strip(), doc.at(node, key)
+    expected = f"expected ws://HOST[:PORT][/PATH] or wss://..., got {text!r}"
+    scheme, _, rest = text.partition("://")
+    if scheme not in DEFAULT_PORTS or rest[:1] in ("", "/", "?", "#"):
+        raise where.error(expected)
     try:
-        parts = urllib.parse.urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise where.error(f"not a valid uri: {exc}") from None
+        endpoint = Endpoint.parse(text)  # urllib's complaints reworded; the port checked as everywhere else
+    except BadEndpoint as exc:
+        raise where.error(f"not a valid uri: {exc.reason}") from None
+    parts = urllib.parse.urlsplit(text)
     if "@" in parts.netloc:
         raise where.error("credentials do not belong in the uri; use username/password/api_key")
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.fragment:
-        raise where.error(f"expected ws://HOST[:PORT][/PATH] or wss://..., got {text!r}")
-    return Address(text, parts.hostname, port or DEFAULT_PORTS[parts.scheme])
+    if parts.fragment:
+        raise where.error(expected)
+    return Address(text, endpoint.host, endpoint.port)
 
 
 def _controllers(doc: Doc, node: Node, key: str) -> tuple[Address, ...]:

@@ -31,13 +31,16 @@ class Endpoint:
 
     @classmethod
     def parse(cls, uri: str) -> Endpoint:
-        """ws://, wss:// or ws+unix://PATH; ValueError names what is wrong."""
-        parts = urlsplit(uri)
+        """ws://, wss:// or ws+unix://PATH; a BadEndpoint says what is wrong, in our words, not urllib's."""
+        try:
+            parts = urlsplit(uri)
+        except ValueError:  # urllib's only complaint here is an unbalanced IPv6 bracket
+            raise BadEndpoint(uri, "an IPv6 address needs both brackets, as in wss://[::1]:443") from None
         if parts.scheme == "ws+unix":
             return cls("ws", UNIX_HANDSHAKE_HOST, 0, UNIX_HANDSHAKE_PATH, unix_path=parts.netloc + parts.path)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not a websocket uri: {uri!r} (use ws://, wss:// or ws+unix://)")
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
+            raise BadEndpoint(uri, "not a websocket uri (use ws://HOST[:PORT], wss://... or ws+unix://PATH)")
+        port = _port(uri, parts.netloc) or DEFAULT_PORTS[parts.scheme]
         query = f"?{parts.query}" if parts.query else ""  # kept: a proxy or test server may route on it
         return cls(parts.scheme, parts.hostname, port, (parts.path or "/") + query)
 
@@ -65,6 +68,27 @@ class Endpoint:
     def is_legacy(self) -> bool:
         """The DDP endpoint of TrueNAS 24.10 and older, rather than JSON-RPC."""
         return self.target.endswith(LEGACY_PATH)
+
+
+class BadEndpoint(ValueError):
+    """A uri that names no websocket endpoint; `reason` is the problem without the uri."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"{uri!r}: {reason}")
+        self.uri, self.reason = uri, reason
+
+
+def _port(uri: str, netloc: str) -> int | None:
+    """The explicit port of `netloc`, None if it has none; 0 and numbers past 65535 are refused."""
+    hostport = netloc.rpartition("@")[2]
+    _, colon, text = hostport[hostport.rfind("]") + 1:].rpartition(":")
+    if not colon or not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise BadEndpoint(uri, f"the port {text!r} is not a number")
+    if not 1 <= int(text) <= 65535:
+        raise BadEndpoint(uri, f"the port {int(text)} is out of range (1-65535)")
+    return int(text)
 
 
 def api_path(api_version: str) -> str | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from fleetclt import Fleet
+from fleetclt.cli.fleet import fleet_for
 from fleetclt.cli.main import build_parser
-from fleetclt.fleet.runner import DEFAULT_MAX_CONNECTING
+from fleetclt.fleet.runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING
 from fleetclt.inventory.load import load_inventory
 
 
@@ -33,7 +34,16 @@ def test_good_counts_and_durations_are_taken_as_given():
                                       "core.ping"])
     assert (args.forks, args.max_connecting, args.deadline) == (1, 250, 0.5)
     assert build_parser().parse_args(["rollout", "--pause", "0", "update.update"]).pause == 0.0
-    assert build_parser().parse_args(["call", "core.ping"]).max_connecting == DEFAULT_MAX_CONNECTING
+    unset = build_parser().parse_args(["call", "core.ping"])
+    assert unset.max_connecting is None and unset.forks is None, "unset, so one-host mode can refuse them"
+
+
+def test_unset_counts_take_the_fleet_defaults(tmp_path):
+    path = tmp_path / "inventory.yaml"
+    path.write_text("hosts:\n  nas01:\n    uri: ws://127.0.0.1:1/api/current\n")
+    args = build_parser().parse_args(["call", "--hosts", "all", "core.ping"])
+    with fleet_for(load_inventory(path), args) as fleet:
+        assert (fleet.forks, fleet.runner.max_connecting) == (DEFAULT_FORKS, DEFAULT_MAX_CONNECTING)
 
 
 def test_the_python_api_refuses_an_empty_pool_too(tmp_path):

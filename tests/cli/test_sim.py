@@ -109,3 +109,15 @@ def test_idle_timeout_cuts_a_silent_connection_as_a_proxy_would():
     finally:
         code, _ = stop_sim(process)
     assert code == 0
+
+
+def test_a_port_in_use_is_one_line_with_exit_1():
+    with socket.socket() as taken:
+        taken.bind(("127.3.5.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "sim", "--count", "1", "--listen", "127.3.5.1",
+                                 "--port", str(port)], capture_output=True, text=True, timeout=START_TIMEOUT)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"fleetclt: cannot listen on ws://127.3.5.1:{port}/api/current: Address already in use "
+                             "(another simulator? --port 0 picks free ports)\n")

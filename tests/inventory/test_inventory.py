@@ -354,7 +354,7 @@ ERRORS = [
     ("hosts:\n  a:\n    uri: http://x/api\n",
      "inventory.yaml:3: hosts.a.uri: expected ws://HOST[:PORT][/PATH] or wss://..., got 'http://x/api'"),
     ("hosts:\n  a:\n    uri: 'ws://x:99999/'\n",
-     "inventory.yaml:3: hosts.a.uri: not a valid uri: Port out of range 0-65535"),
+     "inventory.yaml:3: hosts.a.uri: not a valid uri: the port 99999 is out of range (1-65535)"),
     ("hosts:\n  a:\n    uri: 'ws:///api'\n", "inventory.yaml:3: hosts.a.uri: expected ws://HOST"),
     ("hosts:\n  a:\n    uri: ws://x/api\n    port: 3\n",
      "inventory.yaml:4: hosts.a.port: conflicts with the uri set at inventory.yaml:3: hosts.a.uri; "

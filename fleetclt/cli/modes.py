@@ -1,0 +1,61 @@
+"""Which options apply where: an option that would be ignored is refused, with the reason, before anything runs.
+
+Two modes share `call` and `ping` (docs/cli.md): fleet mode (`--hosts PATTERN`)
+takes every host's address, credentials and TLS settings from the inventory, so
+the one-host connection options have nothing to act on there; one-host mode
+(`--uri URI`) has no fan-out, so the fleet options have nothing to act on
+there. Accepting them silently would let `-U bob` or `--insecure` look as if
+they had done something.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ..errors import ConfigError
+from .options import option
+
+# argparse dest -> the flag as a user writes it
+CONNECTION = {"uri": "--uri", "username": "-U", "password": "-P", "api_key": "-K",
+              "password_file": "--password-file", "password_env": "--password-env",
+              "api_key_env": "--api-key-env", "insecure": "--insecure",
+              "tls_fingerprint": "--tls-fingerprint", "ca_file": "--ca-file"}
+FLEET = {"output": "-o", "deadline": "--deadline", "forks": "--forks", "max_connecting": "--max-connecting"}
+ONE_HOST_ONLY = {**CONNECTION, "job_print": "-jp"}
+
+FAN_OUT_COMMANDS = ("call", "ping")        # fleet mode with --hosts, one host with --uri
+ONE_HOST_COMMANDS = ("subscribe",)
+INVENTORY_COMMANDS = ("hosts", "rollout", "download", "backup")   # always fleet mode
+
+_FROM_INVENTORY = "in fleet mode (--hosts) each host's address, credentials and TLS settings come from the inventory"
+_JOB_PRINT = ("-jp draws one job's progress, so it applies to one host (--uri); in fleet mode, "
+              "-o jsonl streams each host's result as it ends")
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    """Fleet mode: --hosts given to call or ping, or a command that always works from the inventory."""
+    return args.command in INVENTORY_COMMANDS or (args.command in FAN_OUT_COMMANDS
+                                                  and option(args, "hosts") is not None)  # --hosts '' is an error
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse the first option given that the command, in its mode, would ignore."""
+    if is_fleet(args):
+        _refuse(args, ONE_HOST_ONLY, lambda flag: _JOB_PRINT if flag == "-jp" else
+                f"{flag} does not apply: {_FROM_INVENTORY}")
+    elif args.command in FAN_OUT_COMMANDS or args.command in ONE_HOST_COMMANDS:
+        _refuse(args, FLEET, lambda flag: f"{flag} applies to fleet mode (--hosts PATTERN) only; "
+                f"with --uri, {args.command} works on one host")
+    else:
+        _refuse(args, CONNECTION, lambda flag: f"{flag} does not apply to `fleetclt {args.command}`")
+
+
+def _refuse(args: argparse.Namespace, flags: dict[str, str], reason: Callable[[str], str]) -> None:
+    for dest, flag in flags.items():
+        if _given(option(args, dest)):
+            raise ConfigError(reason(flag))
+
+
+def _given(value: object) -> bool:
+    """Unset options are None (False for a switch); an empty string given on purpose still counts."""
+    return value is not None and value is not False
