@@ -1,6 +1,7 @@
 """What a simulated host is (HostConfig), what is wrong with it (Faults), what it saw (Counters)."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -81,6 +82,8 @@ class Counters:
     logins_failed: int = 0
     rate_limited: int = 0
     calls: int = 0
+    calls_by_method: Counter[str] = field(default_factory=Counter)  # every call the host saw, by name
+    unauthenticated_calls: int = 0  # calls made before a login on their connection (logins included)
     peak_inflight: int = 0
     peak_running_calls: int = 0
     too_many_calls: int = 0
