@@ -211,10 +211,10 @@ class HostSession:
     def connect(self, within: float | None = None) -> None:
         """Open and authenticate now instead of on the first call.
 
-        `within` bounds the wait for the login budget: ThrottledError at once when
-        the next login is allowed later than that many seconds from now.
+        `within` (default Timeouts.call) bounds the wait for the login budget:
+        ThrottledError at once when the next login is allowed later than that.
         """
-        self._ensure_link(within)
+        self._ensure_link(self.timeouts.call if within is None else within)
 
     def call(self, method: str, *params: Any, timeout: float | None = None, job: bool = False,
              on_progress: ProgressCallback | None = None, retry_safe: bool = False) -> Any:
@@ -365,11 +365,12 @@ class HostSession:
         Sent again on a new connection: a request that never left (NotSent), whatever
         the method; one that may have run (OutcomeUnknown) only when `retry_safe`; one
         refused unrun because the server ended our login. The login budget is waited
-        for within `timeout`, or refused at once.
+        for only within what is left of `timeout` over all tries, or refused at once.
         """
         timeout = self.timeouts.call if timeout is None else timeout
+        until = time.monotonic() + timeout
         for attempt in range(3):
-            link = self._ensure_link(timeout)
+            link = self._ensure_link(max(0.0, until - time.monotonic()) if attempt else timeout)
             try:
                 return link.call(method, params, timeout), link
             except NotSent:
@@ -490,10 +491,10 @@ class HostSession:
         After a drop, a gateway's answer (502 from the host's nginx) means its
         middleware is restarting: those tries do not use up `reconnect_attempts`,
         they go on for up to `Timeouts.restart` seconds (docs/protocol.md §10).
-        A first connect takes one try: nothing says that host was ever up.
+        A first connect that reaches no server takes one try: nothing says that host
+        was ever up; one whose connection was lost while setting up is retried.
         """
         first = self.stats.connects == 0
-        attempts = 1 if first else self.timeouts.reconnect_attempts
         failures, tries, restarting_since = 0, 0, None
         while True:
             try:
@@ -505,7 +506,8 @@ class HostSession:
                         raise
                 else:
                     failures += 1
-                    if failures >= attempts:
+                    unreached = first and isinstance(exc, UnreachableError)
+                    if failures >= (1 if unreached else self.timeouts.reconnect_attempts):
                         raise
                 delay = self._backoff.delay(tries)
                 tries += 1

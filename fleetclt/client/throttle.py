@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ThrottledError
-from ..local.state import ensure_dir
+from ..local.state import ensure_dir, warn_unusable
 from ..local.state import state_dir as default_state_dir
 
 Clock = Callable[[], float]
@@ -250,8 +250,7 @@ class FileStore:
         """The shared in-memory store for this dir; made, and warned about, once per process."""
         memory = self._fallbacks.get(self._place)
         if memory is None:
-            log.warning("auth budget state dir %s unusable (%s); login budgets are kept in this process only",
-                        self.dir, exc.strerror or exc)
+            warn_unusable(self.dir.parent, exc)
             memory = self._fallbacks[self._place] = MemoryStore()
         return memory
 
