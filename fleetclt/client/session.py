@@ -491,10 +491,12 @@ class HostSession:
         After a drop, a gateway's answer (502 from the host's nginx) means its
         middleware is restarting: those tries do not use up `reconnect_attempts`,
         they go on for up to `Timeouts.restart` seconds (docs/protocol.md §10).
-        A first connect that reaches no server takes one try: nothing says that host
-        was ever up; one whose connection was lost while setting up is retried.
+        A first connect takes one try: nothing says that host was ever up, and a
+        server that closes a new connection at once (1008: not on its allowlist)
+        would only do it again.
         """
         first = self.stats.connects == 0
+        attempts = 1 if first else self.timeouts.reconnect_attempts
         failures, tries, restarting_since = 0, 0, None
         while True:
             try:
@@ -506,8 +508,7 @@ class HostSession:
                         raise
                 else:
                     failures += 1
-                    unreached = first and isinstance(exc, UnreachableError)
-                    if failures >= (1 if unreached else self.timeouts.reconnect_attempts):
+                    if failures >= attempts:
                         raise
                 delay = self._backoff.delay(tries)
                 tries += 1

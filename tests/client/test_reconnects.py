@@ -14,29 +14,16 @@ import logging
 import gevent
 import pytest
 
+from fleetclt import Credentials, Fleet, HostSession
 from fleetclt.client.session import Timeouts
 from fleetclt.client.throttle import WAIT_LOGGER, AuthThrottle, MemoryStore, TokenBucket
 from fleetclt.errors import OutcomeUnknown, ThrottledError
 from fleetclt.fleet.results import Status, status_of
+from tests.client.fake_time import FakeTime
 from tests.faultproxy import DOWN, FaultProxy
 from tests.helpers import wait_until
 
 NEW_USER = {"username": "churn", "full_name": "Churn Test", "group_create": True, "password": "x-pw"}
-
-
-class FakeTime:
-    """A wall clock for the budget that moves only when slept on: budget waits cost no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def budget(fake: FakeTime, capacity: float = 5.0, refill: float = 6.0) -> AuthThrottle:
@@ -79,6 +66,24 @@ def test_a_call_that_would_wait_longer_than_its_timeout_for_the_budget_is_thrott
     assert status_of(refused.value) is Status.THROTTLED
     assert session.call("system.info", timeout=10)["hostname"] == "nas01", "a longer timeout waits"
     assert fake.slept == [pytest.approx(6, abs=0.1)]
+
+
+@pytest.mark.parametrize("bound", [{"timeout": 5}, {"deadline": 5}])
+def test_a_fleet_call_whose_host_would_wait_past_its_bound_for_the_budget_is_throttled_at_once(
+        simulated_fleet, bound):
+    sim, inventory = simulated_fleet(2, "127.6.17.1")
+    fake = FakeTime()
+    throttle = budget(fake, capacity=1, refill=60)  # a bucket per server: each host has its own
+
+    def session_for(spec):
+        return HostSession(spec.name, spec.uri, Credentials(spec.username, spec.password), throttle=throttle)
+    with Fleet(inventory, session_factory=session_for) as fleet:
+        assert not fleet.call("core.ping").failed
+        sim.hosts[0].drop_connections()
+        wait_until(lambda: not fleet["sim001"].connected)
+        result = fleet.call("core.ping", **bound)
+    assert result["sim001"].status is Status.THROTTLED and "next login allowed in 60 s" in str(result["sim001"].error)
+    assert result["sim002"].ok and fake.slept == []
 
 
 def test_a_wait_over_a_second_is_reported_once_at_info(host, session_for, caplog):

@@ -28,25 +28,11 @@ from fleetclt.client.throttle import (
 )
 from fleetclt.errors import ThrottledError
 from fleetclt.local.state import state_dir as default_state_dir
+from tests.client.fake_time import FakeTime
 
 KEY = "10.0.0.7:443"
-T0 = 1_700_000_000.0
+T0 = FakeTime().now
 REPO = Path(__file__).resolve().parents[2]
-
-
-class FakeTime:
-    """A wall clock that only moves when slept on (or told to)."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
