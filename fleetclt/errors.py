@@ -16,10 +16,12 @@ these at the transport boundary only, so callers catch one family::
         │       └── PinMismatch     certificate does not match the pinned SHA-256
         ├── AuthError               credentials refused (never retried automatically)
         ├── StandbyError            an HA standby controller: log in on the active one (.urls)
-        ├── ThrottledError          server said EBUSY, or our own auth budget is spent
+        ├── ThrottledError          server said EBUSY, or our own auth budget is spent (.retry_at)
         ├── InsecureCredentialError a plain API key would go over ws:// to a remote host
         ├── CallTimeout             no reply in time
         ├── ConnectionLost          the socket dropped while a call was in flight
+        │   ├── NotSent             the connection was gone before the request left: never run
+        │   └── OutcomeUnknown      it dropped after the request left: the server may have run it
         ├── RequestTooLarge         a call over the server's message size limit, refused unsent
         ├── RemoteCallError         the server answered with a JSON-RPC error
         │   └── ValidationError     -32602, or a job failed with exc_info.type VALIDATION
@@ -152,7 +154,15 @@ class StandbyError(SessionError):
 
 
 class ThrottledError(SessionError):
-    """The auth budget is spent, locally or on the server (EBUSY)."""
+    """The auth budget is spent, locally or on the server (EBUSY).
+
+    `retry_at` is when the next login is allowed (epoch seconds), when fleetclt's own
+    budget is what refused; None when the server refused.
+    """
+
+    def __init__(self, message: str, host: str = "", retry_at: float | None = None) -> None:
+        self.retry_at = retry_at
+        super().__init__(message, host)
 
 
 class InsecureCredentialError(SessionError):
@@ -165,6 +175,20 @@ class CallTimeout(SessionError):
 
 class ConnectionLost(SessionError):
     """The connection dropped while a call was waiting for its reply."""
+
+
+class NotSent(ConnectionLost):
+    """The connection was known dead before the request left, or the send failed: the server never got it.
+
+    Such a request is sent again on a new connection whatever the method.
+    """
+
+
+class OutcomeUnknown(ConnectionLost):
+    """The connection dropped after the request left: the server may have run it.
+
+    Only a call marked safe to repeat is sent again; any other fails with this.
+    """
 
 
 class RequestTooLarge(SessionError):

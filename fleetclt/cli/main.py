@@ -21,6 +21,7 @@ from typing import NoReturn
 import gevent
 
 from .. import __version__
+from ..client.throttle import WAIT_LOGGER
 from ..client.tls import server_fingerprint
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import BadEndpoint, Endpoint
@@ -94,6 +95,10 @@ def _run(argv: Sequence[str] | None) -> int:
         gc.freeze()
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
+        waits = logging.getLogger(WAIT_LOGGER)  # "waiting 6 s for nas003's login budget": one plain line each
+        waits.setLevel(logging.INFO)
+        waits.propagate = args.debug
+        waits.handlers = [] if args.debug else [logging.StreamHandler()]
         handle_interrupts()
         modes.check(args)
         return _dispatch(args)

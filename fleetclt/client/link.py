@@ -7,10 +7,18 @@ server runs 10 and refuses the 21st), the rest wait here, not on the server.
 
 A call too big for the server's message limit is refused here, unsent: the
 server would close the whole connection over it (docs/protocol.md §2).
+
+A call knows whether its request left: one refused because the link was dead
+before the send, or whose send failed, raises NotSent (the server never got a
+whole message, so the session sends it again on a new connection); one whose
+connection drops after the send may have run. Before sending on an idle link,
+a readable socket lets the reader look first: what arrived while nobody waited
+is often the peer's close (docs/protocol.md §10).
 """
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +30,12 @@ from ..errors import (
     CallTimeout,
     ConnectionLost,
     HandshakeError,
+    NotSent,
+    OutcomeUnknown,
     ProtocolError,
     RequestTooLarge,
     SessionError,
+    without_host,
 )
 from ..protocol.jsonrpc import (
     Connected,
@@ -61,6 +72,9 @@ class Link:
         self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe] = {}
         self._window = BoundedSemaphore(window)
         self._limit = ANONYMOUS_LIMIT  # the largest message the server takes now
+        self.boot_id: str | None = None  # the middleware boot this connection reached (set by the session)
+        self._poll = select.poll()
+        self._poll.register(ws.fileno(), select.POLLIN)
         self._pong = Event()
         ws.on_pong = self._on_pong
         self._connected = AsyncResult()
@@ -137,24 +151,37 @@ class Link:
         call_id, frame = self.dialect.request(method, params)
         if len(frame) > self._limit and self._oversize(method, len(frame)) or not self._take_slot():
             return None
-        return self._start(call_id, frame, settle)
+        return self._start(call_id, frame, settle, method)
 
     def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
         if not self._take_slot():
             return None
-        return self._start(*self.dialect.subscribe(name), settle)
+        return self._start(*self.dialect.subscribe(name), settle, f"subscribe {name}")
 
     def _take_slot(self) -> bool:
-        return not self.dead.is_set() and self._window.acquire(blocking=False)
+        return not self.dead.is_set() and not self._closed_while_idle() and self._window.acquire(blocking=False)
 
-    def _start(self, call_id: RequestId, frame: str, settle: Settle) -> PendingCall:
+    def _start(self, call_id: RequestId, frame: str, settle: Settle, what: str) -> PendingCall | None:
         pending = self._pending[call_id] = PendingCall(self, call_id, settle)
         try:
-            self._send(frame)
-        except SessionError as exc:  # a lost socket has settled every pending call already (_die)
-            pending.set_exception(exc)
+            self._send(frame, call_id, what)
+        except NotSent:  # nothing left, nothing settled: the caller takes the slow path
+            self._window.release()
+            return None
         return pending
+
+    def _closed_while_idle(self) -> bool:
+        """With no call in flight the reader may not have run since something arrived: let it look first.
+
+        What arrives on an idle link is mostly an event or the peer's close; a
+        request sent after that close would be lost though it never reached the
+        server. Costs one poll() per call on an idle link (docs/performance.md §3).
+        """
+        if self._pending or not self._poll.poll(0):
+            return False
+        gevent.idle()  # the loop polls first: the reader takes what is there, a close kills the link
+        return bool(self.dead.is_set())
 
     def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None) -> None:
         self._pending.pop(call_id, None)
@@ -177,14 +204,14 @@ class Link:
             error = self._oversize(method, len(frame))
             if error is not None:
                 raise error
-        if self.dead.is_set():
-            raise self._lost()
+        if self.dead.is_set() or self._closed_while_idle():
+            raise self._not_sent(what)
         # The CallTimeout is built only when the timer fires: most calls never need it.
         timer = gevent.Timeout(timeout)  # raises itself; None: never
         timer.start()
         try:
             with self._window:
-                return self._send_and_wait(call_id, frame)
+                return self._send_and_wait(call_id, frame, what)
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
@@ -192,11 +219,13 @@ class Link:
         finally:
             timer.close()
 
-    def _send_and_wait(self, call_id: RequestId, frame: str) -> Any:
+    def _send_and_wait(self, call_id: RequestId, frame: str, what: str) -> Any:
+        if self.dead.is_set():  # it died while this call waited for a window slot
+            raise self._not_sent(what)
         waiter = AsyncResult()
         self._pending[call_id] = waiter
         try:
-            self._send(frame)
+            self._send(frame, call_id, what)
             return waiter.get()
         finally:
             self._pending.pop(call_id, None)
@@ -212,17 +241,25 @@ class Link:
         return RequestTooLarge(f"{method}: not sent: the request is {size} characters and the server takes "
                                f"at most {limit} {when}; it would close the connection", self.host_name)
 
-    def _lost(self) -> SessionError:
-        return self.error or ConnectionLost("connection lost", self.host_name)
+    def _not_sent(self, what: str) -> NotSent:
+        why = without_host(self.error) if self.error else "connection lost"
+        return NotSent(f"{what}: not sent: {why}", self.host_name)
 
-    def _send(self, frame: str) -> None:
+    def _send(self, frame: str, call_id: RequestId | None = None, what: str = "frame") -> None:
+        """Send one frame; a failed send raises NotSent, and the call's own entry leaves before the link dies.
+
+        A send that failed never put a whole message on the wire (a frame cut
+        short is no message to the server), so that call never ran.
+        """
         if self._wire_log:
             log.debug("%s > %s", self.host_name, redact_frame(frame))
         try:
             self.ws.send(frame)
         except ConnectionLost as exc:
+            if call_id is not None:
+                self._pending.pop(call_id, None)
             self._die(exc)  # the socket is gone even if the reader has not noticed yet
-            raise
+            raise NotSent(f"{what}: not sent: {without_host(exc)}", self.host_name) from None
 
     def _read_loop(self) -> None:
         try:
@@ -287,12 +324,20 @@ class Link:
         self.error = error
         self.dead.set()
         self._pong.set()
+        in_flight = _may_have_run(error) if self._pending else error
         for waiter in list(self._pending.values()):
             if not waiter.ready():
-                waiter.set_exception(error)
+                waiter.set_exception(in_flight)
         if not self._connected.ready():
             self._connected.set_exception(error)
         self._on_down(error)
+
+
+def _may_have_run(error: SessionError) -> SessionError:
+    """What a call whose request left gets when its connection drops: the server may have run it."""
+    if not isinstance(error, ConnectionLost):
+        return error
+    return OutcomeUnknown(f"the request was sent and may have run; then {without_host(error)}", error.host)
 
 
 class PendingCall:

@@ -2,14 +2,17 @@
 
 `auth.login_ex` (PASSWORD_PLAIN or API_KEY_PLAIN) first; `auth.login` /
 `auth.login_with_api_key` on servers without it (the legacy dialect always).
-Every attempt takes a token from the auth throttle first; EBUSY blocks the
-budget for the server's window; a refused credential is never retried here.
+Every attempt spends a token of the auth budget (LoginBudget): the first is
+taken before the socket opens, so no unauthenticated call goes out unless a
+login follows at once (docs/protocol.md §6); EBUSY blocks the budget for the
+server's window; a refused credential is never retried here.
 REDIRECT (an HA standby controller) is no refusal: it raises StandbyError,
 which the session does not remember, so it logs in again after a failover.
 """
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +66,46 @@ class _Attempt:
     fallback_params: list[Any] | None = None
 
 
-def log_in(link: Link, creds: Credentials, throttle: AuthThrottle, key: str, timeout: float) -> bool:
+class LoginBudget:
+    """The auth-budget tokens of one connect to server `key`.
+
+    `take_first` runs before the socket opens; the login spends that token, and a
+    fallback login (a server without auth.login_ex) takes another. A socket that
+    never opened sent nothing: `refund` gives its token back.
+    """
+
+    def __init__(self, throttle: AuthThrottle, key: str, host: str) -> None:
+        self._throttle, self._key, self._host = throttle, key, host
+        self._held = False
+
+    def take_first(self, max_wait: float | None, on_wait: Callable[[float], None] | None = None) -> None:
+        """ThrottledError at once when the token would come later than `max_wait` seconds from now."""
+        self._throttle.acquire(self._key, self._host, max_wait=max_wait, on_wait=on_wait)
+        self._held = True
+
+    def refund(self) -> None:
+        if self._held:
+            self._held = False
+            self._throttle.refund(self._key)
+
+    def spend(self) -> None:
+        """A token for the next unauthenticated call: the one taken first, else a new one."""
+        if self._held:
+            self._held = False
+        else:
+            self._throttle.acquire(self._key, self._host)
+
+    def refused(self) -> None:
+        """The server answered EBUSY: nothing more is spent on it for its window."""
+        self._throttle.block(self._key)
+
+
+def will_log_in(creds: Credentials) -> bool:
+    """A connect with these credentials logs in (and spends a token of the auth budget)."""
+    return creds.api_key is not None or creds.password is not None
+
+
+def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) -> bool:
     """Log in with whatever credential is given; False when there is none."""
     if creds.api_key is not None:
         attempt = _api_key_attempt(creds)
@@ -71,7 +113,7 @@ def log_in(link: Link, creds: Credentials, throttle: AuthThrottle, key: str, tim
         attempt = _password_attempt(creds)
     else:
         return False
-    _check_reply(link.host_name, _call(link, attempt, throttle, key, timeout))
+    _check_reply(link.host_name, _call(link, attempt, budget, timeout))
     return True
 
 
@@ -103,26 +145,25 @@ def _api_key_attempt(creds: Credentials) -> _Attempt:
     return _Attempt("auth.login_ex", [data], "auth.login_with_api_key", [key])
 
 
-def _call(link: Link, attempt: _Attempt, throttle: AuthThrottle, key: str, timeout: float) -> Any:
+def _call(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: float) -> Any:
     """The legacy dialect has only the old methods; a new server without the new one gets the old."""
     if attempt.fallback is not None and not link.dialect.has_login_ex:
-        return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
+        return _throttled(link, attempt.fallback, attempt.fallback_params or [], budget, timeout)
     try:
-        return _throttled(link, attempt.method, attempt.params, throttle, key, timeout)
+        return _throttled(link, attempt.method, attempt.params, budget, timeout)
     except SessionError as exc:
         if attempt.fallback is None or not is_method_missing(exc):
             raise
-    return _throttled(link, attempt.fallback, attempt.fallback_params or [], throttle, key, timeout)
+    return _throttled(link, attempt.fallback, attempt.fallback_params or [], budget, timeout)
 
 
-def _throttled(link: Link, method: str, params: list[Any], throttle: AuthThrottle, key: str,
-               timeout: float) -> Any:
-    throttle.acquire(key, link.host_name)
+def _throttled(link: Link, method: str, params: list[Any], budget: LoginBudget, timeout: float) -> Any:
+    budget.spend()
     try:
         return link.call(method, params, timeout)
     except SessionError as exc:
         if is_rate_limited(exc):
-            throttle.block(key)
+            budget.refused()
             raise ThrottledError("the host refused the login: rate limit exceeded (EBUSY); "
                                  "waiting out its 60 s window", link.host_name) from None
         raise

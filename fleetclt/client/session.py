@@ -6,14 +6,20 @@ Never monkey-patches; never does I/O in its constructor.
         nas.call("system.info")
         nas.call("pool.dataset.lock", "tank/secure", job=True, on_progress=print)
 
-The first call connects: websocket (TLS pin checked before anything is sent),
-login (through the auth throttle) with `system.boot_id` beside it, the caller's
-subscriptions, and re-attachment of jobs being waited for. From the first job
+The first call connects: a token of the login budget first (a wait longer than
+the call's timeout fails at once as ThrottledError), then the websocket (TLS pin
+checked before anything is sent), `system.boot_id` and the login in one burst,
+the caller's subscriptions, and re-attachment of jobs being waited for. From the first job
 on, every connection also gets `core.set_options` (legacy job replies: the id
 comes back at once and no call slot is held while a job runs) and a
 `core.get_jobs` subscription (jobs are followed by events, never polled); until
 then a plain call connects in one round trip after the upgrade. A dropped
 connection is reopened on the next need with capped, jittered backoff.
+
+A request that never reached the server (the connection was dead before the
+send, or the send failed) goes again on a new connection, whatever the method;
+one that may have run goes again only when the caller marked it safe to repeat,
+and otherwise fails OutcomeUnknown (docs/protocol.md §10).
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ from ..errors import (
     HandshakeError,
     JobUnknown,
     NotAJobError,
+    NotSent,
+    OutcomeUnknown,
     ProtocolError,
     RemoteCallError,
     SessionError,
@@ -52,7 +60,7 @@ from ..protocol.jsonrpc import Event as ProtocolEvent
 from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
-from .login import Credentials, log_in, refuse_insecure_key
+from .login import Credentials, LoginBudget, log_in, refuse_insecure_key, will_log_in
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
@@ -98,6 +106,7 @@ class Timeouts:
     restart: float = 180.0     # after a drop, how long nginx's 502 (middlewared restarting) is waited through
     keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
+    silence: float | None = 5.0      # calls in flight and nothing received this long: a websocket ping checks
 
 
 @dataclass
@@ -146,6 +155,7 @@ class HostSession:
         self._job_events_on: Link | None = None
         self._job_events_lock = Semaphore()
         self._version: tuple[str | None, Version] | None = None  # (boot id, version) it was asked under
+        self._login_due: float | None = None  # while a connect waits for the budget: when its token comes
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -198,9 +208,13 @@ class HostSession:
         return "ddp" if self._endpoint.is_legacy else "jsonrpc"
 
     # -- public API --------------------------------------------------------------
-    def connect(self) -> None:
-        """Open and authenticate now instead of on the first call."""
-        self._ensure_link()
+    def connect(self, within: float | None = None) -> None:
+        """Open and authenticate now instead of on the first call.
+
+        `within` (default Timeouts.call) bounds the wait for the login budget:
+        ThrottledError at once when the next login is allowed later than that.
+        """
+        self._ensure_link(self.timeouts.call if within is None else within)
 
     def call(self, method: str, *params: Any, timeout: float | None = None, job: bool = False,
              on_progress: ProgressCallback | None = None, retry_safe: bool = False) -> Any:
@@ -219,21 +233,16 @@ class HostSession:
     def start_job(self, method: str, *params: Any, timeout: float | None = None) -> JobRef:
         """Submit a job and return its JobRef (id, boot id, the call) without waiting for it.
 
-        The boot id is the one of the connection that carried the call. If the
-        connection was replaced by one to another boot while the call was out,
-        which boot issued the id cannot be told: JobUnknown, nothing sent again.
+        The boot id is the one of the connection that carried the call (a call
+        that never left goes again on a new connection, maybe to a new boot).
         """
         self._follow_jobs()
         args = list(params)
         method = self.method_for(method, args)  # the JobRef keeps the name the host ran
-        link, boot_id = self._link, self.boot_id
-        result = self._call(method, args, timeout, False)
+        result, link = self._call_via(method, args, timeout, False)
         if not is_int(result):
             raise NotAJobError.for_reply(method, result, self.name)
-        if self._link is not link and self.boot_id != boot_id:
-            raise JobUnknown(f"the middleware restarted while {method} was being submitted: job {result} "
-                             "may be of either boot; it was not sent again", self.name)
-        return JobRef(boot_id, int(result), method, params, submitted=True)
+        return JobRef(link.boot_id, int(result), method, params, submitted=True)
 
     def method_for(self, method: str, params: list[Any]) -> str:
         """The name this host has for `method` (update.update is update.run from 25.10, docs/protocol.md §14).
@@ -347,16 +356,31 @@ class HostSession:
 
     # -- calls -----------------------------------------------------------------------
     def _call(self, method: str, params: list[Any], timeout: float | None, retry_safe: bool) -> Any:
+        return self._call_via(method, params, timeout, retry_safe)[0]
+
+    def _call_via(self, method: str, params: list[Any], timeout: float | None,
+                  retry_safe: bool) -> tuple[Any, Link]:
+        """The reply and the connection that carried the call; up to three sends in all.
+
+        Sent again on a new connection: a request that never left (NotSent), whatever
+        the method; one that may have run (OutcomeUnknown) only when `retry_safe`; one
+        refused unrun because the server ended our login. The login budget is waited
+        for only within what is left of `timeout` over all tries, or refused at once.
+        """
         timeout = self.timeouts.call if timeout is None else timeout
-        for attempt in range(2):
-            link = self._ensure_link()
+        until = time.monotonic() + timeout
+        for attempt in range(3):
+            link = self._ensure_link(max(0.0, until - time.monotonic()) if attempt else timeout)
             try:
-                return link.call(method, params, timeout)
+                return link.call(method, params, timeout), link
+            except NotSent:
+                if attempt == 2:
+                    raise
             except ConnectionLost:
-                if not retry_safe or attempt:
+                if not retry_safe or attempt == 2:
                     raise
             except RemoteCallError as exc:
-                if attempt or not self._session_ended(exc, link):
+                if attempt == 2 or not self._session_ended(exc, link):
                     raise
         raise AssertionError("unreachable")
 
@@ -439,7 +463,8 @@ class HostSession:
             log.exception("%s: subscriber for %s failed", self.name, event.collection)
 
     # -- connecting ------------------------------------------------------------------
-    def _ensure_link(self) -> Link:
+    def _ensure_link(self, within: float | None = None) -> Link:
+        """The live link, or a new one; `within` bounds the wait for the login budget (None: the throttle's)."""
         link = self._link
         if link is not None and not link.dead.is_set():
             return link
@@ -449,28 +474,33 @@ class HostSession:
             raise self._auth_failure  # a refused credential is not tried again by this session
         if self._keepalive_refused is not None:
             raise self._keepalive_refused
+        due = self._login_due  # another greenlet's connect waits for the budget
+        if due is not None and within is not None and due - time.monotonic() > within:
+            raise self._throttle.refusal(self.name, due - time.monotonic())
         with self._connect_lock:
             if self._link is None or self._link.dead.is_set():
                 self._refuse_insecure_key()
-                self._link = self._reconnect()
+                self._link = self._reconnect(None if within is None else time.monotonic() + within)
                 self._start_supervisor()
                 self._wake_supervisor.set()
             return self._link
 
-    def _reconnect(self) -> Link:
+    def _reconnect(self, until: float | None) -> Link:
         """Open a link; after a drop, retry with jittered backoff (auth failures never retry).
 
         After a drop, a gateway's answer (502 from the host's nginx) means its
         middleware is restarting: those tries do not use up `reconnect_attempts`,
         they go on for up to `Timeouts.restart` seconds (docs/protocol.md §10).
-        A first connect takes one try: nothing says that host was ever up.
+        A first connect takes one try: nothing says that host was ever up, and a
+        server that closes a new connection at once (1008: not on its allowlist)
+        would only do it again.
         """
         first = self.stats.connects == 0
         attempts = 1 if first else self.timeouts.reconnect_attempts
         failures, tries, restarting_since = 0, 0, None
         while True:
             try:
-                return self._open_controller()
+                return self._open_controller(until)
             except (UnreachableError, ConnectionLost) as exc:
                 if not first and isinstance(exc, HandshakeError) and exc.gateway:
                     restarting_since = restarting_since or time.monotonic()
@@ -485,30 +515,62 @@ class HostSession:
                 log.info("%s: reconnect failed (%s); next try in %.1f s", self.name, exc, delay)
                 gevent.sleep(delay)
 
-    def _open_controller(self) -> Link:
+    def _open_controller(self, until: float | None) -> Link:
         """Open a link to the controller in use; a standby or unreachable one hands over to the next."""
         for _ in self._controllers[1:]:
             try:
-                return self._open()
+                return self._open(until)
             except (StandbyError, UnreachableError) as exc:
                 self._controller = (self._controller + 1) % len(self._controllers)
                 following = self._endpoint = self._controllers[self._controller]
                 self._probe_path = following.target in ("", "/")
                 self._refuse_insecure_key()
                 log.info("%s: %s; trying the controller at %s", self.name, without_host(exc), following.uri)
-        return self._open()
+        return self._open(until)
 
-    def _open(self) -> Link:
-        ws, dialect = self._open_websocket()
+    def _open(self, until: float | None) -> Link:
+        """Budget first, then connect: no unauthenticated call goes out unless the login follows at once.
+
+        A set-up call lost with the connection is the connect's failure, never a
+        caller's call that may have run.
+        """
+        budget = self._login_budget(until)
+        try:
+            ws, dialect = self._open_websocket()
+        except BaseException:
+            if budget is not None:
+                budget.refund()  # nothing was sent
+            raise
         link = Link(self.name, ws, dialect, self._on_event, self._on_down, self._window)
         try:
             link.handshake(self.timeouts.connect)
-            self._set_up(link)
+            self._set_up(link, budget)
+        except OutcomeUnknown:
+            link.close()
+            raise link.error or ConnectionLost("connection lost while connecting", self.name) from None
         except BaseException:
             link.close()
             raise
         self.stats.connects += 1
         return link
+
+    def _login_budget(self, until: float | None) -> LoginBudget | None:
+        """A token for the login this connect makes (None without a credential), waited for until `until`."""
+        if not will_log_in(self._credentials):
+            return None
+        budget = LoginBudget(self._throttle, self._budget_key(), self.name)
+        max_wait = None if until is None else max(0.0, until - time.monotonic())
+        try:
+            budget.take_first(max_wait, self._waiting_for_login)
+        finally:
+            self._login_due = None
+        return budget
+
+    def _waiting_for_login(self, delay: float) -> None:
+        self._login_due = time.monotonic() + delay
+
+    def _budget_key(self) -> str:
+        return self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
 
     def _open_websocket(self) -> tuple[Any, Any]:
         endpoint = self._endpoint.with_path(API_PATH) if self._probe_path else self._endpoint
@@ -527,7 +589,7 @@ class HostSession:
         dialect_class = DdpDialect if endpoint.is_legacy else JsonRpcDialect
         return ws, dialect_class(self.name)
 
-    def _set_up(self, link: Link) -> None:
+    def _set_up(self, link: Link, budget: LoginBudget | None) -> None:
         """The boot id (it needs no login) goes out with the login; subscriptions follow it.
 
         A session that has not followed a job yet subscribes to no job events, so a
@@ -535,7 +597,7 @@ class HostSession:
         """
         steps = SetUpCalls(link, self.timeouts.connect)
         boot_id = steps.call("system.boot_id", [])
-        self._login(link)
+        self._login(link, budget)
         self._check_keepalive(link)
         watch_jobs = self._watch_jobs  # once: a first job may start meanwhile and subscribes itself
         if watch_jobs:
@@ -549,7 +611,7 @@ class HostSession:
                 self._tell_ended(self._subscribers.pop(event), SubscriptionEnded(event, outcome.exception))
         if watch_jobs:
             self._job_events_on = link
-        self._note_boot(boot_id.get())
+        self._note_boot(link, boot_id.get())
         self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
 
     def _follow_jobs(self) -> None:
@@ -576,8 +638,9 @@ class HostSession:
             steps.call("core.set_options", [{"legacy_jobs": True}])
         steps.subscribe(JOB_EVENT)
 
-    def _note_boot(self, boot_id: str) -> None:
+    def _note_boot(self, link: Link, boot_id: str) -> None:
         """Every connect: a new boot id ends the waits on jobs of the old boot (their ids are reused)."""
+        link.boot_id = boot_id
         if self.boot_id is not None and boot_id != self.boot_id:
             self.stats.restarts_seen += 1
             log.warning("%s: middleware restarted (boot id changed)", self.name)
@@ -586,23 +649,45 @@ class HostSession:
 
     # -- keepalive and background reconnects ------------------------------------------
     def _start_supervisor(self) -> None:
-        if self._supervisor is None and self.timeouts.keepalive:
+        if self._supervisor is None and (self.timeouts.keepalive or self.timeouts.silence):
             self._supervisor = gevent.spawn(self._supervise)
 
     def _supervise(self) -> None:
-        """Ping while connected; reconnect in the background while someone listens for events."""
+        """Watch the link while connected; reconnect in the background while someone listens for events."""
         failures = 0
         while not self._closed:
             link = self._link
             if link is not None and not link.dead.is_set():
                 failures = 0
-                if not link.dead.wait(self._keepalive_interval()):
-                    self._keepalive(link)
+                self._watch(link)
             elif self._subscribers or self._jobs.waiting:
                 failures = self._background_reconnect(failures)
             else:
                 self._wake_supervisor.clear()
                 self._wake_supervisor.wait()
+
+    def _watch(self, link: Link) -> None:
+        """Until a keepalive is due (then send it) or the link dies; meanwhile look for a half-open link.
+
+        Every `silence` seconds: when calls are in flight and nothing at all arrived
+        since the last look, a websocket ping (answered outside the server's call
+        slots) tells a slow server from a dead connection long before the keepalive
+        would (docs/protocol.md §10).
+        """
+        silence = self.timeouts.silence
+        due = time.monotonic() + self._keepalive_interval() if self.timeouts.keepalive else None
+        reads = link.ws.reads
+        while True:
+            left = None if due is None else max(0.0, due - time.monotonic())
+            wait = silence if left is None else left if silence is None else min(silence, left)
+            if link.dead.wait(wait):
+                return
+            if due is not None and time.monotonic() >= due:
+                self._keepalive(link)
+                return
+            if link.in_flight and link.ws.reads == reads and not self._answers(link, "calls in flight"):
+                return
+            reads = link.ws.reads
 
     def _keepalive_interval(self) -> float:
         """At most `keepalive` seconds, up to 20 % less so a fleet does not ping in step.
@@ -624,12 +709,22 @@ class HostSession:
         try:
             if self.stats.logins and not link.in_flight:
                 link.probe("core.ping")
-            if link.ping(self.timeouts.ping) or link.dead.is_set():
-                return
         except SessionError as exc:
             log.info("%s: keepalive failed (%s)", self.name, exc)
-        log.info("%s: no answer to keepalive; dropping the connection", self.name)
-        link.close(ConnectionLost(f"no answer to keepalive within {self.timeouts.ping:g} s", self.name))
+            return
+        self._answers(link, "keepalive")
+
+    def _answers(self, link: Link, why: str) -> bool:
+        """A websocket ping: True if anything came back within `ping` seconds, else the link is dropped."""
+        try:
+            if link.ping(self.timeouts.ping) or link.dead.is_set():
+                return True
+        except SessionError as exc:
+            log.info("%s: %s ping failed (%s)", self.name, why, exc)
+            return False  # the failed send killed the link
+        log.info("%s: no answer to a %s ping; dropping the connection", self.name, why)
+        link.close(ConnectionLost(f"no answer to a {why} ping within {self.timeouts.ping:g} s", self.name))
+        return False
 
     def _check_keepalive(self, link: Link) -> None:
         """Refuse a keepalive that nginx would outlast: None or 60 s and more, on a host before 26.0-BETA.2.
@@ -665,10 +760,11 @@ class HostSession:
         return failures + 1
 
     # -- login -----------------------------------------------------------------------
-    def _login(self, link: Link) -> None:
-        key = self._endpoint.unix_path or f"{self._endpoint.host}:{self._endpoint.port}"
+    def _login(self, link: Link, budget: LoginBudget | None) -> None:
+        if budget is None:
+            return
         try:
-            if log_in(link, self._credentials, self._throttle, key, self.timeouts.login):
+            if log_in(link, self._credentials, budget, self.timeouts.login):
                 link.logged_in()
                 self.stats.logins += 1
         except AuthError as exc:

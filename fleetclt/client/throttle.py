@@ -12,10 +12,13 @@ one ``BucketState`` per server and hands it out inside ``transaction()``, one
 read-modify-write exclusive against every other user of the store: ``FileStore``
 (the default: one flock'd file per server under the state dir, see
 fleetclt.local.state) or ``MemoryStore`` (this process only). ``AuthThrottle``
-is what sessions call: ``acquire`` before each unauthenticated call, ``block``
-when the server answered EBUSY. Time is wall-clock epoch seconds, because
-monotonic clocks do not cross processes. An unusable state dir falls back to
-process memory, with a warning, rather than refuse logins.
+is what sessions call: ``acquire`` before each connect that logs in (the token
+covers its system.boot_id and login, sent together), ``refund`` when the socket
+never opened, ``block`` when the server answered EBUSY. A wait over a second is
+logged at INFO on WAIT_LOGGER, naming the host. Time is wall-clock epoch seconds,
+because monotonic clocks do not cross processes. An unusable state dir falls back
+to one budget in process memory, shared by every session, with one warning per
+process, rather than refuse logins.
 
 ``Backoff`` is capped exponential with full jitter, so a fleet that lost its
 network does not come back in lock-step.
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ThrottledError
-from ..local.state import ensure_dir
+from ..local.state import ensure_dir, warn_unusable
 from ..local.state import state_dir as default_state_dir
 
 Clock = Callable[[], float]
@@ -55,6 +58,8 @@ BUDGET_DIR = "auth-budget"   # one file per server inside the state dir
 _EPSILON = 1e-6  # a millionth of a token is float rounding, not budget; keeps waits above clock resolution
 
 log = logging.getLogger(__name__)
+WAIT_LOGGER = f"{__name__}.wait"  # "waiting 6 s for nas003's login budget": the CLI prints these plainly
+wait_log = logging.getLogger(WAIT_LOGGER)
 
 
 @dataclass
@@ -118,6 +123,11 @@ class TokenBucket:
             state.tokens = max(0.0, state.tokens - 1.0)
         return delay
 
+    def refund(self, state: BucketState, now: float) -> None:
+        """A token spent on a connect that sent nothing comes back."""
+        self.refill(state, now)
+        state.tokens = min(self.capacity, state.tokens + 1.0)
+
     def block(self, state: BucketState, now: float, seconds: float = SERVER_WINDOW) -> None:
         """The server refused us: spend nothing until its window has surely passed."""
         self.refill(state, now)
@@ -176,9 +186,12 @@ class FileStore:
     starts that key fresh, with a warning.
     """
 
+    # An unusable budget dir, by path: the one in-memory store every session of this process shares.
+    _fallbacks: dict[str, MemoryStore] = {}
+
     def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
         self.dir = (Path(state_dir) if state_dir is not None else default_state_dir()) / BUDGET_DIR
-        self._fallback: MemoryStore | None = None
+        self._place = str(self.dir)
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.dir)!r})"
@@ -188,10 +201,14 @@ class FileStore:
 
     @contextlib.contextmanager
     def transaction(self, key: str) -> Iterator[States]:
-        try:
-            fd = self._open(key)
-        except OSError as exc:
-            with self._memory(exc).transaction(key) as states:
+        memory = self._fallbacks.get(self._place)
+        if memory is None:
+            try:
+                fd = self._open(key)
+            except OSError as exc:
+                memory = self._memory(exc)
+        if memory is not None:
+            with memory.transaction(key) as states:
                 yield states
             return
         try:
@@ -208,8 +225,9 @@ class FileStore:
         Every session has its own throttle: the sweep timer is per directory, or
         1,000 first logins would each read 1,000 files.
         """
-        if self._fallback is not None:
-            return self._fallback.sweep(is_idle, now)
+        memory = self._fallbacks.get(self._place)
+        if memory is not None:
+            return memory.sweep(is_idle, now)
         if not _SweepTimer.due(str(self.dir), now):
             return
         try:
@@ -229,10 +247,12 @@ class FileStore:
                     os.unlink(entry.path)
 
     def _memory(self, exc: OSError) -> MemoryStore:
-        if self._fallback is None:
-            log.warning("auth budget state dir %s unusable (%s); budgets are per process", self.dir, exc)
-            self._fallback = MemoryStore()
-        return self._fallback
+        """The shared in-memory store for this dir; made, and warned about, once per process."""
+        memory = self._fallbacks.get(self._place)
+        if memory is None:
+            warn_unusable(self.dir.parent, exc)
+            memory = self._fallbacks[self._place] = MemoryStore()
+        return memory
 
     def _open(self, key: str) -> int:
         """The key's file; the folders are made only when missing (one syscall per login, not five)."""
@@ -278,22 +298,35 @@ class AuthThrottle:
     sleep: Sleep = time.sleep
     store: Store = field(default_factory=FileStore)
 
-    def acquire(self, key: str, host: str, *, max_wait: float | None = None) -> None:
+    def acquire(self, key: str, host: str, *, max_wait: float | None = None,
+                on_wait: Callable[[float], None] | None = None) -> None:
         """Take a token for server `key` (address:port), sleeping (outside the lock) if that is quick.
 
-        ThrottledError (naming `host`, saying when to try again) when the wait would exceed
-        `max_wait`. Another process may take the token we slept for, so this tries again.
+        ThrottledError at once (naming `host`, saying when the next login is allowed) when
+        the wait would exceed `max_wait` (at most the throttle's own). A wait is told to
+        `on_wait` first, and logged when over a second. Another process may take the token
+        we slept for, so this tries again.
         """
-        limit = self.max_wait if max_wait is None else max_wait
+        limit = self.max_wait if max_wait is None else min(max_wait, self.max_wait)
         waited = 0.0
         while True:
             delay = self._try_take(key)
             if delay <= 0:
                 return
             if waited + delay > limit:
-                raise ThrottledError(self._refusal(delay), host)
+                raise self.refusal(host, delay)
+            if delay > 1.0:
+                wait_log.info("waiting %d s for %s's login budget", math.ceil(delay), host)
+            if on_wait is not None:
+                on_wait(delay)
             self.sleep(delay)
             waited += delay
+
+    def refund(self, key: str) -> None:
+        """Give back a token taken for a connect that sent nothing (the socket never opened)."""
+        with self.store.transaction(key) as states:
+            now = self.bucket.clock()
+            self.bucket.refund(self._state(states, key, now), now)
 
     def block(self, key: str, seconds: float = SERVER_WINDOW) -> None:
         """The server at `key` refused a login with EBUSY: spend nothing for `seconds`."""
@@ -318,10 +351,13 @@ class AuthThrottle:
             states[key] = self.bucket.new(now)
         return states[key]
 
-    def _refusal(self, delay: float) -> str:
-        at = time.strftime("%H:%M:%S", time.localtime(self.bucket.clock() + delay))
-        return (f"auth budget spent; next attempt allowed in {math.ceil(delay)} s (at {at}); "
-                "this keeps every fleetclt process here under TrueNAS's 20 per 60 s limit")
+    def refusal(self, host: str, delay: float) -> ThrottledError:
+        """The error for a login `delay` seconds away: when the next one is allowed, and why."""
+        retry_at = self.bucket.clock() + delay
+        at = time.strftime("%H:%M:%S", time.localtime(retry_at))
+        return ThrottledError(f"auth budget spent; next login allowed in {math.ceil(delay)} s (at {at}); "
+                              "this keeps every fleetclt process here under TrueNAS's 20 per 60 s limit",
+                              host, retry_at)
 
 
 @dataclass(frozen=True)

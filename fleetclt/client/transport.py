@@ -72,6 +72,10 @@ class WebSocket:
         self._readable = None if isinstance(sock, ssl.SSLSocket) else self._hub.loop.io(sock.fileno(), 1)
         self._drained = False
 
+    def fileno(self) -> int:
+        """The socket's descriptor: a link polls it to see a close that arrived while it was idle."""
+        return int(self._sock.fileno())
+
     def send(self, text: str) -> None:
         """One text frame; encoded here while open (cheaper than wsproto's send), else by wsproto."""
         if self._ws.state is ConnectionState.OPEN:

@@ -139,7 +139,7 @@ class Fleet:
             progress = _bind(on_progress, session.name)
             return session.call(method, *params, timeout=timeout, job=job, on_progress=progress)
         plain = None if job else PlainCall(method, list(params), timeout)
-        return self._hub.run(self._run, self.select(hosts, failed), action, deadline, on_result, plain)
+        return self._hub.run(self._run, self.select(hosts, failed), action, deadline, on_result, plain, timeout)
 
     def run(self, action: Callable[[HostSession], Any], *, hosts: str | Iterable[str] = "all",
             deadline: float | None = None, on_result: ResultCallback | None = None,
@@ -172,10 +172,10 @@ class Fleet:
             session = self._sessions[name] = self._factory(spec)
         return session
 
-    def _connected(self, name: str) -> HostSession:
+    def _connected(self, name: str, within: float | None = None) -> HostSession:
         session = self._session(name)
         if not session.connected:
-            self.runner.connect(session)
+            self.runner.connect(session, within)
         return session
 
     def _close_sessions(self) -> None:
@@ -188,24 +188,40 @@ class Fleet:
         return self._run(names, lambda session: session.subscribe(event, callback, on_end), None, None)
 
     def _run(self, names: list[str], action: Callable[[HostSession], Any], deadline: float | None,
-             on_result: ResultCallback | None, plain_call: PlainCall | None = None) -> FleetResult:
+             on_result: ResultCallback | None, plain_call: PlainCall | None = None,
+             timeout: float | None = None) -> FleetResult:
         ensure_open_files(len(self._sessions) + sum(name not in self._sessions for name in names))
-        fan_out = FanOut(names, lambda name: self._attempt(name, action), self._sessions.get,
+        bound = _TimeLeft(timeout, deadline)
+        fan_out = FanOut(names, lambda name: self._attempt(name, action, bound()), self._sessions.get,
                          deadline, on_result, plain_call)
         self.runner.run(fan_out)
         self.last_result = FleetResult(fan_out.results, names)
         return self.last_result
 
-    def _attempt(self, name: str, action: Callable[[HostSession], Any]) -> HostResult:
+    def _attempt(self, name: str, action: Callable[[HostSession], Any], within: float | None) -> HostResult:
         started = time.monotonic()
         try:
-            value = action(self._connected(name))
+            value = action(self._connected(name, within))
         except FleetError as exc:
             return HostResult.from_error(name, exc, time.monotonic() - started)
         except Exception as exc:  # a bug on one host must not sink the whole fan-out
             log.exception("%s: unexpected error", name)
             return HostResult(name, Status.FAILED, error=InternalError(exc, name), elapsed=time.monotonic() - started)
         return HostResult(name, Status.OK, value, elapsed=time.monotonic() - started)
+
+
+class _TimeLeft:
+    """A host's time left in a fan-out: the call's timeout, or what the deadline leaves if that is less."""
+
+    def __init__(self, timeout: float | None, deadline: float | None) -> None:
+        self._timeout = timeout
+        self._end = None if deadline is None else time.monotonic() + deadline
+
+    def __call__(self) -> float | None:
+        if self._end is None:
+            return self._timeout
+        left = max(0.0, self._end - time.monotonic())
+        return left if self._timeout is None else min(self._timeout, left)
 
 
 def _bind(on_progress: HostProgress | None, host: str) -> ProgressCallback | None:

@@ -19,6 +19,7 @@ from ..errors import (
     InsecureCredentialError,
     JobBusy,
     JobUnknown,
+    OutcomeUnknown,
     StandbyError,
     ThrottledError,
     TLSError,
@@ -34,7 +35,8 @@ class Status(str, enum.Enum):
 
     OK = "ok"
     FAILED = "failed"                # the server answered with an error, or the job failed
-    UNREACHABLE = "unreachable"      # no websocket could be opened, or it dropped
+    UNREACHABLE = "unreachable"      # no websocket could be opened, or it dropped before the call left
+    MAY_HAVE_RUN = "may_have_run"    # the connection dropped after the call left: it may have run; not sent again
     AUTH_FAILED = "auth_failed"      # credentials refused (never retried automatically)
     THROTTLED = "throttled"          # the auth budget is spent, locally or on the server
     TIMEOUT = "timeout"              # no answer in time, or the whole operation's deadline passed
@@ -49,6 +51,7 @@ class Status(str, enum.Enum):
 _STATUS_OF: tuple[tuple[type[BaseException], Status], ...] = (
     (TLSError, Status.TLS_REJECTED),
     (UnreachableError, Status.UNREACHABLE),
+    (OutcomeUnknown, Status.MAY_HAVE_RUN),
     (ConnectionLost, Status.UNREACHABLE),
     (StandbyError, Status.STANDBY),
     (AuthError, Status.AUTH_FAILED),

@@ -76,8 +76,12 @@ class Runner(Protocol):
     def run(self, fan_out: FanOut) -> None:
         """Record exactly one result per name of `fan_out` before returning."""
 
-    def connect(self, session: HostSession) -> None:
-        """Connect and log in `session`, within the runner's bound on connects at once."""
+    def connect(self, session: HostSession, within: float | None = None) -> None:
+        """Connect and log in `session`, within the runner's bound on connects at once.
+
+        `within`: the host's time left (call timeout, deadline); a login budget that
+        allows no login in that time fails it at once as throttled.
+        """
 
 
 class GeventRunner:
@@ -98,9 +102,9 @@ class GeventRunner:
     def __repr__(self) -> str:
         return f"GeventRunner(forks={self.forks}, max_connecting={self.max_connecting})"
 
-    def connect(self, session: HostSession) -> None:
+    def connect(self, session: HostSession, within: float | None = None) -> None:
         with self._connecting:
-            session.connect()
+            session.connect(within)
 
     def run(self, fan_out: FanOut) -> None:
         pool, started = Pool(self.forks), time.monotonic()

@@ -4,7 +4,8 @@ The state dir holds the shared auth budgets (client/throttle.py), the outcome of
 the last fan-out per inventory (for `--hosts @failed`) and rollout journals.
 It is `$FLEETCLT_STATE_DIR`, else `$XDG_STATE_HOME/fleetclt`, else
 `~/.local/state/fleetclt`; made 0700, files 0600, written atomically so a
-killed process never leaves half a file.
+killed process never leaves half a file. A state dir that cannot be used (a
+file, read-only) is warned about once per process, whoever meets it first.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+_warned: set[Path] = set()  # unusable state dirs already warned about in this process
 
 
 def state_dir() -> Path:
@@ -34,6 +36,20 @@ def ensure_dir(path: Path) -> Path:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path, 0o700)
     return path
+
+
+def warn_unusable(place: Path, error: OSError) -> None:
+    """One warning per process for an unusable state dir: 150 sessions meeting it say it once."""
+    if place in _warned:
+        return
+    _warned.add(place)
+    log.warning("state dir %s is unusable (%s): login budgets are kept in this process only, "
+                "and this run's outcome is not remembered for @failed", place, error.strerror or error)
+
+
+def _unusable_dir(error: OSError) -> bool:
+    """The error says the state dir itself is the problem (a file, no permission), not one file in it."""
+    return isinstance(error, (NotADirectoryError, PermissionError, FileExistsError))
 
 
 def write_private(path: Path, text: str, sync: bool = False) -> None:
@@ -66,7 +82,10 @@ def save_last_run(inventory_path: str, method: str, failed: Iterable[str], ok: I
     try:
         write_private(ensure_dir(state_dir()) / _last_run_path(inventory_path).name, json.dumps(record))
     except OSError as exc:
-        log.warning("cannot record this run's outcome (%s); @failed will not know it", exc)
+        if _unusable_dir(exc):
+            warn_unusable(state_dir(), exc)
+        else:
+            log.warning("cannot record this run's outcome (%s); @failed will not know it", exc)
 
 
 def last_failed(inventory_path: str) -> frozenset[str]:
@@ -76,6 +95,10 @@ def last_failed(inventory_path: str) -> frozenset[str]:
         return frozenset(str(name) for name in record["failed"])
     except FileNotFoundError:
         return frozenset()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:
+        if not _unusable_dir(exc):
+            log.warning("cannot read the last run's outcome (%s); @failed matches nothing", exc)
+        return frozenset()  # an unusable dir is warned about where it is written
+    except (ValueError, KeyError, TypeError) as exc:
         log.warning("cannot read the last run's outcome (%s); @failed matches nothing", exc)
         return frozenset()

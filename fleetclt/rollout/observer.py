@@ -37,6 +37,7 @@ class HostState(str, enum.Enum):
     # a failed host takes the fan-out Status of its error (fleetclt.fleet.results.Status)
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    MAY_HAVE_RUN = "may_have_run"
     AUTH_FAILED = "auth_failed"
     THROTTLED = "throttled"
     TIMEOUT = "timeout"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -117,6 +118,8 @@ class Counters:
     logins_scram: int = 0
     rate_limited: int = 0
     calls: int = 0
+    calls_by_method: Counter[str] = field(default_factory=Counter)  # every call the host saw, by name
+    unauthenticated_calls: int = 0  # calls made before a login on their connection (logins included)
     peak_inflight: int = 0
     peak_running_calls: int = 0
     too_many_calls: int = 0

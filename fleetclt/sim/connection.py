@@ -178,7 +178,11 @@ class Connection:
         method = lookup(name, self.host.config.version_info)
         if method is None or not self.host.has_method(name):
             raise MethodMissing(name)
-        self.host.counters.calls += 1
+        counters = self.host.counters
+        counters.calls += 1
+        counters.calls_by_method[name] += 1
+        if self.user is None:
+            counters.unauthenticated_calls += 1
         if self.host.needs_auth(method) and self.user is None:
             raise CallError("Not authenticated", ENOTAUTHENTICATED)
         if self._counts_against_limiter(method):

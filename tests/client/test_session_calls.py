@@ -218,15 +218,16 @@ def test_a_window_smaller_than_the_set_up_still_connects(host, session_for):
     assert host.counters.peak_inflight == 1
 
 
-def test_a_call_started_on_a_socket_that_just_broke_settles_once_with_connection_lost(host, session_for):
-    """The failed send kills the link, which settles every pending call, this one included."""
+def test_a_call_whose_send_fails_is_handed_back_unsent_and_the_link_dies(host, session_for):
+    """A failed send put no whole message on the wire: start_call says "not sent" (None), settles nothing."""
     session = session_for(host)
     session.connect()
     link = session._live_link()
     link.ws._sock.shutdown(socket.SHUT_WR)  # the next send fails at once: EPIPE
     outcomes = []
-    assert link.start_call("core.ping", [], lambda value, error: outcomes.append(error)) is not None
-    assert len(outcomes) == 1 and isinstance(outcomes[0], ConnectionLost) and link.dead.is_set()
+    assert link.start_call("core.ping", [], lambda value, error: outcomes.append(error)) is None
+    assert outcomes == [] and link.dead.is_set() and link.in_flight == 0
+    assert session.call("core.ping") == "pong", "the next call goes out on a new connection"
 
 
 # -- outgoing size (docs/protocol.md §2) ------------------------------------------------------

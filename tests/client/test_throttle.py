@@ -28,25 +28,11 @@ from fleetclt.client.throttle import (
 )
 from fleetclt.errors import ThrottledError
 from fleetclt.local.state import state_dir as default_state_dir
+from tests.client.fake_time import FakeTime
 
 KEY = "10.0.0.7:443"
-T0 = 1_700_000_000.0
+T0 = FakeTime().now
 REPO = Path(__file__).resolve().parents[2]
-
-
-class FakeTime:
-    """A wall clock that only moves when slept on (or told to)."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -120,7 +106,7 @@ def test_max_wait_refusal_says_when_to_try_again(fake: FakeTime) -> None:
         t.acquire(KEY, "nas07")
     at = time.strftime("%H:%M:%S", time.localtime(T0 + 42))
     assert info.value.host == "nas07"
-    assert f"next attempt allowed in 42 s (at {at})" in str(info.value)
+    assert f"next login allowed in 42 s (at {at})" in str(info.value)
     assert fake.slept == []
 
 
@@ -260,16 +246,25 @@ def test_unreadable_state_file_does_not_crash(state_dir: Path, fake: FakeTime,
     FileStore(state_dir).path(KEY).mkdir(parents=True)  # opening it for writing fails
     with caplog.at_level(logging.WARNING, logger="fleetclt.client.throttle"):
         throttle(fake).acquire(KEY, "nas07")
-    assert "budgets are per process" in caplog.text
+    assert "budgets are kept in this process only" in caplog.text
 
 
-def test_unusable_state_dir_falls_back_to_a_process_budget(tmp_path: Path, fake: FakeTime,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "file").write_text("")
-    t = throttle(fake, store=FileStore(tmp_path / "file" / "state"))
+@pytest.mark.parametrize("unusable", ["a file", "read-only"])
+def test_an_unusable_state_dir_warns_once_and_every_session_shares_one_budget(
+        tmp_path: Path, fake: FakeTime, caplog: pytest.LogCaptureFixture, unusable: str) -> None:
+    """150 sessions (a throttle and a store each, as HostSession makes them) see one budget and one warning."""
+    if unusable == "a file":
+        (tmp_path / "file").write_text("")
+        place = tmp_path / "file" / "state"
+    else:
+        place = tmp_path / "state"
+        place.mkdir(mode=0o500)
+        if os.access(place, os.W_OK):
+            pytest.skip("running as a user who may write anywhere")
+    throttles = [throttle(fake, store=FileStore(place)) for _ in range(150)]
     with caplog.at_level(logging.WARNING, logger="fleetclt.client.throttle"):
-        assert granted(t, 9) == 5
-    assert caplog.text.count("budgets are per process") == 1
+        assert sum(granted(t, 1) for t in throttles) == 5, "one budget for the whole process"
+    assert caplog.text.count("budgets are kept in this process only") == 1
 
 
 def test_idle_full_entries_are_pruned(state_dir: Path, fake: FakeTime) -> None:

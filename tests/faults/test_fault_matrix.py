@@ -22,9 +22,9 @@ is the contract; each row says what a host gets and why:
     stalled call                        timeout        CallTimeout
     slowloris (20 bytes/s)              unreachable    upgrade not done within connect timeout
     server restart during a job         job_unknown    re-attached by id, server no longer knows it
-    proxy: RST mid-stream               unreachable    ConnectionLost (reset by peer)
+    proxy: RST mid-stream               may_have_run   OutcomeUnknown (reset by peer after the call left)
     proxy: half-open (replies dropped)  timeout        CallTimeout
-    proxy: truncated mid-frame          unreachable    ConnectionLost (dropped without close frame)
+    proxy: truncated mid-frame          may_have_run   OutcomeUnknown (dropped without close frame)
     proxy: flipped byte in a reply      failed         invalid UTF-8: client closes 1007, ProtocolError
 
 A reply over the client's message limit (`fleetclt.client.transport.MAX_MESSAGE`, 64 MiB)
@@ -235,9 +235,9 @@ def build_proxy_faults(rig: Rig) -> None:
     """Faults on the wire, switched on when the call reaches the host (mid-stream)."""
     rig.proxied("latency", Status.OK, 0, ProxyFaults(latency=0.02))
     rig.proxied("bandwidth", Status.OK, 0, ProxyFaults(bandwidth=50_000))
-    cases = {"rst_mid_stream": (Status.UNREACHABLE, 0, lambda p: setattr(p.faults, "reset_after", p.down_bytes)),
+    cases = {"rst_mid_stream": (Status.MAY_HAVE_RUN, 0, lambda p: setattr(p.faults, "reset_after", p.down_bytes)),
              "half_open": (Status.TIMEOUT, CALL_TIMEOUT, lambda p: setattr(p.faults, "half_open", DOWN)),
-             "truncated": (Status.UNREACHABLE, 0, lambda p: setattr(p.faults, "truncate_after", p.down_bytes + 5)),
+             "truncated": (Status.MAY_HAVE_RUN, 0, lambda p: setattr(p.faults, "truncate_after", p.down_bytes + 5)),
              "flipped_byte": (Status.FAILED, 0, lambda p: setattr(p.faults, "flip_after", p.down_bytes + 6))}
     for name, (status, limit, switch) in cases.items():
         proxy = rig.proxied(name, status, limit)

@@ -98,12 +98,12 @@ def test_connects_are_bounded_separately_from_forks(sim_and_inventory):
         session = session_for(spec)
         original = session.connect
 
-        def connect():
+        def connect(within=None):
             connecting.append(1)
             peak[0] = max(peak[0], len(connecting))
             try:
                 gevent.sleep(0.01)
-                original()
+                original(within)
             finally:
                 connecting.pop()
         session.connect = connect
