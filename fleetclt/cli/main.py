@@ -21,7 +21,6 @@ from typing import NoReturn
 import gevent
 
 from .. import __version__
-from ..client.throttle import WAIT_LOGGER
 from ..client.tls import server_fingerprint
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import BadEndpoint, Endpoint
@@ -31,6 +30,7 @@ from . import modes, options, single, stdout
 from . import rollout as rollout_cli
 from .commands import add_commands
 from .status import ExitStatus
+from .waits import announce_waits
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,10 +95,7 @@ def _run(argv: Sequence[str] | None) -> int:
         gc.freeze()
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
-        waits = logging.getLogger(WAIT_LOGGER)  # "waiting 6 s for nas003's login budget": one plain line each
-        waits.setLevel(logging.INFO)
-        waits.propagate = args.debug
-        waits.handlers = [] if args.debug else [logging.StreamHandler()]
+        announce_waits(args.debug)  # "waiting 6 s for nas003's login budget"
         handle_interrupts()
         modes.check(args)
         return _dispatch(args)

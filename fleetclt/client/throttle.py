@@ -316,7 +316,8 @@ class AuthThrottle:
             if waited + delay > limit:
                 raise self.refusal(host, delay)
             if delay > 1.0:
-                wait_log.info("waiting %d s for %s's login budget", math.ceil(delay), host)
+                wait_log.info("waiting %d s for %s's login budget", math.ceil(delay), host,
+                              extra={"wait_seconds": delay})
             if on_wait is not None:
                 on_wait(delay)
             self.sleep(delay)

@@ -6,6 +6,7 @@ written the way another fleetclt process would have left it (the shared file).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -14,7 +15,8 @@ import time
 import yaml
 from gevent import subprocess
 
-from fleetclt.client.throttle import FileStore
+from fleetclt.cli.waits import NewWaitsOnly
+from fleetclt.client.throttle import WAIT_LOGGER, FileStore
 from fleetclt.sim import SimClock
 from fleetclt.sim.fleet import SimFleet
 
@@ -51,3 +53,21 @@ def test_an_unusable_state_dir_warns_once_for_the_whole_fleet(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("\n") == 1 and "is unusable (Not a directory): login budgets" in run.stderr, run.stderr
     assert sum(host.counters.logins_ok for host in sim.hosts) == 30
+
+
+
+def test_hosts_that_wait_together_get_one_line_and_a_longer_queue_another():
+    """500 hosts that find the budget spent at once log 500 waits of 6 s: one line. A wait
+    that reaches further (the next in a shared budget's queue) is shown as well."""
+    now = [100.0]
+    waits = NewWaitsOnly(clock=lambda: now[0])
+
+    def shown(seconds: float) -> bool:
+        record = logging.LogRecord(WAIT_LOGGER, logging.INFO, __file__, 1, "waiting", None, None)
+        record.wait_seconds = seconds
+        return waits.filter(record)
+
+    assert [shown(6.0) for _ in range(500)].count(True) == 1
+    now[0] += 3.0
+    assert not shown(3.5), "ends with the wait already shown"
+    assert shown(6.0), "ends 3 s after it: news"
