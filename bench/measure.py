@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-JOB_METHOD, JOB_PARAMS = "service.restart", ["nfs"]
+JOB_METHOD, JOB_PARAMS = "service.control", ["RESTART", "nfs"]
 CALL_METHOD = "system.info"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

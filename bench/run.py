@@ -155,7 +155,7 @@ def document(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any
         "config": {"quick": args.quick, "sizes": args.sizes, "rounds": args.rounds, "warmup": args.warmup,
                    "cli_rounds": min(args.rounds, 3), "thread_rounds": min(args.rounds, THREAD_ROUNDS),
                    "latency_ms": args.latency_ms, "job_seconds": args.job_seconds, "job_hosts": args.job_hosts,
-                   "call": "system.info", "job": "service.restart nfs", "command": " ".join(sys.argv),
+                   "call": "system.info", "job": "service.control RESTART nfs", "command": " ".join(sys.argv),
                    "baseline": str(args.baseline) if args.baseline else None, "repeat": args.repeat},
         "results": results,
         "ratios": {size: report.ratios(by) for size, by in results.items()},

@@ -12,7 +12,7 @@ RSS and fds are measured alone and each side gets a core. The child plays the
 chaos (drop_connections / restart on random hosts, seeded) and samples every
 host's login counter once a second, to report the most logins any host saw in
 any 60 s window. The parent drives a Fleet: rounds over random host samples,
-each host doing a call (core.ping / system.info) or a job (service.restart,
+each host doing a call (core.ping / system.info) or a job (service.control,
 followed by events, re-attached by id after a drop) until the time is up.
 
 Accounting: every host of every round has exactly one outcome (sent == sum of
@@ -154,7 +154,7 @@ class Ledger:
         self.rounds = 0
 
     def job_action(self, session: Any) -> Any:
-        job = session.start_job("service.restart", "nfs")  # its id with the boot id: restarts reuse ids
+        job = session.start_job("service.control", "RESTART", "nfs")  # its id with the boot id: restarts reuse ids
         self.jobs["started"] += 1
         try:
             result = session.wait_job(job, timeout=60)

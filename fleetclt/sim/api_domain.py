@@ -150,13 +150,35 @@ def user_create(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- services and updates -----------------------------------------------------
-@api("service.restart", Param("service", (str,)), Param("options", (dict,), {}),
-     job=True, lock=lambda name, *_: f"service_{name}")
-def service_restart(conn: Connection, job: Job, service: str, options: dict[str, Any]) -> bool:
+SERVICE_VERBS = ("START", "STOP", "RESTART", "RELOAD")
+SERVICE_STEPS = {"START": ("Starting",), "STOP": ("Stopping",), "RELOAD": ("Reloading",)}
+SERVICE_PAUSE = 0.2  # simulated seconds a plain service.* call spends stopping and starting
+
+
+def _known_service(service: str) -> None:
     if service not in SERVICES:
         raise ValidationErrors.single("service", f"The service {service!r} does not exist", errno.ENOENT)
-    work(conn, job, (f"Stopping {service}", f"Starting {service}"))
+
+
+# plugins/service.py: service.restart is a plain method returning a bool on every version
+# (private from 26.0, still callable by a full admin); 25.10 adds the job service.control.
+@api("service.restart", Param("service", (str,)), Param("options", (dict,), {}))
+def service_restart(conn: Connection, service: str, options: dict[str, Any]) -> bool:
+    _known_service(service)
+    conn.host.clock.sleep(SERVICE_PAUSE)
     conn.host.data.services[service] = "RUNNING"
+    return True
+
+
+@api("service.control", Param("verb", (str,)), Param("service", (str,)), Param("options", (dict,), {}),
+     job=True, lock=lambda verb, name, *_: f"service_{name}", since=(25, 10))
+def service_control(conn: Connection, job: Job, verb: str, service: str, options: dict[str, Any]) -> bool:
+    if verb not in SERVICE_VERBS:
+        raise ValidationErrors.single("service_control.verb", f"Input should be {', '.join(map(repr, SERVICE_VERBS))}")
+    _known_service(service)
+    steps = SERVICE_STEPS.get(verb, ("Stopping", "Starting"))
+    work(conn, job, [f"{step} {service}" for step in steps])
+    conn.host.data.services[service] = "STOPPED" if verb == "STOP" else "RUNNING"
     return True
 
 

@@ -79,7 +79,7 @@ def test_failures_exit_2_with_errors_in_the_contract_shape(cli, broken):
 
 
 def test_jsonl_streams_one_parsable_object_per_host(cli):
-    run = cli("call", "--hosts", "rack02", "-o", "jsonl", "-j", "service.restart", "nfs")
+    run = cli("call", "--hosts", "rack02", "-o", "jsonl", "-j", "service.control", "RESTART", "nfs")
     assert run.code == 0
     rows = [orjson.loads(line) for line in run.out.splitlines()]
     assert len(rows) == 20 and {r["host"] for r in rows} == {f"sim{i:03d}" for i in range(21, 41)}

@@ -29,7 +29,7 @@ def rollout(sim, env, *args):
 def test_report_contract_and_progress_lines(sim, env):
     sim["sim005"].faults.job_failure = "validation"
     code, out, err = finish(rollout(sim, env, "--hosts", "rack01", "--batch", "1,50%", "--max-fail", "2",
-                                    "--health", "system.ready", "-o", "json", "service.restart", "nfs"))
+                                    "--health", "system.ready", "-o", "json", "service.control", "RESTART", "nfs"))
     assert code == 2
     report = orjson.loads(out)
     assert report["stop_reason"] == "completed" and [len(s) for s in report["stages"]] == [1, 10, 9]
@@ -104,7 +104,7 @@ def test_sigkill_while_every_host_is_submitting_then_resume_adopts_each_job(mixe
     each job without a time filter on the server (24.10 to 26.0 fail one) and start none again."""
     for host in mixed.hosts:
         host.hold_job_replies(True)
-    process = rollout(mixed, env, "--hosts", "all", "--batch", "100%", "-o", "json", "service.restart", "nfs")
+    process = rollout(mixed, env, "--hosts", "all", "--batch", "100%", "-o", "json", "pool.dataset.lock", "tank/secure")
     run_id, journal = first_line(process)
     names = [h.name for h in mixed.hosts]
     wait_until(lambda: all(h.counters.jobs_started == 1 for h in mixed.hosts)

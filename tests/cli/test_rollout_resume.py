@@ -150,7 +150,7 @@ def test_a_halted_rollout_is_continued_on_purpose(sim, env):
     (["--batch", "1", "--window", "2"], "window 2 and batch '1' conflict: a window runs every host in one stage; "
                                         "give one of them"),
     (["--max-fail", "nan%"], "--max-fail: "),
-    (["service.restart", "nfs"], "rollout {run_id} runs update.update, not service.restart"),
+    (["service.control", "RESTART", "nfs"], "rollout {run_id} runs update.update, not service.control"),
     (["update.update", "{\"x\": 1}"], "these job arguments are not the ones rollout {run_id} started with"),
 ])
 def test_what_a_resume_cannot_honour_is_one_line(sim, env, args, message):

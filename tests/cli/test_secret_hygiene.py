@@ -57,7 +57,7 @@ def test_cli_at_debug_level_never_writes_a_secret(files, nas):
         run_cli(files, "--uri", nas.uri, "-U", "admin", "-P", "-", "ping", stdin=PASSWORD + "\n"),
         run_cli(files, "--uri", nas.uri, "-U", "admin", "-P", "-", "ping", stdin="wrong-" + PASSWORD + "\n"),
         run_cli(files, "-i", str(files["inventory"]), "call", "--hosts", "all", "-o", "json", "core.ping"),
-        run_cli(files, "-i", str(files["inventory"]), "rollout", "--hosts", "all", "service.restart", "nfs"),
+        run_cli(files, "-i", str(files["inventory"]), "rollout", "--hosts", "all", "service.control", "RESTART", "nfs"),
     ]
     written = [p.read_text(errors="replace") for p in Path(files["state"]).rglob("*") if p.is_file()]
     assert any("rollouts" in str(p) for p in Path(files["state"]).rglob("*.jsonl")), "a journal was written"

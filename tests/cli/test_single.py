@@ -76,7 +76,7 @@ def test_json_args_are_parsed_and_objects_printed_as_json(cli, nas):
 
 
 def test_string_args_stay_strings(cli, nas):
-    run = cli(*as_admin(nas), "call", "-j", "service.restart", "ssh", env=PW_ENV)
+    run = cli(*as_admin(nas), "call", "-j", "service.control", "RESTART", "ssh", env=PW_ENV)
     assert (run.code, run.out) == (0, "true\n"), run.err
     assert nas.data.services["ssh"] == "RUNNING"
 
@@ -140,9 +140,9 @@ def test_job_progress_descriptions_on_stderr_result_on_stdout(cli, make_host):
 
 def test_failed_job_exits_1_with_errname(cli, nas):
     nas.faults.job_failure = "error"
-    run = cli(*as_admin(nas), "call", "-j", "service.restart", "ssh", env=PW_ENV)
+    run = cli(*as_admin(nas), "call", "-j", "service.control", "RESTART", "ssh", env=PW_ENV)
     assert (run.code, run.out) == (1, "")
-    assert run.err.splitlines() == ["EIO: Simulated failure of service.restart"]
+    assert run.err.splitlines() == ["EIO: Simulated failure of service.control"]
 
 
 def test_validation_error_lists_each_attribute(cli, nas):
@@ -218,13 +218,13 @@ def test_subscribe_prints_n_events_as_json_lines(nas, tmp_path):
     process = start_subscriber(nas, tmp_path, "core.get_jobs", "-n", "2")
     try:
         with HostSession("test", nas.uri, Credentials("admin", Secret(PASSWORD))) as session:
-            assert session.call("service.restart", "nfs", job=True) is True
+            assert session.call("service.control", "RESTART", "nfs", job=True) is True
         out = process.communicate(timeout=RUN_TIMEOUT)[0]
     finally:
         process.kill()
     events = [orjson.loads(line) for line in out.splitlines()]
     assert process.returncode == 0 and len(events) == 2
-    assert events[0]["msg"] == "added" and events[0]["fields"]["method"] == "service.restart"
+    assert events[0]["msg"] == "added" and events[0]["fields"]["method"] == "service.control"
     assert {e["collection"] for e in events} == {"core.get_jobs"} and events[0]["id"] == events[1]["id"]
 
 
@@ -363,7 +363,7 @@ def test_secret_never_appears_in_output_or_argv(cli, nas, source):
     nas.faults.job_failure = "validation"
     args, stdin, env = (["-P", "-"], PASSWORD + "\n", {}) if source == "stdin" else ([], None, PW_ENV)
     runs = [cli("--debug", *as_admin(nas, *args), "call", *call, stdin=stdin, env=env) for call in
-            (["-j", "-jp", "description", "service.restart", "ssh"], ["auth.me"], ["no.such.method"])]
+            (["-j", "-jp", "description", "service.control", "RESTART", "ssh"], ["auth.me"], ["no.such.method"])]
     assert [r.code for r in runs] == [1, 0, 1]
     assert "EINVAL: validation failed" in runs[0].err and orjson.loads(runs[1].out)["pw_name"] == "admin"
     for run in runs:

@@ -200,10 +200,10 @@ def test_job_events_not_subscribed_in_time_fail_the_job_call_unstarted(host, ses
     assert session.call("core.ping") == "pong"
     host.set_stall(True, frozenset({stalled}))
     with pytest.raises(CallTimeout, match=f"^nas01: {named}: no reply within 0.5 s"):
-        session.call("service.restart", "nfs", job=True)
+        session.call("service.control", "RESTART", "nfs", job=True)
     assert host.counters.jobs_started == 0
     host.set_stall(False)
-    assert session.call("service.restart", "nfs", job=True) is True
+    assert session.call("service.control", "RESTART", "nfs", job=True) is True
     assert host.counters.jobs_started == 1 and host.counters.logins_ok == 1
     (conn,) = host.connections
     assert list(conn.subscriptions.values()) == ["core.get_jobs"] * 2, \

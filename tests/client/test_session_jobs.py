@@ -41,8 +41,8 @@ def test_job_with_progress(slow_host, session_for):
 def test_failing_jobs_raise_job_failed_or_validation_error(host, session_for):
     session = session_for(host)
     host.faults.job_failure = "error"
-    with pytest.raises(JobFailed, match="Simulated failure of service.restart") as failed:
-        session.call("service.restart", "nfs", job=True)
+    with pytest.raises(JobFailed, match="Simulated failure of service.control") as failed:
+        session.call("service.control", "RESTART", "nfs", job=True)
     assert failed.value.job["state"] == "FAILED"
     with pytest.raises(ValidationError) as invalid:
         session.call("pool.dataset.lock", "tank/none", job=True)
@@ -84,7 +84,7 @@ def test_a_restart_never_reattaches_the_boot_time_job_that_took_the_id(make_host
     waited job by its bare id would report one of them as the job's outcome."""
     host = make_host(faults=Faults(job_duration=3600))
     session = session_for(host)
-    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True)
+    waiter = gevent.spawn(session.call, "service.control", "RESTART", "nfs", job=True)
     wait_until(lambda: 1 in host.engine.jobs and host.engine.jobs[1].state == "RUNNING")
     old_boot = session.boot_id
     host.restart()
@@ -98,8 +98,8 @@ def test_a_restart_never_reattaches_the_boot_time_job_that_took_the_id(make_host
 def test_a_job_ref_of_another_boot_is_neither_followed_nor_aborted(make_host, session_for):
     host = make_host(faults=Faults(job_duration=3600))
     session = session_for(host)
-    job = session.start_job("service.restart", "nfs")
-    assert (job.boot_id, job.id, job.method, job.arguments) == (host.boot_id, 1, "service.restart", ("nfs",))
+    job = session.start_job("service.control", "RESTART", "nfs")
+    assert (job.boot_id, job.id, job.method, job.arguments) == (host.boot_id, 1, "service.control", ("RESTART", "nfs"))
     host.restart()
     wait_until(lambda: 1 in host.engine.jobs)
     with pytest.raises(JobUnknown, match="not aborting"):
@@ -113,8 +113,9 @@ def test_a_job_found_by_id_is_adopted_only_if_it_is_the_call_that_was_sent(host,
     session = session_for(host)
     unlock = session.start_job("pool.dataset.unlock", "tank/secure",
                                {"datasets": [{"name": "tank/secure", "passphrase": "hunter2"}]})
-    restart = session.call("service.restart", "nfs")
-    with pytest.raises(JobUnknown, match=r"job 2 is service.restart\('nfs', \{\}\), not the pool.dataset.unlock"):
+    restart = session.call("service.control", "RESTART", "nfs")
+    shown = r"job 2 is service.control\('RESTART', 'nfs', \{\}\), not the pool.dataset.unlock"
+    with pytest.raises(JobUnknown, match=shown):
         session.wait_job(JobRef(unlock.boot_id, restart, unlock.method, unlock.arguments))
     fresh = session_for(host)  # knows nothing of the job but what the server lists, secrets redacted
     assert fresh.wait_job(unlock) == {"unlocked": ["tank/secure"], "failed": {}}
@@ -134,7 +135,7 @@ def test_a_silent_job_is_waited_for_and_reported_ok(make_host, session_for):
     host = make_host(faults=Faults(job_duration=5))
     session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.02))
     host.hold_jobs(True)
-    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True)
+    waiter = gevent.spawn(session.call, "service.control", "RESTART", "nfs", job=True)
     wait_until(lambda: 1 in host.engine.jobs and host.engine.jobs[1].state == "RUNNING")
     calls = host.counters.calls
     wait_until(lambda: host.counters.calls >= calls + 3)  # three idle look-ups, still RUNNING
@@ -147,11 +148,11 @@ def test_a_silent_transient_job_is_unknown_once_it_is_gone_and_bounded_by_the_jo
     host = make_host(faults=Faults(job_duration=5, transient_jobs=True))
     session = session_for(host, timeouts=Timeouts(call=10, job_idle=0.02))
     with pytest.raises(JobUnknown, match="not known to the server any more"):
-        session.call("service.restart", "nfs", job=True)
+        session.call("service.control", "RESTART", "nfs", job=True)
     host.hold_jobs(True)
     bounded = session_for(host, timeouts=Timeouts(call=10, job=0.3, job_idle=0.02))
     with pytest.raises(CallTimeout, match="did not end within 0.3 s"):
-        bounded.call("service.restart", "nfs", job=True)
+        bounded.call("service.control", "RESTART", "nfs", job=True)
     host.hold_jobs(False)
 
 
@@ -193,15 +194,15 @@ def test_a_first_job_after_the_server_ended_the_session_logs_in_once_and_succeed
     session = session_for(host)
     assert session.call("core.ping") == "pong"
     host.expire_sessions()
-    assert session.call("service.restart", "nfs", job=True) is True
+    assert session.call("service.control", "RESTART", "nfs", job=True) is True
     assert host.counters.logins_ok == 2 and session.stats.logins == 2
 
 
 def test_a_later_job_after_the_server_ended_the_session_logs_in_once_and_succeeds(host, session_for):
     session = session_for(host)
-    assert session.call("service.restart", "nfs", job=True) is True
+    assert session.call("service.control", "RESTART", "nfs", job=True) is True
     host.expire_sessions()
-    assert session.call("service.restart", "nfs", job=True) is True
+    assert session.call("service.control", "RESTART", "nfs", job=True) is True
     assert host.counters.logins_ok == 2 and host.counters.jobs_started == 2
 
 
@@ -209,7 +210,7 @@ def test_a_job_waited_for_while_the_server_ends_the_session_is_found_after_one_l
     """No job events reach a connection whose login ended; the idle look-up logs in again."""
     host = make_host(clock=SimClock(speed=100), faults=Faults(job_duration=20))  # 0.2 s
     session = session_for(host, timeouts=Timeouts(call=10, job_idle=1.0))
-    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True)
+    waiter = gevent.spawn(session.call, "service.control", "RESTART", "nfs", job=True)
     wait_until(lambda: host.counters.jobs_started == 1)
     host.expire_sessions()
     assert waiter.get(timeout=10) is True
@@ -224,7 +225,7 @@ def test_jobs_over_the_legacy_dialect(make_host, session_for):
     assert session.dialect == "ddp" and seen[-1]["state"] == "SUCCESS"
     old.faults.job_failure = "validation"
     with pytest.raises(ValidationError, match="Simulated validation failure"):
-        session.call("service.restart", "nfs", job=True)
+        session.call("pool.dataset.unlock", "tank/secure", job=True)
 
 
 def subscribed(host):
@@ -240,7 +241,7 @@ def test_job_events_are_subscribed_from_the_first_job_on(slow_host, session_for)
     seen = []
     assert session.call("update.update", {}, job=True, on_progress=seen.append) is True
     assert subscribed(slow_host) == [["core.get_jobs"]] and seen[-1]["progress"]["percent"] == 100
-    session.call("service.restart", "nfs", job=True)
+    session.call("service.control", "RESTART", "nfs", job=True)
     assert subscribed(slow_host) == [["core.get_jobs"]], "subscribed once per connection"
     slow_host.drop_connections()
     wait_until(lambda: not session.connected)
@@ -254,6 +255,6 @@ def test_a_job_event_subscriber_turns_job_events_on(host, session_for):
     started = []
     session.subscribe("core.get_jobs", lambda event: started.append(event.fields.get("method")))
     assert subscribed(host) == [["core.get_jobs"]]
-    job_id = session.call("service.restart", "nfs")
+    job_id = session.call("service.control", "RESTART", "nfs")
     assert session.wait_job(job_id) is True
-    wait_until(lambda: "service.restart" in started)
+    wait_until(lambda: "service.control" in started)

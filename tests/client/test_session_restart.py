@@ -16,9 +16,9 @@ DOWNTIME = 300.0  # simulated seconds: 3 s of real time at the fixtures' speed o
 
 
 def job_in_background(session):
-    """service.restart as a job in another greenlet, once it runs."""
+    """service.control as a job in another greenlet, once it runs."""
     running = Event()
-    waiter = gevent.spawn(session.call, "service.restart", "nfs", job=True,
+    waiter = gevent.spawn(session.call, "service.control", "RESTART", "nfs", job=True,
                           on_progress=lambda job: job["state"] == "RUNNING" and running.set())
     assert running.wait(10)
     return waiter

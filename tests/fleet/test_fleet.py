@@ -116,7 +116,7 @@ def test_connects_are_bounded_separately_from_forks(sim_and_inventory):
 def test_subscribe_across_hosts(sim, fleet):
     seen = []
     fleet.subscribe("core.get_jobs", lambda event: seen.append(event.id), hosts="sim001,sim002")
-    assert not fleet.call("service.restart", "nfs", hosts="sim001,sim002", job=True).failed
+    assert not fleet.call("service.control", "RESTART", "nfs", hosts="sim001,sim002", job=True).failed
     assert seen.count(1) >= 2, "job 1 events from both hosts"
 
 

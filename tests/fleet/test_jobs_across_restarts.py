@@ -65,7 +65,7 @@ def check_outcome(sim, statuses, results):
 
 def test_a_fleet_job_fan_out_across_restarts(sim):
     with Fleet.from_inventory(parse_inventory(sim.inventory_path.read_text(), "sim.yaml")) as fleet:
-        running = gevent.spawn(fleet.call, "service.restart", "nfs", job=True)
+        running = gevent.spawn(fleet.call, "pool.dataset.lock", "tank/secure", job=True)
         restart_some_once_all_run(sim)
         result = running.get(timeout=30)
     check_outcome(sim, {name: r.status.value for name, r in result.items()},
@@ -85,7 +85,7 @@ def test_a_fleet_job_fan_out_across_restarts_with_downtime(sim):
     through it beyond `reconnect_attempts`, find the new boot id, and end job_unknown; calls after it are ok."""
     inventory = parse_inventory(sim.inventory_path.read_text(), "sim.yaml")
     with Fleet.from_inventory(inventory, session_factory=brief_backoff_session) as fleet:
-        running = gevent.spawn(fleet.call, "service.restart", "nfs", job=True)
+        running = gevent.spawn(fleet.call, "pool.dataset.lock", "tank/secure", job=True)
         restart_some_once_all_run(sim, downtime=300.0)
         result = running.get(timeout=60)
         after = fleet.call("system.info")
@@ -99,7 +99,7 @@ def test_a_fleet_job_fan_out_across_restarts_with_downtime(sim):
 def test_the_cli_job_fan_out_across_restarts_exits_2(sim, tmp_path):
     env = {**os.environ, "FLEETCLT_STATE_DIR": str(tmp_path / "state")}
     process = subprocess.Popen([sys.executable, "-m", "fleetclt.cli", "-i", str(sim.inventory_path), "call",
-                                "--hosts", "all", "-o", "json", "-j", "service.restart", "nfs"],
+                                "--hosts", "all", "-o", "json", "-j", "pool.dataset.lock", "tank/secure"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     restart_some_once_all_run(sim)
     with gevent.Timeout(60):

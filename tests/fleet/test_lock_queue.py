@@ -22,7 +22,7 @@ ADMIN_PW, OPS_PW = "fleetclt-sim", "ops-pw"
 
 @pytest.fixture
 def busy_host(make_host):
-    """Jobs are held: one service.restart nfs runs, five more wait for its lock once `fill` ran."""
+    """Jobs are held: one pool.dataset.lock of tank/secure runs, five more wait for its lock once `fill` ran."""
     host = make_host(version="25.10.1", users={"admin": ADMIN_PW, "ops": OPS_PW}, faults=Faults(job_duration=2))
     host.data.users[1]["roles"] = ["SERVICE_WRITE"]  # not a full admin: limited to its own jobs
     host.hold_jobs(True)
@@ -30,7 +30,7 @@ def busy_host(make_host):
 
 
 def fill(session, host):
-    refs = [session.start_job("service.restart", "nfs") for _ in range(6)]
+    refs = [session.start_job("pool.dataset.lock", "tank/secure") for _ in range(6)]
     assert [ref.id for ref in refs] == [1, 2, 3, 4, 5, 6] and host.counters.jobs_started == 6
     return refs
 
@@ -53,7 +53,7 @@ def fleet_as(monkeypatch):
 
 def test_lock_queue_ebusy_is_busy_and_the_rate_limits_ebusy_is_throttled(busy_host, session_for, fleet_as):
     fill(session_for(busy_host), busy_host)
-    busy = fleet_as(busy_host, "ops", OPS_PW).call("service.restart", "nfs", job=True)["nas01"]
+    busy = fleet_as(busy_host, "ops", OPS_PW).call("pool.dataset.lock", "tank/secure", job=True)["nas01"]
     assert busy.status is Status.BUSY and isinstance(busy.error, RemoteCallError)
     assert busy.error.errno == 16 and "already being performed by another user" in busy.error.reason
     assert busy_host.counters.logins_ok == 2 and busy_host.counters.jobs_started == 6
@@ -72,7 +72,7 @@ def test_a_handed_back_job_of_the_same_call_is_waited_for_as_ours(busy_host, ses
     """job.py `JobsQueue.add`: the full queue answers with its newest job: the same work."""
     session = session_for(busy_host)
     refs = fill(session, busy_host)
-    ours = session.start_job("service.restart", "nfs")
+    ours = session.start_job("pool.dataset.lock", "tank/secure")
     assert ours.id == refs[-1].id and busy_host.counters.jobs_started == 6
     assert len(busy_host.engine.jobs[ours.id].message_ids) == 2, "our request id joined it (25.10)"
     waiter = gevent.spawn(session.wait_job, ours)
@@ -86,16 +86,18 @@ def test_a_handed_back_job_of_other_arguments_is_busy_and_never_adopted(busy_hos
     host = busy_host if version == "25.10.1" else make_host(version=version, faults=Faults(job_duration=2))
     host.hold_jobs(True)
     fill(session_for(host), host)
-    result = fleet_as(host, "admin", ADMIN_PW).call("service.restart", "nfs", {"silent": True}, job=True)
+    admin = fleet_as(host, "admin", ADMIN_PW)
+    result = admin.call("pool.dataset.lock", "tank/secure", {"force_umount": True}, job=True)
     outcome = result[host.name]
     assert outcome.status is Status.BUSY and isinstance(outcome.error, JobBusy)
-    assert "job 6 is service.restart('nfs', {})" in str(outcome.error) and "queue was full" in str(outcome.error)
+    assert "job 6 is pool.dataset.lock('tank/secure', {'force_umount': False})" in str(outcome.error)
+    assert "queue was full" in str(outcome.error)
     assert host.counters.jobs_started == 6 and not host.engine.jobs[6].aborted, "the queued job is left alone"
 
 
 def test_a_rollout_reports_the_full_lock_queue_busy(busy_host, session_for, fleet_as):
     fill(session_for(busy_host), busy_host)
-    result = run_rollout(fleet_as(busy_host, "ops", OPS_PW), "service.restart", "nfs", max_fail="100%")
+    result = run_rollout(fleet_as(busy_host, "ops", OPS_PW), "pool.dataset.lock", "tank/secure", max_fail="100%")
     record = result.hosts["nas01"]
     assert record.state.value == "busy" and "already being performed by another user" in record.error["reason"]
     assert busy_host.counters.jobs_started == 6

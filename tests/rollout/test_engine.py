@@ -46,27 +46,28 @@ def test_budget_halts_and_no_job_starts_afterwards(sim, fleet):
 
 def test_percent_budget_is_cumulative_over_stages(sim, fleet):
     sim["sim003"].faults.job_failure = "error"
-    result = run_rollout(fleet, "service.restart", "nfs", batch="2", max_fail="25%")
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", batch="2", max_fail="25%")
     assert result.ok is False and result.stop_reason == "completed", "1 of 45 started stays under 25%"
     sim["sim006"].faults.job_failure = "error"
     sim["sim007"].faults.job_failure = "error"
-    halted = run_rollout(fleet, "service.restart", "nfs", batch="2", max_fail="25%")
+    halted = run_rollout(fleet, "service.control", "RESTART", "nfs", batch="2", max_fail="25%")
     assert halted.stop_reason.startswith("halted: 2 of 6 started hosts failed"), "sim003 still fails"
 
 
 def test_a_fully_failed_stage_is_judged_by_the_budget(sim, fleet):
     for name in ("sim001", "sim002"):
         sim[name].faults.job_failure = "error"
-    tolerant = run_rollout(fleet, "service.restart", "ssh", batch="2", max_fail="100%")
+    tolerant = run_rollout(fleet, "service.control", "RESTART", "ssh", batch="2", max_fail="100%")
     assert tolerant.stop_reason == "completed" and tolerant.to_dict()["summary"]["ok"] == 43
-    strict = run_rollout(fleet, "service.restart", "ssh", batch="2")
+    strict = run_rollout(fleet, "service.control", "RESTART", "ssh", batch="2")
     assert strict.stop_reason.startswith("halted") and strict.to_dict()["summary"]["not_started"] == 43
 
 
 @pytest.mark.parametrize("health", ["system.ready", ("system.ready",), ["system.ready"]])
 def test_health_gate_fails_hosts_that_are_not_ready(sim, fleet, health):
     sim["sim002"].faults.not_ready = True
-    result = run_rollout(fleet, "service.restart", "nfs", hosts="rack01", batch=[5], max_fail=3, health=health)
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", hosts="rack01", batch=[5], max_fail=3,
+                         health=health)
     assert result.hosts["sim002"].state == "unhealthy"
     assert "system.ready returned False" in result.hosts["sim002"].error["reason"]
     assert result.stop_reason == "completed" and result.to_dict()["summary"]["ok"] == 19
@@ -77,7 +78,7 @@ def test_the_halt_reason_counts_every_failure_up_to_the_halt(sim, fleet):
     and the reason still counts the three."""
     for name in ("sim001", "sim002", "sim003"):
         sim[name].faults.not_ready = True
-    result = run_rollout(fleet, "service.restart", "nfs", hosts="sim00[1-9]", batch=3, health="system.ready")
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", hosts="sim00[1-9]", batch=3, health="system.ready")
     assert result.stop_reason == "halted: 3 of 3 started hosts failed, beyond --max-fail 0"
     assert result.to_dict()["summary"] == {"unhealthy": 3, "not_started": 6}
 
@@ -96,7 +97,7 @@ def test_abort_on_halt_aborts_running_jobs(sim, fleet):
 
 
 def test_every_step_is_in_the_journal(sim, fleet):
-    result = run_rollout(fleet, "service.restart", "nfs", hosts="rack01", batch="10")
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", hosts="rack01", batch="10")
     journal, replay = Journal.open(result.run_id)
     assert replay.header["plan"]["stages"] == [list(s) for s in result.plan.stages]
     assert {name: r.state for name, r in replay.hosts.items()} == {name: "ok" for name in result.hosts}
@@ -104,7 +105,7 @@ def test_every_step_is_in_the_journal(sim, fleet):
     assert [n["event"] for n in replay.notes] == ["stage", "stage", "stopped"]
 
 
-def interrupted_while_submitting(fleet, names, method="service.restart", params=("nfs",)):
+def interrupted_while_submitting(fleet, names, method="service.control", params=("RESTART", "nfs")):
     """A journal as a run killed after sending the job calls leaves it: each host `submitting`, with
     the boot id and the host's own clock read just before (as Rollout._submit records them)."""
     plan = RolloutPlan(method, params, batch="100%")
@@ -128,10 +129,10 @@ def test_resume_adopts_the_one_job_a_killed_run_sent_and_ignores_older_ones(sim,
     """Killed between sending the call and writing the job id: the job is found, not resubmitted.
     The server is asked by method only, and the start times are compared with the host's clock:
     the simulated hosts' clocks run far ahead of ours, so by our clock job 1 would count too."""
-    assert fleet["sim001"].call("service.restart", "nfs", job=True) is True  # before the rollout
+    assert fleet["sim001"].call("service.control", "RESTART", "nfs", job=True) is True  # before the rollout
     run_id = interrupted_while_submitting(fleet, ["sim001", "sim002"])
-    assert fleet["sim001"].call("service.restart", "nfs") == 2  # what the killed process had sent
-    assert fleet["sim002"].call("service.restart", "nfs") == 1
+    assert fleet["sim001"].call("service.control", "RESTART", "nfs") == 2  # what the killed process had sent
+    assert fleet["sim002"].call("service.control", "RESTART", "nfs") == 1
     result = resume(fleet, run_id)
     assert result.ok and result.hosts["sim001"].job_id == 2 and result.hosts["sim002"].job_id == 1
     assert [sim[n].counters.jobs_started for n in ("sim001", "sim002")] == [2, 1]
@@ -141,8 +142,8 @@ def test_resume_adopts_the_one_job_a_killed_run_sent_and_ignores_older_ones(sim,
 def test_resume_never_picks_between_candidates_or_across_a_restart(sim, fleet):
     run_id = interrupted_while_submitting(fleet, ["sim001", "sim002", "sim003"])
     for _ in range(2):
-        fleet["sim001"].call("service.restart", "nfs")
-    fleet["sim002"].call("service.restart", "ssh")  # another call of the method is not ours
+        fleet["sim001"].call("service.control", "RESTART", "nfs")
+    fleet["sim002"].call("service.control", "RESTART", "ssh")  # another call of the method is not ours
     sim["sim003"].restart()
     wait_until(lambda: not fleet["sim003"].connected)
     result = resume(fleet, run_id)
@@ -157,7 +158,7 @@ def test_resume_never_picks_between_candidates_or_across_a_restart(sim, fleet):
 def test_resume_follows_a_journaled_job_only_under_its_boot(sim, fleet):
     for host in sim.hosts[:2]:
         host.hold_jobs(True)
-    plan = RolloutPlan("service.restart", ("nfs",), batch="100%")
+    plan = RolloutPlan("service.control", ("RESTART", "nfs"), batch="100%")
     rollout = Rollout.start(fleet, plan, ["sim001", "sim002"])
     running = gevent.spawn(rollout.run)
     wait_until(lambda: all(r.state == "running" for r in rollout.records.values()))

@@ -41,7 +41,7 @@ def resume(fleet, run_id, **options):
 
 def halted_after_sim002(sim, fleet):
     sim["sim002"].faults.job_failure = "error"
-    result = run_rollout(fleet, "service.restart", "nfs", batch="1")
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", batch="1")
     assert result.stop_reason.startswith("halted: 1 of 2 started hosts failed")
     return result.run_id
 

@@ -46,7 +46,7 @@ def test_legacy_job_returns_its_id_and_emits_the_full_event_sequence(jobs_client
 
 def test_new_style_job_reply_is_deferred_and_ids_appear_in_message_ids(jobs_client):
     jobs_client.result("core.set_options", {"legacy_jobs": False})
-    call_id = jobs_client.request("service.restart", "nfs")
+    call_id = jobs_client.request("service.control", "RESTART", "nfs")
     added = jobs_client.wait_for(lambda m: m.get("params", {}).get("msg") == "added")
     assert added["params"]["fields"]["message_ids"] == [call_id]
     assert jobs_client.reply(call_id)["result"] is True
@@ -54,14 +54,14 @@ def test_new_style_job_reply_is_deferred_and_ids_appear_in_message_ids(jobs_clie
 
 def test_job_failure_plain_and_validation(jobs_client, host):
     host.faults.job_failure = "error"
-    failed = job_events(jobs_client, jobs_client.result("service.restart", "ssh"))[-1]["fields"]
-    assert failed["state"] == "FAILED" and failed["error"] == "[EIO] Simulated failure of service.restart"
+    failed = job_events(jobs_client, jobs_client.result("service.control", "RESTART", "ssh"))[-1]["fields"]
+    assert failed["state"] == "FAILED" and failed["error"] == "[EIO] Simulated failure of service.control"
     assert failed["exc_info"]["type"] == "CallError" and failed["exc_info"]["errno"] == 5
     assert "Traceback" in failed["exception"]
     host.faults.job_failure = "validation"
-    invalid = job_events(jobs_client, jobs_client.result("service.restart", "ssh"))[-1]["fields"]
+    invalid = job_events(jobs_client, jobs_client.result("service.control", "RESTART", "ssh"))[-1]["fields"]
     assert invalid["exc_info"]["type"] == "VALIDATION" and invalid["exc_info"]["errno"] is None
-    assert invalid["exc_info"]["extra"] == [["service.restart.options", "Simulated validation failure", 22]]
+    assert invalid["exc_info"]["extra"] == [["service.control.options", "Simulated validation failure", 22]]
 
 
 def test_new_style_failures_come_back_as_call_errors(jobs_client):
@@ -83,13 +83,13 @@ def test_abort_a_running_job(jobs_client, host):
 
 
 def test_get_jobs_filters_and_get(jobs_client, host):
-    first = jobs_client.result("service.restart", "nfs")
+    first = jobs_client.result("service.control", "RESTART", "nfs")
     job_events(jobs_client, first)
-    second = jobs_client.result("service.restart", "cifs")
+    second = jobs_client.result("service.control", "RESTART", "cifs")
     job_events(jobs_client, second)
     assert [j["id"] for j in jobs_client.result("core.get_jobs")] == [first, second]
     one = jobs_client.result("core.get_jobs", [["id", "=", second]], {"get": True})
-    assert one["arguments"] == ["cifs", {}] and one["state"] == "SUCCESS"
+    assert one["arguments"] == ["RESTART", "cifs", {}] and one["state"] == "SUCCESS"
     assert jobs_client.result("core.get_jobs", [["method", "=", "update.update"]]) == []
 
 
@@ -104,13 +104,13 @@ def test_a_lock_queues_the_second_job(jobs_client, host):
 
 
 def test_job_wait_mirrors_the_target(jobs_client):
-    target = jobs_client.result("service.restart", "ftp")
+    target = jobs_client.result("service.control", "RESTART", "ftp")
     waiter = jobs_client.result("core.job_wait", target)
     assert job_events(jobs_client, waiter)[-1]["fields"]["result"] is True
 
 
 def test_bulk_reports_each_item(jobs_client):
-    bulk = jobs_client.result("core.bulk", "service.restart", [["nfs"], ["nope"]])
+    bulk = jobs_client.result("core.bulk", "service.control", [["RESTART", "nfs"], ["RESTART", "nope"]])
     result = job_events(jobs_client, bulk)[-1]["fields"]["result"]
     assert result[0]["error"] is None and result[0]["result"] is True and isinstance(result[0]["job_id"], int)
     assert result[1]["result"] is None and "does not exist" in result[1]["error"]
@@ -133,7 +133,7 @@ def test_bulk_sub_jobs_wait_for_their_lock_like_any_job(jobs_client, host):
 def test_transient_jobs_emit_no_events(jobs_client, host):
     host.faults.transient_jobs = True
     jobs_client.result("core.set_options", {"legacy_jobs": False})
-    assert jobs_client.result("service.restart", "nfs") is True
+    assert jobs_client.result("service.control", "RESTART", "nfs") is True
     marker = jobs_client.request("core.ping")
     first = jobs_client.recv()
     assert first["id"] == marker, "no collection_update arrived before the ping reply"
@@ -146,7 +146,7 @@ def test_restart_resets_job_ids_and_boot_time_jobs_take_the_low_ids(make_host, c
     client = client_for(host)
     client.login()
     boot_id = client.result("system.boot_id")
-    assert client.result("service.restart", "nfs") == 1
+    assert client.result("service.control", "RESTART", "nfs") == 1
     host.restart()
     assert client.wait_closed().code == 1006, "a restart drops connections without a close frame"
     fresh = client_for(host)
@@ -156,7 +156,7 @@ def test_restart_resets_job_ids_and_boot_time_jobs_take_the_low_ids(make_host, c
     early = fresh.result("core.get_jobs")
     assert [(j["id"], j["method"], j["credentials"]) for j in early[:2]] == [
         (1, "pool.import_on_boot", None), (2, "disk.sync_all", None)]
-    assert fresh.result("service.restart", "nfs") > 2 and host.counters.jobs_started == 2
+    assert fresh.result("service.control", "RESTART", "nfs") > 2 and host.counters.jobs_started == 2
     if all(j["method"] != "catalog.sync" for j in early):  # a few simulated seconds after the start
         fresh.wait_for(lambda m: m.get("params", {}).get("fields", {}).get("method") == "catalog.sync")
     later = fresh.result("core.get_jobs", [["method", "=", "catalog.sync"]], {"get": True})
@@ -175,15 +175,15 @@ def test_job_times_are_naive_and_a_date_filter_fails_with_type_error(make_host, 
     host = make_host(version=version)
     session = session_for(host)
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    assert session.call("core.get_jobs", [["method", "=", "service.restart"], ["time_started", ">=", since]]) == []
-    job_id = session.call("service.restart", "nfs")
+    assert session.call("core.get_jobs", [["method", "=", "pool.dataset.lock"], ["time_started", ">=", since]]) == []
+    job_id = session.call("pool.dataset.lock", "tank/secure")
     assert host.engine.jobs[job_id].time_started.tzinfo is None
     with pytest.raises(RemoteCallError) as failed:
-        session.call("core.get_jobs", [["method", "=", "service.restart"], ["time_started", ">=", since]])
+        session.call("core.get_jobs", [["method", "=", "pool.dataset.lock"], ["time_started", ">=", since]])
     assert failed.value.code == -32001 and failed.value.errname == "EINVAL"
     assert failed.value.reason == "can't compare offset-naive and offset-aware datetimes"
     assert session.call("core.get_jobs", [["time_started", "=", since]]) == []
-    assert [j["id"] for j in session.call("core.get_jobs", [["method", "=", "service.restart"]])] == [job_id]
+    assert [j["id"] for j in session.call("core.get_jobs", [["method", "=", "pool.dataset.lock"]])] == [job_id]
 
 
 def test_get_jobs_redacts_secret_results_and_arguments_unless_raw_result(jobs_client):
@@ -234,7 +234,7 @@ def test_job_wait_on_an_aborted_job_succeeds_with_null(jobs_client, host):
     """job.py `wrap` -> `wait(raise_error=True)` raises only when the target has an error, and an
     aborted job has none: core.job_wait ends SUCCESS with the target's null result."""
     host.faults.job_duration = 3600
-    target = jobs_client.result("service.restart", "nfs")
+    target = jobs_client.result("service.control", "RESTART", "nfs")
     waiter = jobs_client.result("core.job_wait", target)
     jobs_client.wait_for(lambda m: m.get("params", {}).get("id") == waiter
                          and m["params"]["fields"]["state"] == "RUNNING")
@@ -248,9 +248,9 @@ def test_held_job_replies_start_the_job_but_keep_its_id(jobs_client, host):
     """A fault switch, no middlewared rule: the job runs while its caller has no reply yet, as
     when the reply is still on the wire."""
     host.hold_job_replies(True)
-    call_id = jobs_client.request("service.restart", "nfs")
+    call_id = jobs_client.request("service.control", "RESTART", "nfs")
     added = jobs_client.wait_for(lambda m: m.get("params", {}).get("msg") == "added")
-    assert added["params"]["fields"]["method"] == "service.restart" and host.counters.jobs_started == 1
+    assert added["params"]["fields"]["method"] == "service.control" and host.counters.jobs_started == 1
     host.hold_job_replies(False)
     assert jobs_client.reply(call_id)["result"] == added["params"]["id"]
 
@@ -262,10 +262,12 @@ def test_update_reports_many_progress_steps(jobs_client):
 
 
 
-def queue_full(client, host, service="nfs"):
-    """One service.restart runs (held) and five wait for its lock; returns their ids."""
+def queue_full(client, host, dataset="tank/secure"):
+    """One pool.dataset.lock runs (held) and five wait for its lock; returns their ids.
+
+    A job on every version, locked per argument (pool.dataset.lock exists from 24.10 on)."""
     host.hold_jobs(True)
-    ids = [client.result("service.restart", service) for _ in range(6)]
+    ids = [client.result("pool.dataset.lock", dataset) for _ in range(6)]
     assert ids == list(range(ids[0], ids[0] + 6)) and host.counters.jobs_started == 6
     return ids
 
@@ -282,7 +284,7 @@ def test_a_full_lock_queue_hands_back_its_newest_job(make_host, client_for, vers
     client.login()
     client.result("core.subscribe", "core.get_jobs")
     ids = queue_full(client, host)
-    late = client.request("service.restart", "nfs", {"silent": True})
+    late = client.request("pool.dataset.lock", "tank/secure", {"force_umount": True})
     assert client.reply(late)["result"] == ids[-1] and host.counters.jobs_started == 6
     if host.config.new_style_jobs:
         changed = client.wait_for(lambda m: m.get("params", {}).get("id") == ids[-1]
@@ -290,7 +292,7 @@ def test_a_full_lock_queue_hands_back_its_newest_job(make_host, client_for, vers
         assert changed["params"]["msg"] == "changed" and len(changed["params"]["fields"]["message_ids"]) == 2
     else:
         assert len(host.engine.jobs[ids[-1]].message_ids) == 1
-    assert client.result("service.restart", "cifs") == ids[-1] + 1, "another lock has its own queue"
+    assert client.result("pool.dataset.lock", "tank/home") == ids[-1] + 1, "another lock has its own queue"
 
 
 def test_a_limited_user_gets_ebusy_unless_a_queued_job_is_its_own(make_host, client_for):
@@ -303,13 +305,13 @@ def test_a_limited_user_gets_ebusy_unless_a_queued_job_is_its_own(make_host, cli
     admin.login()
     ops.login("ops", "ops-pw")
     queue_full(admin, host)
-    refused = ops.call("service.restart", "nfs")["error"]
+    refused = ops.call("pool.dataset.lock", "tank/secure")["error"]
     assert refused["code"] == -32001
     assert (refused["data"]["error"], refused["data"]["reason"]) == (
         16, "[EBUSY] This job is already being performed by another user")
-    own = [ops.result("service.restart", "ssh") for _ in range(6)]
-    assert ops.result("service.restart", "ssh") == own[-1], "its own newest queued job"
-    assert admin.result("service.restart", "ssh") == own[-1], "a full admin is handed anyone's"
+    own = [ops.result("service.control", "RESTART", "ssh") for _ in range(6)]
+    assert ops.result("service.control", "RESTART", "ssh") == own[-1], "its own newest queued job"
+    assert admin.result("service.control", "RESTART", "ssh") == own[-1], "a full admin is handed anyone's"
     assert host.counters.jobs_started == 12
 
 

@@ -53,7 +53,7 @@ def test_hosts_do_not_share_limiters_or_jobs(fleet):
     try:
         assert other.result("core.ping") == "pong"
         other.login()
-        assert other.result("service.restart", "nfs") == 1, "job ids are per host"
+        assert other.result("service.control", "RESTART", "nfs") == 1, "job ids are per host"
     finally:
         other.close()
     assert first.counters.rate_limited == 1 and second.counters.rate_limited == 0

@@ -56,7 +56,7 @@ def test_ddp_subscription_and_job_events(old_host, client_for):
     ddp_call(client, "auth.login", "admin", "fleetclt-sim")
     client.send({"msg": "sub", "id": "s1", "name": "core.get_jobs"})
     assert client.recv() == {"msg": "ready", "subs": ["s1"]}
-    job_id = ddp_call(client, "service.restart", "nfs", msg_id="j")["result"]
+    job_id = ddp_call(client, "pool.dataset.lock", "tank/secure", msg_id="j")["result"]
     added = client.wait_for(lambda m: m.get("msg") == "added")
     assert added["collection"] == "core.get_jobs" and added["id"] == job_id
     assert "message_ids" not in added["fields"]
@@ -91,7 +91,7 @@ def test_25_04_host(make_host, client_for):
     assert client.call("core.ping")["error"]["data"]["error"] == 207, "core.ping needed auth on 25.04"
     client.login()
     client.result("core.subscribe", "core.get_jobs")
-    assert isinstance(client.result("service.restart", "nfs"), int), "jobs always return ids"
+    assert isinstance(client.result("pool.dataset.lock", "tank/secure"), int), "jobs always return ids"
     added = client.wait_for(lambda m: m.get("method") == "collection_update")
     assert "message_ids" not in added["params"]["fields"]
 
