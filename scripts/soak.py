@@ -103,7 +103,7 @@ def _cuts(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[
                 chaos["drops"] += 1
         for host in fleet.hosts:
             if rng.random() < args.restart_rate:
-                host.restart()
+                host.restart(args.restart_downtime)
                 chaos["restarts"] += 1
         gevent.sleep(max(0.0, second + 1.0 - time.monotonic()))
 
@@ -118,7 +118,7 @@ def _chaos(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict
         for host in fleet.hosts:
             roll = rng.random()
             if roll < args.restart_rate * tick:
-                host.restart()
+                host.restart(args.restart_downtime)
                 chaos["restarts"] += 1
             elif roll < (args.restart_rate + args.drop_rate) * tick:
                 host.drop_connections()
@@ -367,17 +367,20 @@ def _child_args(args: argparse.Namespace) -> list[str]:
     churn = ["--churn", "--cuts", str(args.cuts)] if args.churn else []
     idle = ["--idle-timeout", str(args.idle_timeout)] if args.idle_timeout else []
     return ["--hosts", str(args.hosts), "--seed", str(args.seed), "--drop-rate", str(args.drop_rate),
-            "--restart-rate", str(args.restart_rate), "--job-seconds", str(args.job_seconds), *churn, *idle]
+            "--restart-rate", str(args.restart_rate), "--restart-downtime", str(args.restart_downtime),
+            "--job-seconds", str(args.job_seconds), *churn, *idle]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of traffic")
-    parser.add_argument("--short", action="store_true", help="100 hosts, 12 s, more chaos (CI)")
+    parser.add_argument("--short", action="store_true", help="100 hosts, 12 s, more chaos (CI), 1 s restarts")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--drop-rate", type=float, default=0.004, help="drops per host per second")
     parser.add_argument("--restart-rate", type=float, default=0.001, help="restarts per host per second")
+    parser.add_argument("--restart-downtime", type=float, default=0.0,
+                        help="simulated seconds a restarted host's middleware stays down (nginx answers 502)")
     parser.add_argument("--job-seconds", type=float, default=3.0, help="how long each job runs")
     parser.add_argument("--sample", type=int, default=100, help="hosts per round")
     parser.add_argument("--drivers", type=int, default=3, help="rounds in flight at once")
@@ -399,6 +402,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     elif args.short:
         args.hosts, args.duration, args.sample = min(args.hosts, 100), min(args.duration, 12.0), 30
         args.drop_rate, args.restart_rate, args.job_seconds = 0.05, 0.02, 1.0
+        args.restart_downtime = max(args.restart_downtime, 1.0)  # nginx answers 502 meanwhile
     return args
 
 

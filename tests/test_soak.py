@@ -1,4 +1,4 @@
-"""The short soaks: 100 simulated hosts with drops, restarts, calls and jobs for ~12 s; and churn.
+"""The short soaks: 100 simulated hosts with drops, restarts (1 s down), calls and jobs for ~12 s; and churn.
 
 Runs scripts/soak.py in a child process (it starts its own simulator child), so
 its hub, fds and RSS are its own. The long runs are `python scripts/soak.py` and
@@ -21,6 +21,7 @@ def test_short_soak_accounts_for_everything():
     assert report["problems"] == [] and done.returncode == 0, done.stderr[-2000:]
     client, server = report["client"], report["server"]
     assert server["chaos"]["drops"] > 0 and server["chaos"]["restarts"] > 0, "the soak made no chaos"
+    assert server["counters"]["bad_gateway"] > 0, "restarts kept middlewared down: nginx answered 502"
     assert client["outcomes"]["call"].get("ok", 0) > 0.9 * client["sent"]["call"]
     assert client["jobs"].get("finished", 0) > 0 and client["sessions"]["jobs_reattached"] > 0
     assert server["counters"]["rate_limited"] == 0
