@@ -92,10 +92,22 @@ def upload_token(session: HostSession) -> str:
 
 def start_upload(session: HostSession, tls: TLSPolicy, files: Sequence[UploadSource], method: str,
                  params: Sequence[Any], *, bandwidth: Bandwidth | None = None,
-                 on_sent: Callable[[int], None] | None = None, read_timeout: float = 60.0) -> JobRef:
+                 on_sent: Callable[[int], None] | None = None) -> JobRef:
     """Send `files` into `method(*params)` on the host; the JobRef of the job the upload started."""
     token = upload_token(session)
-    boot_id = session.boot_id  # the token is of this boot: so is the job it starts
+    return send_upload(session, tls, token, session.boot_id, files, method, params, bandwidth=bandwidth,
+                       on_sent=on_sent)
+
+
+def send_upload(session: HostSession, tls: TLSPolicy, token: str, boot_id: str | None,
+                files: Sequence[UploadSource], method: str, params: Sequence[Any], *,
+                bandwidth: Bandwidth | None = None, on_sent: Callable[[int], None] | None = None,
+                read_timeout: float = 60.0) -> JobRef:
+    """The POST itself, with a token made under `boot_id` (the job it starts is of that boot).
+
+    A rollout asks for the token first, journals, then sends: nothing asks the host
+    anything between its journal entry and the upload.
+    """
     body = MultipartUpload(method, params, [UploadFile(f.path.name, f.size) for f in files])
     endpoint = Endpoint.parse(session.uri).with_path(UPLOAD_PATH)
     headers = [("Authorization", f"Token {token}"), ("Content-Type", body.content_type)]

@@ -122,6 +122,9 @@ class HostFiles:
     hold_after: int | None = None  # hold_downloads: pause every download after this many bytes
     held: Event = field(default_factory=Event)      # set once a download is paused
     released: Event = field(default_factory=Event)
+    upload_hold_after: int | None = None  # hold_uploads: pause every upload's file after this many bytes
+    upload_held: Event = field(default_factory=Event)
+    upload_released: Event = field(default_factory=Event)
 
 
 _FILES: weakref.WeakKeyDictionary[SimHost, HostFiles] = weakref.WeakKeyDictionary()
@@ -131,7 +134,7 @@ def files_of(host: SimHost) -> HostFiles:
     """The host's file state; tokens and registered jobs are forgotten when its middleware restarted."""
     files = _FILES.get(host)
     if files is None:
-        files = _FILES[host] = HostFiles(released=_set(Event()))
+        files = _FILES[host] = HostFiles(released=_set(Event()), upload_released=_set(Event()))
     if files.engine is not host.engine:
         files.engine, files.tokens, files.pipes = host.engine, {}, {}
     return files

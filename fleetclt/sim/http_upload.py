@@ -129,7 +129,7 @@ def _feed_job(host: SimHost, caller: Connection, method: Any, params: list[Any],
     else:
         job = caller.submit_job(replace(method, func=with_inputs(method.func, pipes)), bound)
     files_of(host).uploads += 1
-    _copy(file_part, pipes[0])
+    _copy(host, file_part, pipes[0])
     if several:
         for _ in range(MAX_FILES - 1):
             extra = stream.next_part()
@@ -138,7 +138,7 @@ def _feed_job(host: SimHost, caller: Connection, method: Any, params: list[Any],
             if extra.name != "file":
                 raise Refused(405, f"Unknown payload part {extra.name!r}")
             pipes.append(Pipe(buffered=False))
-            _copy(extra, pipes[-1])
+            _copy(host, extra, pipes[-1])
         if stream.next_part() is not None:
             raise Refused(405, "Too many uploaded files")
     return job.id
@@ -148,12 +148,29 @@ def _raise(error: Exception) -> None:
     raise error
 
 
-def _copy(part: Part, pipe: Pipe) -> None:
-    """copy_multipart_to_pipe: chunk by chunk; a job that stopped reading (EPIPE) ends it quietly."""
+def hold_uploads(host: SimHost, after: int | None) -> None:
+    """With a byte count, every upload to `host` pauses after that many bytes of its file; None releases."""
+    files = files_of(host)
+    files.upload_hold_after = after
+    files.upload_held.clear()
+    (files.upload_released.clear if after is not None else files.upload_released.set)()
+
+
+def _copy(host: SimHost, part: Part, pipe: Pipe) -> None:
+    """copy_multipart_to_pipe: chunk by chunk; a job that stopped reading (EPIPE) ends it quietly.
+
+    A client gone mid-file ends the part early (MultipartError): the pipe is closed all
+    the same, so the job reads a truncated file and fails on it.
+    """
+    files, copied = files_of(host), 0
     try:
         try:
             while piece := part.read_chunk():
                 pipe.write(piece)
+                copied += len(piece)
+                if files.upload_hold_after is not None and copied >= files.upload_hold_after:
+                    files.upload_held.set()
+                    files.upload_released.wait()
         finally:
             pipe.finish()
     except BrokenPipeError:
