@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 from gevent.socket import wait_write
 
 from ..errors import CallTimeout, TransferError
@@ -149,6 +150,7 @@ class _BodySender:
     def _send_file(self, piece: FileSlice) -> None:
         offset, end = piece.offset, piece.offset + piece.size
         while offset < end:
+            gevent.sleep(0)  # a socket that never fills never blocks: let the other transfers have their turn
             count = min(self.step, end - offset)
             if not self.plain:
                 data = os.pread(piece.fd, count, offset)

@@ -4,24 +4,13 @@ from __future__ import annotations
 import pytest
 
 from fleetclt.client.bandwidth import MIN_PIECE, Bandwidth
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.client.test_throttle import FakeTime
 
 
 def test_transfers_sharing_a_cap_send_at_its_rate_together():
-    clock = FakeClock()
-    cap = Bandwidth(1000.0, clock=clock, sleep=clock.sleep)
+    clock = FakeTime()
+    clock.now = 100.0
+    cap = Bandwidth(1000.0, clock=clock.clock, sleep=clock.sleep)
     for _ in range(10):        # two transfers taking turns, 100 bytes at a time
         cap.take(100)
         cap.take(100)
