@@ -46,6 +46,7 @@ from .fleet.backup import backup
 from .fleet.files import download
 from .fleet.fleet import Fleet
 from .fleet.results import FleetResult, HostResult, Status
+from .fleet.upload import upload
 from .inventory.load import GroupSpec, HostSpec, Inventory, load_inventory, parse_inventory
 from .protocol.jobs import JobRef
 from .rollout.engine import Rollout, RolloutResult, run_rollout
@@ -118,6 +119,7 @@ __all__ = [
     "load_inventory",
     "parse_inventory",
     "run_rollout",
+    "upload",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

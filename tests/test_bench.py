@@ -15,6 +15,7 @@ import pytest
 from bench.report import FIGURES, targets
 from bench.run import WORKERS
 from bench.sims import MAX_SHARD, shard_sizes
+from bench.worker_files import CURL
 
 ROOT = Path(__file__).resolve().parent.parent
 # The CLI connects inside every round; the thread contender too, so its connect CPU is not apart.
@@ -58,3 +59,22 @@ def test_the_rss_target_is_checked_from_a_thousand_hosts_and_reads_its_figure():
     checks = targets({"100": {"fleetclt": ours}, "1000": {"fleetclt": ours}}, job_seconds=2.0)
     rss = [(c["size"], c["met"]) for c in checks if c["target"].startswith("RSS")]
     assert rss == [("1000", False)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_file_bench_runs_and_reports_fleetclt_beside_curl(tmp_path: Path) -> None:
+    if not Path(CURL).exists():
+        pytest.skip(f"{CURL} is not installed")
+    done = subprocess.run([sys.executable, "-m", "bench.files", "--hosts", "2", "--upload-mib", "1",
+                           "--download-mib", "1", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=170)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads((tmp_path / "files.json").read_text())
+    figures = document["results"]
+    assert figures["hosts"] == 2 and figures["upload_bytes"] > 1024 * 1024
+    for key in ("download_fleetclt_mib_s", "download_curl_mib_s", "upload_fleetclt_mib_s", "upload_curl_mib_s",
+                "upload_rss_growth_mib"):
+        assert isinstance(figures[key], (int, float)) and figures[key] >= 0, key
+    assert [check["target"].split()[0] for check in document["targets"]] == ["download", "upload", "RSS"]
+    assert (tmp_path / "files.md").read_text().startswith("File transfers to 2 simulated hosts")

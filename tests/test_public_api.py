@@ -16,7 +16,8 @@ def test_every_public_name_resolves_and_nothing_else_is_promised() -> None:
     assert sorted(set(fleetclt.__all__)) == sorted(fleetclt.__all__)
     for name in fleetclt.__all__:
         assert getattr(fleetclt, name) is not None, name
-    assert {"Fleet", "HostSession", "Credentials", "Status", "run_rollout"} <= set(fleetclt.__all__)
+    assert {"Fleet", "HostSession", "Credentials", "Status", "run_rollout", "download", "backup",
+            "upload"} <= set(fleetclt.__all__)
 
 
 def test_import_loads_neither_the_simulator_nor_gevent_websocket_nor_the_cli() -> None:

@@ -40,3 +40,15 @@ def _checked(text: str, convert: Callable[[str], Number], kind: str, allowed: Ca
     if not allowed(value):
         raise ArgumentTypeError(f"must be {rule}, not {text}")
     return value
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+def byte_rate(text: str) -> float:
+    """Bytes per second above 0, with an optional K, M or G (powers of 1024): `--rate 50M`."""
+    unit = text[-1:].upper() if text[-1:].upper() in _UNITS else ""
+    number = text[:-1] if unit else text
+    value = _checked(number, float, "a rate in bytes per second (e.g. 500K, 50M)", lambda value: value > 0,
+                     "above 0")
+    return value * _UNITS[unit]

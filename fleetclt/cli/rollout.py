@@ -48,6 +48,9 @@ def add_rollout_command(commands: Any) -> None:
     parser.add_argument("--abort-on-halt", action="store_true", help="abort running jobs when halting")
     parser.add_argument("--stall", type=seconds, metavar="S",
                         help="warn when a job's progress has not changed for S seconds (default 300)")
+    parser.add_argument("--upload", action="append", metavar="PATH",
+                        help="start each host's job by uploading PATH into it (POST /_upload, e.g. update.file); "
+                             "repeat for several files")
     parser.add_argument("--output", "-o", choices=output.FORMATS, help="default: table on a terminal, else json")
     add_concurrency_options(parser)
     parser.add_argument("--resume", metavar="RUN_ID",
@@ -94,13 +97,15 @@ def _start(args: argparse.Namespace) -> Rollout:
     options = _plan_options(args)
     writable_dir()
     inventory, names = selection(args)
-    plan = RolloutPlan(args.method, tuple(call_params(args, sys.stdin)), **options)
+    plan = RolloutPlan(args.method, tuple(call_params(args, sys.stdin)), upload=tuple(args.upload or ()), **options)
     return Rollout.start(fleet_for(inventory, args), plan, names)
 
 
 def _resume(args: argparse.Namespace) -> Rollout:
     """The journal's rollout, with the options given now; the inventory is the journal's unless -i says."""
     options = _plan_options(args)
+    if args.upload:
+        raise ConfigError("--upload is the rollout's own: a resume sends the files it started with")
     journal, replay = Journal.open(args.resume)
     method = replay.plan["method"]
     if args.method and args.method != method:

@@ -164,6 +164,8 @@ class JobWatch:
         if self.boot_id != boot:
             return  # the host restarted meanwhile: those waits have ended already
         for job in found:
+            if is_terminal(tracker.get(job.get("id")) or {}):
+                continue  # an event that came while the call was out told the end: this snapshot is older
             tracker.feed(CollectionUpdate("changed", JOB_EVENT, job.get("id"), job))
         missing = set(ids) - {job.get("id") for job in found}
         for wait in waits:

@@ -9,8 +9,9 @@ nothing here holds a whole file.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
+from typing import Any, cast
 
 import h11
 
@@ -62,8 +63,17 @@ class HttpExchange:
 
     def body(self, data: bytes) -> bytes:
         """One piece of an upload's body, framed (h11 refuses more than Content-Length announced)."""
+        return b"".join(self.body_passthrough(data))
+
+    def body_passthrough(self, data: Sized) -> list[Any]:
+        """One piece of an upload's body as h11 frames it, `data` passed through as the same object.
+
+        `data` need not be bytes: anything with a length (a stand-in for a file's
+        content, protocol/multipart.py FileContent) is counted against Content-Length
+        and handed back in the list for the caller to send its bytes in its place.
+        """
         try:
-            return self._http.send(h11.Data(data=data)) or b""
+            return self._http.send_with_data_passthrough(h11.Data(data=cast(bytes, data))) or []
         except h11.LocalProtocolError as exc:
             raise HttpFailure(f"request body: {exc}") from None
 

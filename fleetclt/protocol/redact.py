@@ -8,7 +8,11 @@ credential's name for fields no model lists, and by structure for names that are
 secret only as part of a credential record (docs/protocol.md §15). Every
 positional argument of the login methods that take secrets positionally is
 masked too. One secret travels inside a string: the `auth_token=` of a download
-URL (core.download's answer), masked wherever it appears.
+URL (core.download's answer), masked wherever it appears. One comes back bare:
+auth.generate_token answers the token itself, a string no name marks, so the
+id of every call to it is noted as the call is logged, and the reply with that
+id is logged with its result masked (ids are unique per process: jsonrpc.py
+IdSource).
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ CONTEXT_FIELDS = frozenset(name.lower() for name in SECRET_FIELDS) - CREDENTIAL_
 POSITIONAL_SECRETS = frozenset({"auth.login", "auth.login_with_api_key", "auth.login_with_token",
                                 "auth.login_ex", "auth.login_ex_continue"})
 _URL_TOKEN = re.compile(r"(auth_token=)[^&#\s\"']+")
+SECRET_RESULTS = frozenset({"auth.generate_token"})  # methods that answer a bare credential
+_secret_replies: set[Any] = set()                     # ids of such calls logged, whose reply is not yet
 
 
 def mask_tokens(text: str) -> str:
@@ -85,4 +91,20 @@ def redact_frame(text: str | bytes) -> str:
         params = message.get("params")
         if isinstance(params, list):
             message = {**message, "params": [p if isinstance(p, dict) else MASK for p in params]}
+    if isinstance(message, dict):
+        message = _secret_result_masked(message)
     return ejson.dumps(redact(message))
+
+
+def _secret_result_masked(message: dict[str, Any]) -> dict[str, Any]:
+    """Note a call that will be answered with a bare credential; mask the result of its answer."""
+    ident = message.get("id")
+    if not isinstance(ident, (str, int)):
+        return message
+    if message.get("method") in SECRET_RESULTS:
+        _secret_replies.add(ident)
+    elif ("result" in message or "error" in message) and ident in _secret_replies:
+        _secret_replies.discard(ident)
+        if "result" in message:
+            return {**message, "result": MASK}
+    return message

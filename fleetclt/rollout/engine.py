@@ -18,6 +18,12 @@ resume may change the budget and the staging of hosts never started, and
 narrow the hosts it works on; a host gone from the inventory is reported
 `gone` and left as the journal has it, for a later resume.
 Displays follow a run as observers (observer.py), each event a typed call.
+
+With `upload` (files), a host's job is started by POST /_upload instead of a
+call (fleet/upload.py): the token is asked for before the journal entry, the
+job id comes from the upload's answer, and a resume treats that job like any
+other, so a host whose upload began is never sent the file again. The files'
+size and time are journaled; a resume refuses files that changed.
 """
 from __future__ import annotations
 
@@ -35,8 +41,10 @@ from gevent.pool import Pool
 
 from ..client.session import HostSession
 from ..errors import ConfigError, FleetError, JobUnknown
+from ..fleet.files import tls_for
 from ..fleet.fleet import Fleet
 from ..fleet.results import error_dict, status_of
+from ..fleet.upload import send_upload, sources, upload_token
 from ..protocol.jobs import JobRef, same_call
 from .journal import HostRecord, Journal, Replay, digest, hosts_digest, keep_days, prune, stored_plan
 from .observer import ACTIVE, FAILED, UNFINISHED, UNSTARTED, HostState, RolloutObserver
@@ -96,6 +104,7 @@ class Rollout:
         self._running: dict[str, gevent.Greenlet] = {}
         self.job_progress: dict[str, dict[str, Any]] = {}
         self.stage_index = 0
+        self._uploads = sources(plan.upload) if plan.upload else []
 
     @classmethod
     def start(cls, fleet: Fleet, plan: RolloutPlan, hosts: list[str],
@@ -103,8 +112,11 @@ class Rollout:
         """Plan the stages now and write them to a new journal."""
         plan = plan.with_stages(hosts)
         prune(keep_days())
-        journal = Journal.create({"plan": stored_plan(plan.to_json()), "inventory": _inventory_path(fleet),
-                                  "hosts_digest": _hosts_digest(fleet, hosts)})
+        header: dict[str, Any] = {"plan": stored_plan(plan.to_json()), "inventory": _inventory_path(fleet),
+                  "hosts_digest": _hosts_digest(fleet, hosts)}
+        if plan.upload:
+            header["upload_files"] = _upload_stamps(plan.upload)
+        journal = Journal.create(header)
         return cls(fleet, plan, journal, _records(plan), observers)
 
     @classmethod
@@ -128,6 +140,9 @@ class Rollout:
     def _resumed(cls, fleet: Fleet, journal: Journal, replay: Replay, observers: Sequence[RolloutObserver],
                  params: Sequence[Any] | None, hosts: Sequence[str] | None, options: dict[str, Any]) -> Rollout:
         plan = _journaled_plan(journal.run_id, replay.plan, params)
+        if plan.upload and replay.header.get("upload_files") != _upload_stamps(plan.upload):
+            raise ConfigError(f"the files rollout {journal.run_id} uploads changed since it started (size or "
+                              "time): its hosts would not all get the same file")
         records = _records(plan)
         for name, record in replay.hosts.items():
             if name in records:
@@ -233,10 +248,14 @@ class Rollout:
         # it on, the next step is the job call itself, so a kill leaves no gap before it.
         method = self._method_on(session)
         host_time = _host_clock(session.call("system.info", retry_safe=True))
+        token = upload_token(session) if self._uploads else None
         record.state, record.started = HostState.SUBMITTING, time.time()
         record.boot_id, record.host_time = session.boot_id, host_time
         self.journal.host(record)
         self._notify(lambda observer: observer.host_started(self, record))
+        if token is not None:
+            return send_upload(session, tls_for(self.fleet, session.name), token, record.boot_id, self._uploads,
+                               method, self.plan.params)
         return session.start_job(method, *self.plan.params)
 
     def _reconcile(self, session: HostSession, record: HostRecord) -> JobRef:
@@ -397,6 +416,18 @@ def _skipped(run_id: str, fleet: Fleet, records: dict[str, HostRecord],
     unfinished = [name for name, record in records.items() if record.state in UNFINISHED]
     return {name: GONE if name not in fleet.inventory.hosts else OUTSIDE
             for name in unfinished if name not in fleet.inventory.hosts or name not in chosen}
+
+
+def _upload_stamps(paths: Sequence[str]) -> list[list[Any]]:
+    """[path, size, mtime_ns] of each file a rollout uploads: what a resume checks them against."""
+    stamps = []
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        stamps.append([path, status.st_size, status.st_mtime_ns])
+    return stamps
 
 
 def _host_clock(info: Any) -> float | None:

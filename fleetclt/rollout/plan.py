@@ -11,6 +11,7 @@ new job starts).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -128,8 +129,12 @@ class RolloutPlan:
     abort_on_halt: bool = False
     stall_after: float = 300.0
     stages: tuple[tuple[str, ...], ...] = field(default=())
+    upload: tuple[str, ...] = ()           # files sent into each host's job by POST /_upload (absolute paths)
 
     def __post_init__(self) -> None:
+        if isinstance(self.upload, str) or not all(isinstance(path, str) and path for path in self.upload):
+            raise ConfigError(f"upload: {self.upload!r} is not a sequence of file paths")
+        object.__setattr__(self, "upload", tuple(os.path.abspath(path) for path in self.upload))
         batch = named_option("batch", lambda: ",".join(str(entry) for entry in parse_batch(self.batch)))
         max_fail = named_option("max_fail", lambda: str(Budget.parse(self.max_fail)))
         object.__setattr__(self, "batch", batch)
@@ -177,12 +182,12 @@ class RolloutPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "params": list(self.params), "health": list(self.health),
-                "stages": [list(s) for s in self.stages]}
+                "stages": [list(s) for s in self.stages], "upload": list(self.upload)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RolloutPlan:
         return cls(**{**data, "params": tuple(data["params"]), "health": tuple(data["health"]),
-                      "stages": tuple(tuple(s) for s in data["stages"])})
+                      "stages": tuple(tuple(s) for s in data["stages"]), "upload": tuple(data.get("upload", ()))})
 
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@
     fleet.start()
     fleet.hosts[0].faults.latency = 0.2   # flip a fault on a live host
 """
-from . import api_auth, api_core, api_domain, api_files  # noqa: F401  (registers the methods)
+from . import api_auth, api_core, api_domain, api_files, api_upload  # noqa: F401  (registers the methods)
 from .clock import ManualClock, SimClock
 from .config import Counters, Faults, HostConfig
 from .host import SimHost

@@ -51,13 +51,15 @@ CONFIG_OPTIONS = ("secretseed", "pool_keys", "root_authorized_keys")
 _EOF = b""
 
 
-class OutputPipe:
-    """job.pipes.output; `write` from the job, `read` from the download, `close` the read end."""
+class Pipe:
+    """A job's pipe: job.pipes.output (the job writes, the download reads) or an input pipe
+    (the upload writes, the job reads); `close` closes the read end."""
 
     def __init__(self, buffered: bool) -> None:
         self.buffered = buffered
         self._pieces: Queue[bytes] = Queue() if buffered else Queue(maxsize=1)
         self.closed = False
+        self._ended = False  # the write end is closed: what is in the pipe is all there will be
 
     def write(self, data: bytes) -> None:
         """Unbuffered, wait while the pipe holds what the reader has not taken; EPIPE once it is closed."""
@@ -70,12 +72,16 @@ class OutputPipe:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
     def finish(self) -> None:
-        """The job ended: job.py closes the write end, which the reader sees as the end of the file."""
-        if not self.closed:
-            self._pieces.put(_EOF)
+        """The writer closed its end, without waiting for the reader: what it wrote stays readable,
+        then the reader sees the end of the file."""
+        self._ended = True
+        if not self.closed and not self._pieces.full():
+            self._pieces.put_nowait(_EOF)  # wakes a reader waiting on an empty pipe
 
     def read(self) -> bytes:
         """The next piece; b"" at the end (for a buffered pipe: at its current end, whatever the job does)."""
+        if self._ended and self._pieces.empty():
+            return _EOF
         try:
             piece: bytes = self._pieces.get() if not self.buffered else self._pieces.get_nowait()
         except Empty:
@@ -107,12 +113,18 @@ class HostFiles:
 
     engine: JobEngine | None = None
     tokens: dict[str, Token] = field(default_factory=dict)
-    pipes: dict[int, OutputPipe] = field(default_factory=dict)  # fileapp.jobs: registered, not downloaded yet
+    pipes: dict[int, Pipe] = field(default_factory=dict)  # fileapp.jobs: registered, not downloaded yet
     config_generation: int = 0   # bump (change_config) to make config.save's output differ
     downloads: int = 0           # downloads that started streaming
+    uploads: int = 0             # uploads whose file part reached a job (http_upload.py)
+    images_installed: int = 0    # update images update.file accepted (api_upload.py)
+    restored_db: bytes | None = None  # the database config.upload put in place, which config.save then sends
     hold_after: int | None = None  # hold_downloads: pause every download after this many bytes
     held: Event = field(default_factory=Event)      # set once a download is paused
     released: Event = field(default_factory=Event)
+    upload_hold_after: int | None = None  # hold_uploads: pause every upload's file after this many bytes
+    upload_held: Event = field(default_factory=Event)
+    upload_released: Event = field(default_factory=Event)
 
 
 _FILES: weakref.WeakKeyDictionary[SimHost, HostFiles] = weakref.WeakKeyDictionary()
@@ -122,7 +134,7 @@ def files_of(host: SimHost) -> HostFiles:
     """The host's file state; tokens and registered jobs are forgotten when its middleware restarted."""
     files = _FILES.get(host)
     if files is None:
-        files = _FILES[host] = HostFiles(released=_set(Event()))
+        files = _FILES[host] = HostFiles(released=_set(Event()), upload_released=_set(Event()))
     if files.engine is not host.engine:
         files.engine, files.tokens, files.pipes = host.engine, {}, {}
     return files
@@ -135,7 +147,9 @@ def _set(event: Event) -> Event:
 
 def change_config(host: SimHost) -> None:
     """The host's configuration changed: its next config.save differs from the last."""
-    files_of(host).config_generation += 1
+    files = files_of(host)
+    files.config_generation += 1
+    files.restored_db = None
 
 
 def take_token(host: SimHost, value: str, address: str) -> Token | None:
@@ -158,7 +172,7 @@ def take_token(host: SimHost, value: str, address: str) -> Token | None:
     return token
 
 
-def _register(host: SimHost, job: Job, pipe: OutputPipe, buffered: bool) -> None:
+def _register(host: SimHost, job: Job, pipe: Pipe, buffered: bool) -> None:
     """fileapp.register_job: unless a download starts in time, the pipe is closed (the job fails on EPIPE)."""
     files = files_of(host)
     files.pipes[job.id] = pipe
@@ -170,7 +184,7 @@ def _register(host: SimHost, job: Job, pipe: OutputPipe, buffered: bool) -> None
     host.spawn_later(BUFFERED_LIMIT if buffered else UNREAD_LIMIT, clean_up)
 
 
-def _feeding(func: Callable[..., Any], pipe: OutputPipe) -> Callable[..., Any]:
+def _feeding(func: Callable[..., Any], pipe: Pipe) -> Callable[..., Any]:
     """The job body with its output pipe; job.py closes the write end however the job ends."""
     def run(conn: Connection, job: Job, *args: Any) -> Any:
         try:
@@ -191,7 +205,7 @@ def download(conn: Connection, method: str, args: list[Any], filename: str, buff
     if not target.job:  # call_with_audit returned a plain result, and `job.id` fails on it
         result = target.func(conn, *bound)
         raise AttributeError(f"'{type(result).__name__}' object has no attribute 'id'")
-    pipe = OutputPipe(buffered)
+    pipe = Pipe(buffered)
     job = conn.submit_job(replace(target, func=_feeding(target.func, pipe)), bound)
     newer = host.config.version_info >= (25, 4)
     value = secrets.token_urlsafe(48)
@@ -201,14 +215,14 @@ def download(conn: Connection, method: str, args: list[Any], filename: str, buff
     return [job.id, f"/_download/{job.id}?auth_token={value}"]
 
 
-def _opened(output: OutputPipe | None) -> OutputPipe:
+def _opened(output: Pipe | None) -> Pipe:
     """job.py check_pipe: a job that needs an output pipe, called without one (not via core.download)."""
     if output is None:
         raise ValueError("Pipe 'output' is not open")
     return output
 
 
-def _write(pipe: OutputPipe, pieces: Iterator[bytes]) -> None:
+def _write(pipe: Pipe, pieces: Iterator[bytes]) -> None:
     for piece in pieces:
         pipe.write(piece)
 
@@ -220,7 +234,11 @@ def _in_pieces(data: bytes) -> Iterator[bytes]:
 
 # -- config.save --------------------------------------------------------------------
 def config_database(host: SimHost) -> bytes:
-    """freenas-v1.db: an SQLite-looking file, the same while the configuration does not change."""
+    """freenas-v1.db: an SQLite-looking file, the same while the configuration does not change
+    (the one config.upload restored, until it changes)."""
+    restored = files_of(host).restored_db
+    if restored is not None:
+        return restored
     body = json.dumps({"host": host.name, "version": host.config.version,
                        "generation": files_of(host).config_generation,
                        "users": sorted(u["username"] for u in host.data.users)}, sort_keys=True).encode()
@@ -251,7 +269,7 @@ def config_tar(host: SimHost, options: dict[str, Any]) -> bytes:
 
 
 @api("config.save", Param("options", (dict,), {}), job=True, extra=OUTPUT)
-def config_save(conn: Connection, job: Job, options: dict[str, Any], output: OutputPipe | None = None) -> None:
+def config_save(conn: Connection, job: Job, options: dict[str, Any], output: Pipe | None = None) -> None:
     pipe = _opened(output)
     unknown = [(f"options.{key}", "Extra inputs are not permitted", errno.EINVAL)
                for key in options if key not in CONFIG_OPTIONS]
@@ -272,7 +290,7 @@ def debug_pieces(host: SimHost, size: int) -> Iterator[bytes]:
 
 
 @api("system.debug", job=True, lock=lambda *_: "system.debug", lock_queue_size=0, extra=OUTPUT)
-def system_debug(conn: Connection, job: Job, output: OutputPipe | None = None) -> None:
+def system_debug(conn: Connection, job: Job, output: Pipe | None = None) -> None:
     pipe = _opened(output)
     work(conn, job, ("Generating debug file", "Collecting logs", "Compressing debug file"))
     _write(pipe, debug_pieces(conn.host, conn.host.faults.debug_size))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from .api_files import OutputPipe, files_of, take_token
+from .api_files import Pipe, files_of, take_token
 
 if TYPE_CHECKING:
     from .host import SimHost
@@ -59,7 +59,7 @@ def serve_download(host: SimHost, environ: dict[str, Any],
     return _stream(host, pipe)
 
 
-def _stream(host: SimHost, pipe: OutputPipe) -> Iterator[bytes]:
+def _stream(host: SimHost, pipe: Pipe) -> Iterator[bytes]:
     """The pipe's pieces as they come; the read end closes however the response ends."""
     files = files_of(host)
     sent = 0

@@ -3,7 +3,7 @@
 Routes: GET /api/current and /api/vX.Y.Z (JSON-RPC; only the versions the
 host's release ships, see versions.py), GET /websocket (legacy DDP), GET
 /api/versions and /api/boot_id (plain JSON), GET /_download/<job id> (a
-job's file, http_files.py). A 24.10 host answers an upgrade to
+job's file, http_files.py), POST /_upload (a file into a job, http_upload.py). A 24.10 host answers an upgrade to
 /api/current with a redirect to /ui/, as old hosts do. The known
 gevent-websocket defects are fixed here: byte-by-byte unmasking (replaced by a
 big-int XOR), UTF-8 validation by a Python loop per byte (replaced by the C
@@ -41,6 +41,7 @@ from ..protocol import ejson
 from .config import version_tuple
 from .ddp import DdpConnection
 from .http_files import serve_download
+from .http_upload import serve_upload
 from .rpc import RpcConnection
 from .versions import UNLISTED, served_api_versions
 
@@ -313,6 +314,8 @@ class SimServer:
             return _json(start_response, host.boot_id)
         if path.startswith("/_download"):
             return serve_download(host, environ, start_response)
+        if path.startswith("/_upload"):
+            return serve_upload(host, environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"404: Not Found"]
 

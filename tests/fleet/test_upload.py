@@ -1,0 +1,129 @@
+"""fleetclt.upload over simulated hosts: every version, TLS, the rate cap, refusals, restores, secrecy."""
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import time
+
+import pytest
+import yaml
+
+from fleetclt import ConfigError, Fleet, Status, TransferError, backup, parse_inventory, upload
+from fleetclt.sim import Faults, SimClock
+from fleetclt.sim.api_files import files_of
+from fleetclt.sim.api_upload import write_update_image
+from fleetclt.sim.auth_tokens import TokenStore
+from fleetclt.sim.fleet import SimFleet
+from tests.helpers import wait_until
+
+VERSIONS = ("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2")
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    monkeypatch.setenv("UPLOAD_PW", "pw")
+    fleet = SimFleet.create(4, base_address="127.18.0.1", users={"admin": "pw"}, clock=SimClock(speed=20),
+                            faults=Faults(job_duration=0.2), versions=VERSIONS)
+    with fleet:
+        yield fleet
+
+
+@pytest.fixture
+def fleet(sim):
+    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "UPLOAD_PW"})), "sim.yaml")
+    with Fleet(inventory, hub="inline") as fleet:
+        yield fleet
+
+
+def database(tar_path):
+    with tarfile.open(tar_path) as tar:
+        return tar.extractfile("freenas-v1.db").read()
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "TrueNAS-26.0.1.update"
+    write_update_image(path, "26.0.1", 3 * MIB + 17)
+    return path
+
+
+def test_an_image_reaches_every_version_once_and_installs(sim, fleet, image):
+    sent: dict[str, int] = {}
+    result = upload(fleet, "update.file", {}, files=image,
+                    on_sent=lambda host, count: sent.__setitem__(host, sent.get(host, 0) + count))
+    assert set(result.ok) == {h.name for h in sim.hosts}
+    size = image.stat().st_size
+    for host in sim.hosts:
+        row = result[host.name].result
+        assert row["bytes"] == size and row["result"] is None and isinstance(row["job_id"], int)
+        assert files_of(host).uploads == 1 and files_of(host).images_installed == 1
+        assert size < sent[host.name] < size + 1024, "the file and its multipart framing, once"
+
+
+def test_a_tls_host_gets_the_same_bytes_through_buffered_reads(make_host, tls_files, tmp_path, image, monkeypatch):
+    host = make_host("tls", version="25.10.1", certfile=tls_files["cert"], keyfile=tls_files["key"],
+                     faults=Faults(job_duration=0.1))
+    monkeypatch.setenv("PW", "fleetclt-sim")
+    inventory = parse_inventory(f"hosts:\n  tls: {{uri: '{host.uri}', username: admin, password: {{env: PW}}, "
+                                f"ca_file: '{tls_files['ca']}'}}\n")
+    with Fleet(inventory, hub="inline") as fleet:
+        result = upload(fleet, "update.file", {}, files=str(image))
+    assert host.uri.startswith("wss://") and result["tls"].ok, result["tls"].error
+    assert files_of(host).images_installed == 1
+
+
+def test_the_rate_caps_all_uploads_together(sim, fleet, tmp_path):
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"\0" * MIB)
+    started = time.monotonic()
+    result = upload(fleet, "update.file", {}, files=blob, hosts="sim001,sim002", rate=2 * MIB)
+    # 2 MiB at 2 MiB/s: the last piece (1/20 s of the rate) starts no earlier than 0.95 s in.
+    assert time.monotonic() - started >= 0.9
+    assert set(result.failed) == {"sim001", "sim002"}, "no image: the jobs fail, the bytes were sent"
+    with pytest.raises(ConfigError, match="above 0"):
+        upload(fleet, "update.file", {}, files=blob, rate=0)
+
+
+def test_a_refused_upload_and_a_failed_job_are_told_apart(sim, fleet, image, tmp_path):
+    sim["sim002"].data.users[0]["roles"] = []        # admin is no full admin there any more
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(b"not a configuration")
+    result = upload(fleet, "config.upload", files=garbage, hosts="sim001,sim002")
+    refused = result["sim002"].error
+    assert isinstance(refused, TransferError) and refused.status == 403 and "403: Forbidden" in str(refused)
+    assert result["sim001"].status is Status.FAILED and "is not valid" in str(result["sim001"].error)
+    assert files_of(sim["sim001"]).uploads == 1 and files_of(sim["sim002"]).uploads == 0
+    with pytest.raises(ConfigError, match="cannot read"):
+        upload(fleet, "config.upload", files=tmp_path / "missing.tar")
+
+
+def test_a_backup_restores_and_the_host_reboots(sim, fleet, tmp_path):
+    saved = backup(fleet, tmp_path / "backups", hosts="sim003")["sim003"].result["path"]
+    host = sim["sim003"]
+    boot = host.boot_id
+    files_of(host).config_generation += 1
+    result = upload(fleet, "config.upload", files=saved, hosts="sim003")
+    assert result["sim003"].ok and result["sim003"].result["result"] is None
+    wait_until(lambda: host.boot_id != boot and host.middleware_up.is_set(), timeout=30)
+    after = backup(fleet, tmp_path / "backups", hosts="sim003")["sim003"].result["path"]
+    assert database(after) == database(saved), "the restored configuration is the one saved"
+
+
+def test_no_token_reaches_logs_or_results(sim, fleet, image, caplog, monkeypatch):
+    made: list[str] = []
+    create = TokenStore.create
+
+    def recorded(self, *args, **kwargs):
+        made.append(create(self, *args, **kwargs))
+        return made[-1]
+    monkeypatch.setattr(TokenStore, "create", recorded)
+    caplog.set_level(logging.DEBUG, logger="fleetclt")
+    sim["sim004"].data.users[0]["roles"] = []
+    result = upload(fleet, "update.file", {}, files=image)
+    assert len(made) == 4 and set(result.failed) == {"sim004"}
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
+    text += repr(result) + json.dumps([str(r.to_dict()) for r in result.values()])
+    assert '"method":"auth.generate_token"' in text.replace(" ", ""), "the frames were logged"
+    assert not [token for token in made if token in text]
