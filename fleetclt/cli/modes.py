@@ -25,7 +25,7 @@ ONE_HOST_ONLY = {**CONNECTION, "job_print": "-jp"}
 
 FAN_OUT_COMMANDS = ("call", "ping")        # fleet mode with --hosts, one host with --uri
 ONE_HOST_COMMANDS = ("subscribe",)
-INVENTORY_COMMANDS = ("hosts", "rollout", "download", "backup")   # always fleet mode
+INVENTORY_COMMANDS = ("hosts", "rollout", "download", "backup", "upload")   # always fleet mode
 
 _FROM_INVENTORY = "in fleet mode (--hosts) each host's address, credentials and TLS settings come from the inventory"
 _JOB_PRINT = ("-jp draws one job's progress, so it applies to one host (--uri); in fleet mode, "
