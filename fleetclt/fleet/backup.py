@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,8 +34,10 @@ from ..client.session import HostSession
 from ..errors import ConfigError
 from ..protocol.files import ManifestEntry, backup_name, expired, latest, merge_manifest, read_manifest
 from .files import PartFile, fetch, local_errors, tls_for
-from .fleet import Fleet
 from .results import FleetResult, ResultCallback
+
+if TYPE_CHECKING:
+    from .fleet import Fleet  # the functions are also Fleet's methods (fleet.py)
 
 MANIFEST, LOCK = "manifest.json", ".fleetclt-backup.lock"
 

@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client.http import http_request
 from ..client.session import HostSession
@@ -38,8 +38,10 @@ from ..protocol.files import (
     stamp,
 )
 from ..protocol.jobs import JobRef
-from .fleet import Fleet
 from .results import FleetResult, ResultCallback
+
+if TYPE_CHECKING:
+    from .fleet import Fleet  # the functions are also Fleet's methods (fleet.py)
 
 WRITE_BYTES = 1024 * 1024
 

@@ -20,9 +20,12 @@ from ..client.tls import TLSPolicy
 from ..errors import AuthError, FleetError, InternalError, UnknownHostError
 from ..inventory.load import HostSpec, Inventory, load_inventory
 from ..local.rlimit import ensure_open_files
+from .backup import backup as _backup
+from .files import download as _download
 from .hub import HubMode, make_hub
 from .results import FleetResult, HostResult, ResultCallback, Status
 from .runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, FanOut, GeventRunner, PlainCall, Runner
+from .upload import upload as _upload
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,12 @@ class Fleet:
 
     def __repr__(self) -> str:
         return f"<Fleet {len(self.inventory.hosts)} hosts, {len(self._sessions)} sessions, {self.hub_mode}>"
+
+    # Files move over HTTP beside the sessions (docs/files.md); each function takes the
+    # fleet first, so it is this class's method as it is: fleet.download(...), ...
+    download = _download
+    backup = _backup
+    upload = _upload
 
     def close(self) -> None:
         """Close every session; in thread mode also stop the hub thread. A second close does nothing."""

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client.bandwidth import Bandwidth
 from ..client.http import BodyPiece, FileSlice, http_request
@@ -39,8 +39,10 @@ from ..protocol.endpoint import Endpoint
 from ..protocol.jobs import JobRef
 from ..protocol.multipart import FileContent, MultipartUpload, UploadFile, parse_upload_answer
 from .files import tls_for
-from .fleet import Fleet
 from .results import FleetResult, ResultCallback
+
+if TYPE_CHECKING:
+    from .fleet import Fleet  # the functions are also Fleet's methods (fleet.py)
 
 UPLOAD_PATH = "/_upload"
 TOKEN_TTL = 300            # seconds; /_upload checks the token when the request starts

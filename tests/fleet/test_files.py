@@ -12,7 +12,7 @@ import orjson
 import pytest
 import yaml
 
-from fleetclt import ConfigError, Fleet, Status, backup, download, parse_inventory
+from fleetclt import ConfigError, Fleet, Status, parse_inventory
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_files import change_config, debug_pieces
 from fleetclt.sim.fleet import SimFleet
@@ -46,7 +46,7 @@ def sha256(path: Path) -> str:
 
 
 def test_download_from_every_version_lands_complete_and_private(sim, fleet, tmp_path):
-    result = download(fleet, "system.debug", dest=tmp_path)
+    result = fleet.download("system.debug", dest=tmp_path)
     assert set(result.ok) == {h.name for h in sim.hosts}
     for host in sim.hosts:
         row = result[host.name].result
@@ -60,27 +60,27 @@ def test_download_from_every_version_lands_complete_and_private(sim, fleet, tmp_
 def test_a_failed_job_leaves_no_file_at_all(sim, fleet, tmp_path):
     sim["sim002"].faults.job_failure = "error"
     sim["sim002"].faults.fail_at_percent = 0
-    result = download(fleet, "system.debug", dest=tmp_path, hosts="sim001,sim002")
+    result = fleet.download("system.debug", dest=tmp_path, hosts="sim001,sim002")
     assert result["sim001"].ok and result["sim002"].status is Status.FAILED
     assert "Simulated failure of system.debug" in str(result["sim002"].error)
     assert not (tmp_path / "sim002").exists() or list((tmp_path / "sim002").iterdir()) == []
 
 
 def test_the_name_template_and_the_filename(sim, fleet, tmp_path):
-    result = download(fleet, "config.save", {"secretseed": True}, dest=tmp_path, hosts="sim003",
+    result = fleet.download("config.save", {"secretseed": True}, dest=tmp_path, hosts="sim003",
                       template="{method}/{host}-{job_id}-{filename}", filename="../evil/cfg.tar")
     path = Path(result["sim003"].result["path"])
     assert path.parent == tmp_path / "config.save" and re.fullmatch(r"sim003-\d+-_evil_cfg\.tar", path.name)
     with tarfile.open(path) as tar:
         assert tar.getnames() == ["freenas-v1.db", "pwenc_secret"]
     with pytest.raises(ConfigError, match="not a plain relative path"):
-        download(fleet, "system.debug", dest=tmp_path, template="../{host}")
+        fleet.download("system.debug", dest=tmp_path, template="../{host}")
 
 
 def test_no_token_reaches_logs_results_or_errors(sim, fleet, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="fleetclt")
     sim["sim004"].faults.job_failure = "error"
-    result = download(fleet, "system.debug", dest=tmp_path)
+    result = fleet.download("system.debug", dest=tmp_path)
     assert result["sim004"].status is Status.FAILED
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
     text += repr(result) + "".join(str(r.to_dict()) for r in result.values())
@@ -89,13 +89,13 @@ def test_no_token_reaches_logs_results_or_errors(sim, fleet, tmp_path, caplog):
 
 
 def test_backup_manifest_links_unchanged_and_keeps_n(sim, fleet, tmp_path):
-    first = backup(fleet, tmp_path, hosts="sim001,sim002")
+    first = fleet.backup(tmp_path, hosts="sim001,sim002")
     assert set(first.ok) == {"sim001", "sim002"} and not first["sim001"].result["unchanged"]
-    second = backup(fleet, tmp_path, hosts="sim001,sim002")
+    second = fleet.backup(tmp_path, hosts="sim001,sim002")
     one, two = Path(first["sim001"].result["path"]), Path(second["sim001"].result["path"])
     assert second["sim001"].result["unchanged"] and one != two and one.stat().st_ino == two.stat().st_ino
     change_config(sim["sim002"])
-    third = backup(fleet, tmp_path, hosts="sim001,sim002", keep=2)
+    third = fleet.backup(tmp_path, hosts="sim001,sim002", keep=2)
     assert not third["sim002"].result["unchanged"]
     manifest = orjson.loads((tmp_path / "manifest.json").read_bytes())["backups"]
     assert [(e["host"], e["file"]) for e in manifest] == sorted(
@@ -114,5 +114,5 @@ def test_backup_manifest_links_unchanged_and_keeps_n(sim, fleet, tmp_path):
 def test_a_broken_manifest_stops_the_backup_before_any_host(sim, fleet, tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ConfigError, match="move it away"):
-        backup(fleet, tmp_path)
+        fleet.backup(tmp_path)
     assert sum(h.counters.jobs_started for h in sim.hosts) == 0
