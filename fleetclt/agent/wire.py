@@ -8,12 +8,13 @@ CLI's output does, so a relayed result prints byte for byte as a direct one.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+
+from ..protocol.ejson import plain
 
 VERSION = 1
 MAX_LINE = 64 * 1024 * 1024  # one host's result is one line; a bigger one is refused, not buffered forever
@@ -30,17 +31,9 @@ class WireError(ValueError):
     """A line that is not a message of this wire (too long, not JSON, not an object, unknown op)."""
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 def encode(message: Mapping[str, Any]) -> bytes:
     """One message as one line."""
-    return orjson.dumps(message, default=_plain, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    return orjson.dumps(message, default=plain, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
 class LineDecoder:

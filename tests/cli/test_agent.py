@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
-import time
 
 import orjson
 import pytest
@@ -187,19 +185,3 @@ def test_inventory_changes_are_picked_up(sim, cli, agent):
     finally:
         sim.inventory_path.write_text(text)
     assert cli("call", "--hosts", "sim002", "-o", "json", "core.ping", agent="require").code == 0
-
-
-def test_median_wall_time_with_and_without_the_agent(sim, cli, agent, record_property):
-    """Measured, not asserted: runs 2..12 of `call --hosts all system.version` (docs/agent.md reports them)."""
-    medians = {}
-    for mode in ("off", "require"):
-        times = []
-        for _ in range(12):
-            started = time.monotonic()
-            run = cli("call", "--hosts", "all", "-o", "json", "system.version", agent=mode)
-            times.append(time.monotonic() - started)
-            assert run.code == 0
-        medians[mode] = statistics.median(times[1:])
-    record_property("median_direct_s", round(medians["off"], 3))
-    record_property("median_agent_s", round(medians["require"], 3))
-    print(f"\n60 hosts, median of runs 2..12: direct {medians['off']:.3f} s, agent {medians['require']:.3f} s")
