@@ -75,8 +75,8 @@ class Connection:
             sock.connect(os.fspath(files.socket))
         except OSError as exc:
             sock.close()
-            if exc.errno in (errno.ENOENT, errno.ENAMETOOLONG):
-                raise NoAgent("") from None  # none started: nothing to say
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+                raise NoAgent("") from None  # none started (or no state dir to start one in): nothing to say
             raise NoAgent(f"no agent answers on {files.socket} ({exc.strerror}){_removed_if_stale(files)}") \
                 from None
         return cls(sock)
@@ -150,7 +150,8 @@ def ask(args: argparse.Namespace, request: wire.Request) -> tuple[Connection, di
 def _exchange(files: AgentFiles, request: wire.Request) -> tuple[Connection, dict[str, Any]]:
     connection = Connection.open(files)
     try:
-        connection.send(request)
+        with suppress(OSError):  # an agent that refuses answers before it reads: its line says why
+            connection.send(request)
         with gevent.Timeout(ANSWER_TIMEOUT, NoAgent(f"the agent did not answer in {ANSWER_TIMEOUT:g} s")):
             first = connection.next()
     except BaseException:

@@ -1,6 +1,7 @@
 """Same user only: the peer check alone, and a real agent socket with this uid and with another one."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -85,7 +86,8 @@ def ask_status_as(path, uid):
             os.setuid(uid)
             sock = socket.socket(socket.AF_UNIX)
             sock.connect(str(path))
-            sock.sendall(wire.encode(wire.Request(wire.STATUS, version=__version__).to_message()))
+            with contextlib.suppress(BrokenPipeError):  # the refusal may come before the request is read
+                sock.sendall(wire.encode(wire.Request(wire.STATUS, version=__version__).to_message()))
             os.write(write_end, sock.makefile("rb").readline())
         except OSError as exc:
             os.write(write_end, orjson.dumps({"child": str(exc)}))
@@ -98,7 +100,8 @@ def ask_status_as(path, uid):
         while chunk := _read_when_ready(read_end):
             reply += chunk
     os.close(read_end)
-    gevent.os.waitpid(pid, 0)  # gevent reaps children itself: ask it
+    with contextlib.suppress(ChildProcessError):  # gevent's child watcher may have reaped it already
+        gevent.os.waitpid(pid, 0)
     return orjson.loads(reply)
 
 
