@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .agent_client import add_agent_option
 from .argtypes import count, seconds
 from .call_args import add_call_arguments
 from .fleet import add_fleet_options
@@ -48,5 +49,6 @@ def add_commands(commands: Any) -> None:
 def _fan_out_parser(commands: Any, name: str, *, help: str, description: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(name, help=help, description=description)
     add_fleet_options(parser)
+    add_agent_option(parser)
     add_connection_options(parser, nested=True)
     return parser

@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
+from ..agent.wire import HostWork
+from ..agent.work import action, select_hosts
 from ..client.session import HostSession
-from ..errors import ConfigError
 from ..fleet.fleet import Fleet
 from ..fleet.results import FleetResult, HostResult, ResultCallback
 from ..fleet.runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING
 from ..inventory.load import Inventory, load_inventory
-from ..local.state import last_failed, save_last_run
-from . import output
+from ..local.state import save_last_run
+from . import agent_client, output
 from .argtypes import count, seconds
 from .call_args import call_params
 from .options import warn_unverified
@@ -65,20 +67,17 @@ def selection(args: argparse.Namespace, *, connecting: bool = True) -> tuple[Inv
     certificates will not be checked are named in one warning.
     """
     inventory = load_inventory(args.inventory)
-    pattern = "all" if args.hosts is None else args.hosts  # '' (an unset $HOSTS) is an error, not all
-    specs = inventory.select(pattern, failed=last_failed(inventory.path))
-    if not specs:
-        raise ConfigError(f"no host of {inventory.path} matches {pattern!r}")
-    unverified = [spec.name for spec in specs
-                  if not spec.verify_tls and not spec.tls_fingerprint and spec.uri.startswith("wss:")]
+    names, unverified = select_hosts(inventory, args.hosts)
     if connecting and unverified:
         warn_unverified(unverified, "verify_tls: false")
-    return inventory, [spec.name for spec in specs]
+    return inventory, names
 
 
 def run_hosts(args: argparse.Namespace) -> int:
-    inventory, names = selection(args, connecting=False)
-    rows = {name: inventory.hosts[name].to_dict() for name in names}
+    rows = agent_client.host_rows(args)
+    if rows is None:
+        inventory, names = selection(args, connecting=False)
+        rows = {name: inventory.hosts[name].to_dict() for name in names}
     fmt = output.output_format(args.output)
     if fmt == "table":
         lines = output.table(("HOST", "URI", "GROUPS"),
@@ -94,22 +93,14 @@ def run_hosts(args: argparse.Namespace) -> int:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    params = call_params(args, sys.stdin)
-    wait = args.job or args.job_print is not None
-
-    def action(session: HostSession) -> Any:
-        return session.call(args.method, *params, timeout=args.timeout, job=wait)
-    return fan_out(args, args.method, each_host(args, action))
+    work = HostWork("call", args.method, call_params(args, sys.stdin), job=args.job or args.job_print is not None,
+                    timeout=args.timeout)
+    return fan_out(args, args.method, each_host(args, action(work)), work)
 
 
 def run_ping(args: argparse.Namespace) -> int:
-    def action(session: HostSession) -> dict[str, Any]:
-        started = time.monotonic()
-        session.call("core.ping", timeout=args.timeout)
-        rtt = time.monotonic() - started
-        return {"rtt_ms": round(rtt * 1000, 2), "version": session.call("system.version_short"),
-                "api": session.dialect}
-    return fan_out(args, "core.ping", each_host(args, action))
+    work = HostWork("ping", timeout=args.timeout)
+    return fan_out(args, "core.ping", each_host(args, action(work)), work)
 
 
 FleetRun = Callable[[Fleet, list[str], ResultCallback], FleetResult]
@@ -121,9 +112,19 @@ def each_host(args: argparse.Namespace, action: Callable[[HostSession], Any]) ->
                                                      on_result=on_result)
 
 
-def fan_out(args: argparse.Namespace, method: str, run: FleetRun) -> int:
-    """`run(fleet, names, on_result)` over the hosts --hosts selects, printed as the output contract says."""
-    inventory, names = selection(args)
+def fan_out(args: argparse.Namespace, method: str, run: FleetRun, work: HostWork | None = None) -> int:
+    """`run(fleet, names, on_result)` over the hosts --hosts selects, printed as the output contract says.
+
+    `work`: what `run` does, said so that a running agent can do it instead (docs/agent.md).
+    """
+    remote = agent_client.start_run(args, work) if work is not None else None
+    if remote is None:
+        inventory, names = selection(args)
+        path, execution = inventory.path, _direct(inventory, args, run, names)
+    else:
+        if remote.unverified:
+            warn_unverified(remote.unverified, "verify_tls: false")
+        path, names, execution = remote.inventory, remote.names, remote.execution()
     fmt = output.output_format(args.output)
     progress = _Progress(len(names), sys.stderr) if sys.stderr.isatty() else None
     interrupted, done = False, 0
@@ -138,9 +139,9 @@ def fan_out(args: argparse.Namespace, method: str, run: FleetRun) -> int:
         if progress is not None:
             progress.update(result)
     started = time.monotonic()
-    with fleet_for(inventory, args) as fleet:
+    with execution as execute:
         try:
-            result = run(fleet, names, on_result)
+            result = execute(on_result)
         except KeyboardInterrupt:
             interrupted = True  # before the fleet closes its sessions, failing every host still running
             if progress is not None:
@@ -150,9 +151,17 @@ def fan_out(args: argparse.Namespace, method: str, run: FleetRun) -> int:
             raise
     if progress is not None:
         progress.finish()
-    save_last_run(inventory.path, method, result.failed, result.ok)
+    save_last_run(path, method, result.failed, result.ok)
     _render(result, fmt, time.monotonic() - started)
     return ExitStatus.OK if not result.failed else ExitStatus.SOME_FAILED
+
+
+@contextmanager
+def _direct(inventory: Inventory, args: argparse.Namespace, run: FleetRun,
+            names: list[str]) -> Iterator[Callable[[ResultCallback], FleetResult]]:
+    """The run in this process, over a Fleet of its own that closes when it ends."""
+    with fleet_for(inventory, args) as fleet:
+        yield lambda on_result: run(fleet, names, on_result)
 
 
 def document(result: FleetResult) -> dict[str, Any]:

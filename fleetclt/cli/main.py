@@ -24,6 +24,7 @@ from .. import __version__
 from ..client.tls import server_fingerprint
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import BadEndpoint, Endpoint
+from . import agent as agent_cli
 from . import files as files_cli
 from . import fleet as fleet_cli
 from . import modes, options, single, stdout
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_cli.add_hosts_command(commands)
     files_cli.add_commands(commands)
     rollout_cli.add_rollout_command(commands)
+    agent_cli.add_agent_command(commands)
     fingerprint = commands.add_parser(
         "fingerprint", help="print a host's TLS certificate fingerprint, to pin it (tls_fingerprint)")
     fingerprint.add_argument("target", metavar="URI|HOST[:PORT]")
@@ -160,6 +162,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return files_cli.run(args)
     if args.command == "fingerprint":
         return _fingerprint(args.target)
+    if args.command == "agent":
+        return agent_cli.run(args)
     if args.command == "call" and not args.method:
         raise ConfigError("call needs METHOD, the method to call: fleetclt call --hosts all system.info")
     if modes.is_fleet(args):

@@ -20,7 +20,8 @@ CONNECTION = {"uri": "--uri", "username": "-U", "password": "-P", "api_key": "-K
               "password_file": "--password-file", "password_env": "--password-env",
               "api_key_env": "--api-key-env", "insecure": "--insecure",
               "tls_fingerprint": "--tls-fingerprint", "ca_file": "--ca-file"}
-FLEET = {"output": "-o", "deadline": "--deadline", "forks": "--forks", "max_connecting": "--max-connecting"}
+FLEET = {"output": "-o", "deadline": "--deadline", "forks": "--forks", "max_connecting": "--max-connecting",
+         "no_agent": "--no-agent"}
 ONE_HOST_ONLY = {**CONNECTION, "job_print": "-jp"}
 
 FAN_OUT_COMMANDS = ("call", "ping")        # fleet mode with --hosts, one host with --uri

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno as errno_codes
-import ipaddress
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -19,6 +18,7 @@ import orjson
 import yaml
 
 from ..errors import FleetError, JobFailed, RemoteCallError, ValidationError, without_host
+from ..protocol.ejson import plain
 from ..protocol.jsonrpc import CollectionUpdate
 
 if TYPE_CHECKING:
@@ -31,19 +31,10 @@ _BAR_WIDTH = 30
 
 
 # -- data -------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    """What orjson cannot write itself, as plain JSON values."""
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 def to_json(value: Any, *, indent: bool = True) -> str:
     """JSON text of a decoded ejson value; indent 2 for humans, one line for streams."""
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
-    return orjson.dumps(value, default=_plain, option=option).decode()
+    return orjson.dumps(value, default=plain, option=option).decode()
 
 
 def render_result(value: Any) -> str:

@@ -1,7 +1,8 @@
 """Where fleetclt keeps state between runs, and how it writes it safely.
 
 The state dir holds the shared auth budgets (client/throttle.py), the outcome of
-the last fan-out per inventory (for `--hosts @failed`) and rollout journals.
+the last fan-out per inventory (for `--hosts @failed`), rollout journals and
+each inventory's agent socket (docs/agent.md).
 It is `$FLEETCLT_STATE_DIR`, else `$XDG_STATE_HOME/fleetclt`, else
 `~/.local/state/fleetclt`; made 0700, files 0600, written atomically so a
 killed process never leaves half a file. A state dir that cannot be used (a
@@ -15,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +72,27 @@ def write_private(path: Path, text: str, sync: bool = False) -> None:
             os.close(folder)
 
 
+def _inventory_key(inventory_path: str) -> str:
+    """A short name for an inventory, by its absolute path: one last run and one agent per inventory."""
+    return hashlib.sha256(os.path.abspath(inventory_path).encode()).hexdigest()[:12]
+
+
 def _last_run_path(inventory_path: str) -> Path:
-    digest = hashlib.sha256(os.path.abspath(inventory_path).encode()).hexdigest()[:12]
-    return state_dir() / f"last-run-{digest}.json"
+    return state_dir() / f"last-run-{_inventory_key(inventory_path)}.json"
+
+
+@dataclass(frozen=True)
+class AgentFiles:
+    """The agent of one inventory: its socket, the lock it holds while alive, its log (docs/agent.md)."""
+
+    socket: Path
+    lock: Path
+    log: Path
+
+
+def agent_files(inventory_path: str) -> AgentFiles:
+    base = state_dir() / f"agent-{_inventory_key(inventory_path)}"
+    return AgentFiles(base.with_suffix(".sock"), base.with_suffix(".lock"), base.with_suffix(".log"))
 
 
 def save_last_run(inventory_path: str, method: str, failed: Iterable[str], ok: Iterable[str]) -> None:

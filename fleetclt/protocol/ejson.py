@@ -53,6 +53,16 @@ def _default(value: Any) -> Any:
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
+def plain(value: Any) -> Any:
+    """orjson's `default` for writing decoded values as plain JSON (the CLI's output, the agent's
+    wire): sets as lists, interfaces as strings; orjson writes dates as ISO 8601 itself."""
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def dumps(value: Any) -> str:
     """Serialize to ejson text."""
     return orjson.dumps(value, default=_default, option=_OPTIONS).decode()

@@ -1,0 +1,111 @@
+"""The agent's sessions: one HostSession per host, kept between commands, and the inventory they come from.
+
+The agent runs the library's Fleet (docs/agent.md): a Fleet per `--forks` /
+`--max-connecting` setting asked for, every one of them over the same sessions,
+so a host is logged in once whatever the flags. When the inventory file changes
+it is read again: the sessions of hosts removed or changed are closed, and the
+next command opens them from the new settings. A file that no longer loads is
+the error of every command until it is fixed, as it would be without the agent.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+
+from ..client.session import HostSession
+from ..errors import ConfigError
+from ..fleet.fleet import Fleet, session_for
+from ..inventory.load import HostSpec, Inventory, load_inventory
+
+log = logging.getLogger(__name__)
+
+Stamp = tuple[int, int, int, int] | None
+
+
+def _stamp(path: str) -> Stamp:
+    """What tells a changed file: inode (replaced by an editor), size, modification and change times."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class AgentFleet:
+    """Sessions that outlive one command, over the inventory at `path` (loaded now: a broken one raises)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp: Stamp = _stamp(path)
+        self._inventory: Inventory = load_inventory(path)
+        self._broken: ConfigError | None = None
+        self._sessions: dict[str, HostSession] = {}
+        self._specs: dict[str, HostSpec] = {}  # what each session was made from
+        self._fleets: dict[tuple[int | None, int | None], Fleet] = {}
+        self._closed_logins = 0  # logins of sessions closed since, for `agent status`
+        self.reloads = 0
+
+    def inventory(self) -> Inventory:
+        """The inventory as the file says now; a file that does not load raises its error."""
+        self.reload_if_changed()
+        if self._broken is not None:
+            raise self._broken
+        return self._inventory
+
+    def fleet(self, forks: int | None, max_connecting: int | None) -> Fleet:
+        """The Fleet for these settings (None: the defaults), over the shared sessions."""
+        key = (forks, max_connecting)
+        fleet = self._fleets.get(key)
+        if fleet is None:
+            fleet = self._fleets[key] = Fleet(self._inventory, forks=forks, max_connecting=max_connecting,
+                                              hub="inline", session_factory=self._session)
+        return fleet
+
+    def reload_if_changed(self) -> None:
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            inventory = load_inventory(self.path)
+        except ConfigError as exc:
+            if self._broken is None:
+                log.warning("the inventory no longer loads, commands fail until it is fixed: %s", exc)
+            self._broken = exc
+            return
+        self._broken = None
+        self._inventory = inventory
+        self._fleets.clear()  # they hold the old inventory; the sessions they share stay in _sessions
+        gone = [name for name, spec in self._specs.items() if inventory.hosts.get(name) != spec]
+        for name in gone:
+            self._drop(name)
+        self.reloads += 1
+        log.warning("inventory re-read: %d hosts, %d sessions closed (host removed or changed)",
+                    len(inventory.hosts), len(gone))
+
+    def figures(self) -> dict[str, object]:
+        """Sessions by state and logins so far, for `agent status`."""
+        states = Counter("connected" if session.connected else "disconnected" for session in self._sessions.values())
+        states["not_opened"] = len(self._inventory.hosts) - len(self._sessions)
+        logins = self._closed_logins + sum(session.stats.logins for session in self._sessions.values())
+        return {"hosts": len(self._inventory.hosts), "sessions": dict(states), "logins": logins}
+
+    def close(self) -> None:
+        """Close every session (each logs out by closing its socket)."""
+        for name in list(self._sessions):
+            self._drop(name)
+        self._fleets.clear()
+
+    def _session(self, spec: HostSpec) -> HostSession:
+        session = self._sessions.get(spec.name)
+        if session is None:
+            session = session_for(spec)  # a host that cannot log in raises here, as without the agent
+            self._sessions[spec.name], self._specs[spec.name] = session, spec
+        return session
+
+    def _drop(self, name: str) -> None:
+        session = self._sessions.pop(name)
+        del self._specs[name]
+        self._closed_logins += session.stats.logins
+        session.close()

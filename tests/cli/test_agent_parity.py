@@ -1,0 +1,114 @@
+"""The same fleet-mode commands with and without the agent: the same stdout, stderr and exit code.
+
+Each case runs directly (FLEETCLT_AGENT=off), then through one agent
+(FLEETCLT_AGENT=require, so a case that silently ran directly fails), against
+the same 60 simulated hosts; times are the only thing allowed to differ.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+
+import pytest
+
+from tests.agent.helpers import Cli, sim_fleet, stop_quietly
+
+_TIMES = [(re.compile(r'"(elapsed|rtt_ms)": ?[0-9.]+'), r'"\1": T'),     # json, jsonl
+          (re.compile(r"(elapsed|rtt_ms): [0-9.]+"), r"\1: T"),          # yaml
+          (re.compile(r" +\d+ms\b"), " Tms"), (re.compile(r"STATUS +TIME"), "STATUS TIME"),  # table
+          (re.compile(r"hosts, [0-9.]+ s\)"), "hosts, T s)")]
+
+
+_BUDGET_WAIT = re.compile(r"^waiting \d+ s for \S+ login budget\n", re.MULTILINE)
+
+
+def untimed(text: str) -> str:
+    for pattern, replacement in _TIMES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def without_waits(stderr: str) -> str:
+    """Direct runs log in every time and may wait on the login budget; the agent's sessions do not."""
+    return _BUDGET_WAIT.sub("", stderr)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    fleet = sim_fleet(60, "127.26.0.1", tmp_path_factory.mktemp("parity-inv"))
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture(scope="module")
+def cli(sim, tmp_path_factory):
+    cli = Cli(sim.inventory_path, tmp_path_factory.mktemp("parity") / "state")
+    run = cli("agent", "start", "--idle", "10m")
+    assert run.code == 0, run.err
+    yield cli
+    stop_quietly(cli, int(run.out.split()[1]))
+
+
+@contextmanager
+def broken(sim) -> Iterator[None]:
+    """sim003 offline; sim004 refuses the password, and its open connections drop so the agent notices."""
+    config = sim["sim004"].config
+    sim["sim003"].go_offline()
+    sim["sim004"].config = dataclasses.replace(config, users={"admin": "changed"})
+    sim["sim004"].drop_connections()
+    try:
+        yield
+    finally:
+        sim["sim003"].go_online()
+        sim["sim004"].config = config
+
+
+@contextmanager
+def stalled(sim) -> Iterator[None]:
+    sim["sim060"].set_stall(True)
+    try:
+        yield
+    finally:
+        sim["sim060"].set_stall(False)
+
+
+CASES: dict[str, tuple[list[tuple[str, ...]], Callable[..., object]]] = {
+    "json-all": ([("call", "--hosts", "all", "-o", "json", "system.version")], nullcontext),
+    "validation-error": ([("call", "--hosts", "sim001", "-o", "json", "user.get_instance", "99")], nullcontext),
+    "table": ([("call", "--hosts", "sim001,sim002", "-o", "table", "system.version")], nullcontext),
+    "table-error": ([("call", "--hosts", "sim001", "-o", "table", "user.get_instance", "99")], nullcontext),
+    "yaml": ([("call", "--hosts", "sim001", "-o", "yaml", "system.version")], nullcontext),
+    "jsonl-jobs": ([("call", "--hosts", "rack02", "-o", "jsonl", "-j", "service.control", "RESTART", "nfs")],
+                   nullcontext),
+    "ping": ([("ping", "--hosts", "canary", "-o", "json")], nullcontext),
+    "forks": ([("call", "--hosts", "rack01", "--forks", "3", "--max-connecting", "2", "-o", "json", "core.ping")],
+              nullcontext),
+    "unknown-host": ([("call", "--hosts", "nosuch", "core.ping")], nullcontext),
+    "no-match": ([("call", "--hosts", "~nothing.*", "core.ping")], nullcontext),
+    "empty-pattern": ([("ping", "--hosts", "", "-o", "json")], nullcontext),
+    "bad-output": ([("call", "--hosts", "all", "--output", "xml", "core.ping")], nullcontext),
+    "hosts-json": ([("hosts", "--hosts", "rack03,&~sim04[0-9]", "-o", "json")], nullcontext),
+    "hosts-table": ([("hosts", "-o", "table")], nullcontext),
+    "hosts-jsonl": ([("hosts", "--hosts", "canary", "-o", "jsonl")], nullcontext),
+    "failures-then-failed": ([("call", "--hosts", "rack01", "-o", "json", "core.ping"),
+                              ("hosts", "--hosts", "@failed", "-o", "json")], broken),
+    "deadline": ([("call", "--hosts", "rack03", "--deadline", "2", "-o", "json", "core.ping")], stalled),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_output_and_exit_code_with_and_without_the_agent(sim, cli, case):
+    commands, condition = CASES[case]
+    with condition(sim):
+        direct = [cli(*argv, agent="off") for argv in commands]
+        relayed = [cli(*argv, agent="require") for argv in commands]
+    for one, other in zip(direct, relayed, strict=True):
+        assert other.code == one.code
+        if case == "jsonl-jobs":  # completion order is the hosts' own
+            assert sorted(untimed(other.out).splitlines()) == sorted(untimed(one.out).splitlines())
+        else:
+            assert untimed(other.out) == untimed(one.out)
+        assert other.err == without_waits(one.err)
+    assert direct[0].code in (0, 1, 2) and (direct[0].out or direct[0].err)
