@@ -7,7 +7,12 @@ import sys
 
 import gevent
 import pytest
+import yaml
 from gevent import subprocess
+
+from fleetclt.fleet.fleet import Fleet
+from fleetclt.inventory.load import parse_inventory
+from fleetclt.sim.fleet import SimFleet
 
 
 def wait_until(predicate, timeout=10.0, step=0.005):
@@ -40,3 +45,18 @@ def stop_sim(process):
     process.stdout.close()
     process.stderr.close()
     return code, stderr
+
+
+def inline_fleet(sim, password_env):
+    """A Fleet over a SimFleet's inventory, in the test's own hub, its password read from `password_env`."""
+    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": password_env})), "sim.yaml")
+    return Fleet(inventory, hub="inline")
+
+
+FOUR_VERSIONS = ("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2")
+
+
+def four_versions(monkeypatch, password_env, base_address, **create):
+    """Four simulated hosts, one of each version from 24.10 to 26.0; admin's password in `password_env`."""
+    monkeypatch.setenv(password_env, "pw")
+    return SimFleet.create(4, base_address=base_address, users={"admin": "pw"}, versions=FOUR_VERSIONS, **create)

@@ -10,30 +10,25 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
-from fleetclt import ConfigError, Fleet, Status, parse_inventory
+from fleetclt import ConfigError, Status
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_files import change_config, debug_pieces
-from fleetclt.sim.fleet import SimFleet
+from tests.helpers import four_versions, inline_fleet
 
-VERSIONS = ("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2")
 DEBUG_SIZE = 2 * 1024 * 1024 + 3
 
 
 @pytest.fixture
 def sim(monkeypatch):
-    monkeypatch.setenv("FILES_PW", "pw")
-    fleet = SimFleet.create(4, base_address="127.16.0.1", users={"admin": "pw"}, clock=SimClock(speed=10),
-                            faults=Faults(job_duration=0.2, debug_size=DEBUG_SIZE), versions=VERSIONS)
-    with fleet:
+    with four_versions(monkeypatch, "FILES_PW", "127.16.0.1",
+                       clock=SimClock(speed=10), faults=Faults(job_duration=0.2, debug_size=DEBUG_SIZE)) as fleet:
         yield fleet
 
 
 @pytest.fixture
 def fleet(sim):
-    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "FILES_PW"})), "sim.yaml")
-    with Fleet(inventory, hub="inline") as fleet:
+    with inline_fleet(sim, "FILES_PW") as fleet:
         yield fleet
 
 

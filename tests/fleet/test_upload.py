@@ -7,33 +7,27 @@ import tarfile
 import time
 
 import pytest
-import yaml
 
 from fleetclt import ConfigError, Fleet, Status, TransferError, parse_inventory
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_files import files_of
 from fleetclt.sim.api_upload import write_update_image
 from fleetclt.sim.auth_tokens import TokenStore
-from fleetclt.sim.fleet import SimFleet
-from tests.helpers import wait_until
+from tests.helpers import four_versions, inline_fleet, wait_until
 
-VERSIONS = ("24.10.2", "25.04.2", "25.10.1", "26.0.0-BETA.2")
 MIB = 1024 * 1024
 
 
 @pytest.fixture
 def sim(monkeypatch):
-    monkeypatch.setenv("UPLOAD_PW", "pw")
-    fleet = SimFleet.create(4, base_address="127.18.0.1", users={"admin": "pw"}, clock=SimClock(speed=20),
-                            faults=Faults(job_duration=0.2), versions=VERSIONS)
-    with fleet:
+    with four_versions(monkeypatch, "UPLOAD_PW", "127.18.0.1",
+                       clock=SimClock(speed=20), faults=Faults(job_duration=0.2)) as fleet:
         yield fleet
 
 
 @pytest.fixture
 def fleet(sim):
-    inventory = parse_inventory(yaml.safe_dump(sim.inventory({"env": "UPLOAD_PW"})), "sim.yaml")
-    with Fleet(inventory, hub="inline") as fleet:
+    with inline_fleet(sim, "UPLOAD_PW") as fleet:
         yield fleet
 
 

@@ -116,15 +116,20 @@ def test_logout_ends_sources_with_a_notice_and_keeps_plain_events(make_host, cli
     assert notices == [{"collection": source, "error": None}]
 
 
+def legacy_login(client):
+    """Connect and log in over 24.10's /websocket dialect (DDP)."""
+    client.send({"msg": "connect", "version": "1", "support": ["1"]})
+    assert client.recv()["msg"] == "connected"
+    client.send({"msg": "method", "id": "l", "method": "auth.login", "params": ["admin", "fleetclt-sim"]})
+    assert client.recv()["result"] is True
+
+
 def test_logout_on_24_10_keeps_every_subscription(make_host, client_for):
     """24.10 plugins/auth.py `logout` only drops the session: no `nosub` for a source, and
     plain events keep coming."""
     host = make_host(version="24.10.2")
     client = client_for(host)
-    client.send({"msg": "connect", "version": "1", "support": ["1"]})
-    assert client.recv()["msg"] == "connected"
-    client.send({"msg": "method", "id": "l", "method": "auth.login", "params": ["admin", "fleetclt-sim"]})
-    assert client.recv()["result"] is True
+    legacy_login(client)
     client.send({"msg": "sub", "id": "p", "name": "user.query"})
     client.send({"msg": "sub", "id": "s", "name": tail("/var/log/middlewared.log")})
     client.send({"msg": "method", "id": "o", "method": "auth.logout", "params": []})
@@ -139,10 +144,7 @@ def test_legacy_dialect_ends_a_source_with_nosub(make_host, client_for):
     only when there is one."""
     old = make_host(version="24.10.2")
     client = client_for(old)
-    client.send({"msg": "connect", "version": "1", "support": ["1"]})
-    assert client.recv()["msg"] == "connected"
-    client.send({"msg": "method", "id": "l", "method": "auth.login", "params": ["admin", "fleetclt-sim"]})
-    assert client.recv()["result"] is True
+    legacy_login(client)
     name = tail("/var/log/nope.log")
     client.send({"msg": "sub", "id": "s1", "name": name})
     assert client.wait_for(lambda m: m.get("msg") == "nosub") == {"msg": "nosub", "collection": name}
