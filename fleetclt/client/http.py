@@ -4,7 +4,8 @@ TrueNAS moves files over HTTP (docs/protocol.md §16). The connection is made as
 the websocket's is (transport.open_stream: the same connect, TLS policy and pin
 check before any byte is sent), and h11 frames the exchange (protocol/http.py).
 A body is never held whole: an upload is sent from an iterable of pieces, a
-response is read piece by piece (`HttpResponse.chunks`). A piece may be a
+response is read piece by piece (`HttpResponse.chunks`, or `pieces` without a
+copy: views of one read buffer, docs/performance.md §7). A piece may be a
 `FileSlice`: part of an open file, which goes from the page cache to the socket
 with `os.sendfile` on a plain connection and through buffered reads on TLS
 (the kernel cannot encrypt). A shared `Bandwidth` may cap how fast bodies go.
@@ -32,7 +33,8 @@ from .transport import open_stream
 
 log = logging.getLogger(__name__)
 
-RECV_BYTES = 256 * 1024
+FIRST_RECV_BYTES = 64 * 1024  # a response's first reads: a head and a short answer
+RECV_BYTES = 1024 * 1024  # the reads of a body bigger than that
 SEND_BYTES = 1024 * 1024  # one sendfile or read of a file's content
 
 
@@ -52,33 +54,38 @@ BodyPiece = bytes | FileSlice
 
 
 class HttpResponse:
-    """A response whose head has arrived; its body is read with `chunks()`, once."""
+    """A response whose head has arrived; its body is read with `pieces()` or `chunks()`, once."""
 
-    def __init__(self, host_name: str, sock: Any, exchange: HttpExchange, head: ResponseHead,
+    def __init__(self, host_name: str, reader: _Reader, head: ResponseHead,
                  early: list[BodyPart | BodyEnd]) -> None:
-        self.host_name, self._sock, self._exchange = host_name, sock, exchange
+        self.host_name, self._reader = host_name, reader
         self.status, self.headers = head.status, head.headers
         self.content_length = head.content_length
         self._early = early
 
-    def chunks(self) -> Iterator[bytes]:
-        """The body in pieces as they arrive; TransferError if it is cut short, CallTimeout if it stalls."""
+    def pieces(self) -> Iterator[memoryview]:
+        """The body as it arrives, without copies: each piece is a view of the read buffer, valid
+        until the next piece is asked for. TransferError if it is cut short, CallTimeout if it stalls."""
         try:
-            for event in self._early:
-                if isinstance(event, BodyEnd):
-                    return
-                yield event.data
+            events: list[Any] = self._early
             while True:
-                for later in _events(self.host_name, self._sock, self._exchange):
-                    if isinstance(later, BodyEnd):
+                for event in events:
+                    if isinstance(event, BodyEnd):
                         return
-                    if isinstance(later, BodyPart):
-                        yield later.data
+                    if isinstance(event, BodyPart):
+                        yield event.data
+                gevent.sleep(0)  # on loopback a read never waits: let the other hosts have their turn
+                events = self._reader.events()
         finally:
             self.close()
 
+    def chunks(self) -> Iterator[bytes]:
+        """The body in pieces of bytes the caller may keep (see `pieces`)."""
+        for piece in self.pieces():
+            yield bytes(piece)
+
     def close(self) -> None:
-        self._sock.close()
+        self._reader.sock.close()
 
 
 def http_request(host_name: str, endpoint: Endpoint, tls: TLSPolicy, *, method: str = "GET",
@@ -110,8 +117,8 @@ def http_request(host_name: str, endpoint: Endpoint, tls: TLSPolicy, *, method: 
                         sender.send(framed)
                 sender.send(exchange.end())
             except TransferError as failure:
-                return _answer_despite(host_name, sock, exchange, failure)
-        return _response(host_name, sock, exchange)
+                return _answer_despite(_Reader(host_name, sock, exchange), failure)
+        return _response(_Reader(host_name, sock, exchange))
     except HttpFailure as exc:
         sock.close()
         raise TransferError(str(exc), host_name) from None
@@ -182,32 +189,47 @@ class _BodySender:
         return sent_total
 
 
-def _response(host_name: str, sock: Any, exchange: HttpExchange) -> HttpResponse:
+class _Reader:
+    """Reads of one response into one buffer, reused: a read's body parts are views of it.
+
+    The buffer starts small and grows once to RECV_BYTES when a read fills it: an
+    upload's answer takes 64 KiB, a download's body is read 1 MiB at a time.
+    """
+
+    def __init__(self, host_name: str, sock: Any, exchange: HttpExchange) -> None:
+        self.host_name, self.sock, self.exchange = host_name, sock, exchange
+        self._buffer = memoryview(bytearray(FIRST_RECV_BYTES))
+
+    def events(self) -> list[ResponseHead | BodyPart | BodyEnd]:
+        """What the next read completes (nothing, when it completed no event); the previous
+        read's body parts are overwritten."""
+        try:
+            size = self.sock.recv_into(self._buffer)
+        except TimeoutError:
+            raise CallTimeout(f"the server sent nothing for {self.sock.gettimeout():g} s", self.host_name) from None
+        except OSError as exc:
+            raise TransferError(f"receive failed: {exc.strerror or exc}", self.host_name) from None
+        data = self._buffer[:size]
+        if size == len(self._buffer) < RECV_BYTES:  # the views of this read stay on the old buffer
+            self._buffer = memoryview(bytearray(RECV_BYTES))
+        try:
+            return self.exchange.receive(data)
+        except HttpFailure as exc:
+            raise TransferError(str(exc), self.host_name) from None
+
+
+def _response(reader: _Reader) -> HttpResponse:
     """Read until the response head has come."""
     while True:
-        events = _events(host_name, sock, exchange)
+        events = reader.events()
         if events and isinstance(events[0], ResponseHead):
             rest: list[BodyPart | BodyEnd] = [e for e in events[1:] if not isinstance(e, ResponseHead)]
-            return HttpResponse(host_name, sock, exchange, events[0], rest)
+            return HttpResponse(reader.host_name, reader, events[0], rest)
 
 
-def _answer_despite(host_name: str, sock: Any, exchange: HttpExchange, failure: TransferError) -> HttpResponse:
+def _answer_despite(reader: _Reader, failure: TransferError) -> HttpResponse:
     """The send broke: a server that refused the upload may have answered before it closed."""
     try:
-        return _response(host_name, sock, exchange)
+        return _response(reader)
     except (TransferError, CallTimeout):
         raise failure from None
-
-
-def _events(host_name: str, sock: Any, exchange: HttpExchange) -> list[ResponseHead | BodyPart | BodyEnd]:
-    """What the next read completes (nothing, when it completed no event)."""
-    try:
-        data = sock.recv(RECV_BYTES)
-    except TimeoutError:
-        raise CallTimeout(f"the server sent nothing for {sock.gettimeout():g} s", host_name) from None
-    except OSError as exc:
-        raise TransferError(f"receive failed: {exc.strerror or exc}", host_name) from None
-    try:
-        return exchange.receive(data)
-    except HttpFailure as exc:
-        raise TransferError(str(exc), host_name) from None

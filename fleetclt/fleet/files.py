@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gevent
+
 from ..client.http import http_request
 from ..client.session import HostSession
 from ..client.tls import TLSPolicy
@@ -43,34 +45,48 @@ from .results import FleetResult, ResultCallback
 if TYPE_CHECKING:
     from .fleet import Fleet  # the functions are also Fleet's methods (fleet.py)
 
-WRITE_BYTES = 1024 * 1024
-
-
 class PartFile:
-    """A file being written under a temporary name beside `final`; `publish` renames it, `discard` removes it."""
+    """A file being written under a temporary name beside `final`; `publish` renames it, `discard` removes it.
+
+    Hashing, writing and fsyncing run in the gevent hub's thread pool (all three
+    release the GIL): the hub meanwhile reads the other hosts' bodies, and the
+    work spreads over two cores (docs/performance.md §7). One step at a time:
+    each waits for the one before.
+    """
 
     def __init__(self, final: Path) -> None:
         self.final = final
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=PART_SUFFIX)  # 0600
         self.path = Path(name)
-        self._file = os.fdopen(fd, "wb", buffering=WRITE_BYTES)
+        self._file = os.fdopen(fd, "wb", buffering=0)  # pieces come big: no buffer, no copy into one
         self._hash = hashlib.sha256()
+        self._step: Any = None  # the step running in the thread pool, if any
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._hash.update(data)
+    def write(self, data: bytes | memoryview) -> None:
+        """Hash and write a piece; the caller may reuse its memory once this returns."""
+        self._off_hub(self._write, data)
         self.size += len(data)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self._hash.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view):]
+
+    def _off_hub(self, step: Callable[..., None], *args: Any) -> None:
+        self._step = gevent.get_hub().threadpool.spawn(step, *args)
+        self._step.get()
+        self._step = None
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
     def seal(self, host: str) -> None:
-        """Flush and fsync; the size on disk must be what was received."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Fsync; the size on disk must be what was received."""
+        self._off_hub(os.fsync, self._file.fileno())
         on_disk = os.fstat(self._file.fileno()).st_size
         self._file.close()
         if on_disk != self.size:
@@ -85,9 +101,13 @@ class PartFile:
             os.link(as_link_of, link)
             os.replace(link, self.final)
             self.path.unlink()
-        fsync_directory(self.final.parent)
+        self._off_hub(fsync_directory, self.final.parent)
 
     def discard(self) -> None:
+        """Remove the part; a step still running (its greenlet was killed) ends first, so that its
+        write cannot land in whatever file reuses the descriptor."""
+        if self._step is not None:
+            self._step.wait()
         self._file.close()
         self.path.unlink(missing_ok=True)
 
@@ -125,7 +145,7 @@ def fetch(session: HostSession, tls: TLSPolicy, method: str, args: Sequence[Any]
             response.close()
             raise TransferError(f"the download of job {ticket.job_id} was refused with HTTP {response.status}"
                                 f"{_status_hint(response.status)}", session.name, response.status)
-        for piece in response.chunks():
+        for piece in response.pieces():
             part.write(piece)
         if response.content_length is not None and response.content_length != part.size:
             raise TransferError(f"got {part.size} bytes of the {response.content_length} announced", session.name)

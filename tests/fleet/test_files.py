@@ -6,12 +6,15 @@ import logging
 import re
 import stat
 import tarfile
+import threading
 from pathlib import Path
 
+import gevent
 import orjson
 import pytest
 
 from fleetclt import ConfigError, Status
+from fleetclt.fleet.files import PartFile
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_files import change_config, debug_pieces
 from tests.helpers import four_versions, inline_fleet
@@ -111,3 +114,21 @@ def test_a_broken_manifest_stops_the_backup_before_any_host(sim, fleet, tmp_path
     with pytest.raises(ConfigError, match="move it away"):
         fleet.backup(tmp_path)
     assert sum(h.counters.jobs_started for h in sim.hosts) == 0
+
+
+def test_a_killed_writer_s_last_step_ends_before_its_part_is_removed(tmp_path):
+    """PartFile writes in the thread pool: a kill must not close the descriptor under a running write."""
+    part = PartFile(tmp_path / "debug.tgz")
+    started, release, order = threading.Event(), threading.Event(), []
+
+    def slow_step() -> None:
+        started.set()
+        release.wait(10)
+        order.append("step ended")
+    writer = gevent.spawn(part._off_hub, slow_step)
+    gevent.get_hub().threadpool.apply(started.wait, (10,))
+    writer.kill()
+    gevent.spawn(release.set)  # runs once discard() waits
+    part.discard()
+    order.append("discarded")
+    assert order == ["step ended", "discarded"] and not part.path.exists()
