@@ -297,8 +297,9 @@ def test_deep_nesting_is_an_inventory_error():
     chain = "".join(f"  g{i}: {{children: [g{i + 1}]}}\n" for i in range(3000))
     assert error(f"groups:\n{chain}  g3000: {{}}\n") == "inventory.yaml: groups are nested too deeply"
     deep = "[" * 5000 + "]" * 5000
-    assert error(f"hosts:\n  a: {{vars: {{v: {deep}}}}}\n") == \
-        "inventory.yaml:2: hosts.a.vars: cannot read value: nested too deeply"
+    assert error(f"hosts:\n  a: {{vars: {{v: {deep}}}}}\n") in (
+        "inventory.yaml:2: hosts.a.vars: cannot read value: nested too deeply",  # our limit
+        "inventory.yaml:2: invalid YAML: exceeded maximum nesting depth")  # libyaml's own, from PyYAML 6.0.4
 
 
 def test_to_dict_is_plain_and_holds_no_secret(monkeypatch):
@@ -411,16 +412,21 @@ PARSER_WORDS = [
      "did not find expected node content", "expected the node content, but found '<stream end>'"),
     ("a: b: c\n", "inventory.yaml:1: invalid YAML: ",
      "mapping values are not allowed in this context", "mapping values are not allowed here"),
-    ("[" * 5000, "inventory.yaml:2: invalid YAML: ", "did not find expected node content", None),
 ]
 
 
 @pytest.mark.parametrize("text, where, libyaml, pyyaml", PARSER_WORDS)
 def test_syntax_errors_name_file_and_line(text, where, libyaml, pyyaml):
-    words = libyaml if yaml.__with_libyaml__ else pyyaml
-    if words is None:
+    assert error(text) == where + (libyaml if yaml.__with_libyaml__ else pyyaml)
+
+
+def test_an_unclosed_deep_nesting_is_one_line():
+    """libyaml reads 5,000 `[` to the end and misses the content; from PyYAML 6.0.4 it stops at
+    its nesting limit first. (PyYAML's own parser stops at Python's recursion limit.)"""
+    if not yaml.__with_libyaml__:
         pytest.skip("PyYAML's own parser stops on this one at its recursion limit")
-    assert error(text) == where + words
+    assert error("[" * 5000) in ("inventory.yaml:2: invalid YAML: did not find expected node content",
+                                 "inventory.yaml:1: invalid YAML: exceeded maximum nesting depth")
 
 
 def test_error_attributes_match_the_message():
