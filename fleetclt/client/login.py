@@ -11,12 +11,20 @@ which the session does not remember, so it logs in again after a failover.
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AuthError, InsecureCredentialError, SessionError, StandbyError, ThrottledError
+from ..errors import (
+    AuthError,
+    InsecureCredentialError,
+    RemoteCallError,
+    SessionError,
+    StandbyError,
+    ThrottledError,
+)
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
@@ -60,6 +68,7 @@ def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
 class _Attempt:
     """A login call, and the older one to use on servers without it (None: there is none)."""
 
+    kind: str  # what it logs in with, for messages: "password", "API key"
     method: str
     params: list[Any]
     fallback: str | None = None
@@ -113,8 +122,22 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) 
         attempt = _password_attempt(creds)
     else:
         return False
-    _check_reply(link.host_name, _call(link, attempt, budget, timeout))
+    try:
+        reply = _call(link, attempt, budget, timeout)
+    except RemoteCallError as exc:
+        if exc.errno != errno.EOPNOTSUPP:
+            raise
+        raise _level_refusal(link.host_name, attempt) from None
+    _check_reply(link.host_name, reply)
     return True
+
+
+def _level_refusal(host: str, attempt: _Attempt) -> AuthError:
+    """EOPNOTSUPP: the host's authenticator assurance level (STIG mode) does not take this
+    mechanism at all, whatever the credential (docs/protocol.md §5): as final as a wrong secret."""
+    return AuthError(f"login refused: the host's authenticator level (STIG) does not accept {attempt.kind} "
+                     "logins; "
+                     "log in with a password and a two-factor code instead", host)
 
 
 def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> None:
@@ -132,7 +155,7 @@ def _password_attempt(creds: Credentials) -> _Attempt:
     assert creds.password is not None
     secret = creds.password.reveal()
     data = {"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}
-    return _Attempt("auth.login_ex", [data], "auth.login", [creds.username, secret])
+    return _Attempt("password", "auth.login_ex", [data], "auth.login", [creds.username, secret])
 
 
 def _api_key_attempt(creds: Credentials) -> _Attempt:
@@ -140,9 +163,9 @@ def _api_key_attempt(creds: Credentials) -> _Attempt:
     assert creds.api_key is not None
     key = creds.api_key.reveal()
     if not creds.username:
-        return _Attempt("auth.login_with_api_key", [key])
+        return _Attempt("API key", "auth.login_with_api_key", [key])
     data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}
-    return _Attempt("auth.login_ex", [data], "auth.login_with_api_key", [key])
+    return _Attempt("API key", "auth.login_ex", [data], "auth.login_with_api_key", [key])
 
 
 def _call(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: float) -> Any:
