@@ -22,8 +22,9 @@ from ..client.login import Credentials
 from ..client.tls import TLSPolicy
 from ..errors import ConfigError
 from ..inventory.vault import use_password_file
+from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import normalize_fingerprint
-from ..secret import Secret
+from ..secret import Location, Secret
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def _add_secret_options(group: Any, default: Any) -> None:
     secrets.add_argument("-P", "--password", default=default, metavar="PASS|-",
                          help="'-' reads it from stdin (or prompts); a literal is visible to other users")
     secrets.add_argument("-K", "--api-key", default=default, metavar="KEY|PATH|-",
-                         help="API key: '-' reads stdin, an existing PATH is read as a key file")
+                         help="API key: '-' reads stdin; a PATH (anything with a '/') is a key file: "
+                              "raw, or midclt's JSON or INI with raw_key")
     secrets.add_argument("--password-file", default=default, metavar="PATH", help="read the password from PATH")
     secrets.add_argument("--password-env", default=default, metavar="NAME",
                          help=f"read the password from env NAME (default: ${PASSWORD_ENV} when set)")
@@ -128,7 +130,7 @@ def read_credentials(args: argparse.Namespace, host: str) -> Credentials:
     if kind == "password" and not user:
         raise ConfigError("a password login needs -U USER")
     if secret is not None:
-        _check_readable(secret)
+        _check_readable(secret, kind)
     return Credentials(user, secret if kind == "password" else None, secret if kind == "api_key" else None)
 
 
@@ -140,10 +142,16 @@ def _explicit_secret(args: argparse.Namespace, name: str) -> tuple[str, Secret]:
         return "api_key", Secret.env(value)
     if name == "password_file":
         return "password", Secret.file(value)
-    if name == "api_key" and value != "-" and os.path.exists(value):
-        return "api_key", Secret.file(value)
+    if name == "api_key" and value != "-" and _names_a_file(value):
+        return "api_key", Secret.file(value, Location(key="-K"))
     label = "password" if name == "password" else "API key"
     return name, _stdin_secret(label) if value == "-" else _literal_secret(name, value)
+
+
+def _names_a_file(value: str) -> bool:
+    """A path, even a mistyped one: a raw key (ID-SECRET) has no slash, so a missing file is an
+    error here and never goes to the server as the key."""
+    return os.path.exists(value) or "/" in value or value.startswith("~")
 
 
 def _default_secret(user: str | None, host: str) -> tuple[str, Secret | None]:
@@ -198,6 +206,10 @@ def secret_on_stdin(args: argparse.Namespace) -> bool:
     return "-" in (option(args, "password"), option(args, "api_key")) and not sys.stdin.isatty()
 
 
-def _check_readable(secret: Secret) -> None:
-    """Fail now, with exit 1, if an env variable or file secret cannot be read."""
-    secret.reveal()
+def _check_readable(secret: Secret, kind: str) -> None:
+    """Fail now, with exit 1, if an env variable or file secret cannot be read, or an API key
+    file holds no key fleetclt can send."""
+    if kind == "api_key":
+        plain_api_key(secret)
+    else:
+        secret.reveal()

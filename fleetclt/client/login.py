@@ -25,6 +25,7 @@ from ..errors import (
     StandbyError,
     ThrottledError,
 )
+from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
@@ -161,7 +162,7 @@ def _password_attempt(creds: Credentials) -> _Attempt:
 def _api_key_attempt(creds: Credentials) -> _Attempt:
     """API_KEY_PLAIN needs the key's owner; without one, the key-only login (deprecated) finds it."""
     assert creds.api_key is not None
-    key = creds.api_key.reveal()
+    key = plain_api_key(creds.api_key)
     if not creds.username:
         return _Attempt("API key", "auth.login_with_api_key", [key])
     data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}

@@ -22,6 +22,7 @@ import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError, InventoryError
+from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import API_PATH, DEFAULT_PORTS, Endpoint
 from ..protocol.redact import MASK, redact
 from ..secret import Location, Secret
@@ -96,11 +97,13 @@ class HostSpec:
         secrets = [secret for secret in (self.api_key, self.password) if secret is not None]
         if not secrets and not self.uri.startswith("ws+unix://"):
             return "no credential: set password or api_key in the inventory"
-        for secret in secrets:
-            try:
-                secret.reveal()
-            except ConfigError as exc:
-                return str(exc)
+        try:
+            if self.api_key is not None:
+                plain_api_key(self.api_key)
+            if self.password is not None:
+                self.password.reveal()
+        except ConfigError as exc:
+            return str(exc)
         return None
 
     def to_dict(self) -> dict[str, Any]:
