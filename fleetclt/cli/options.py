@@ -44,6 +44,10 @@ def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> 
     group.add_argument("-U", "--username", default=default, metavar="USER",
                        help="log in as USER (prompts for the password when no secret is given)")
     _add_secret_options(group, default)
+    group.add_argument("--allow-plain-api-key", action="store_true", default=False if default is None else default,
+                       help="send the API key over ws:// too: the server revokes it unless it sees a loopback "
+                            "client, which an SSH port forward, a container port mapping or a TLS-terminating "
+                            "proxy without X-Https is not")
     _add_tls_options(group, default)
     group.add_argument("--vault-password-file", action=_VaultPasswordFile, default=default, metavar="PATH",
                        help="decrypt the inventory's !vault values with the password in PATH "
@@ -104,12 +108,27 @@ def tls_policy(args: argparse.Namespace) -> TLSPolicy:
 
 def warn_unverified(names: Sequence[str], setting: str) -> None:
     """One warning per run, naming the hosts whose certificates nobody checks: off must never be silent."""
-    shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
-                                               else "")
-    hosts, them = (f"{len(names)} hosts", "them") if len(names) > 1 else ("host", "it")
-    print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts} {shown}: anyone on the "
+    hosts, them = _hosts(names)
+    print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts}: anyone on the "
           f"path can impersonate {them}; pin tls_fingerprint instead (fleetclt fingerprint prints it)",
           file=sys.stderr, flush=True)
+
+
+def warn_plain_api_key(names: Sequence[str], setting: str) -> None:
+    """One warning per run, naming the hosts whose API key may go over ws:// ({setting}): if the
+    server does not see a loopback client, it revokes the key (docs/inventory.md)."""
+    hosts, them = _hosts(names)
+    print(f"fleetclt: warning: the API key goes unencrypted over ws:// ({setting}) to {hosts}: the server "
+          f"revokes it for good unless it sees a loopback client; an SSH port forward, a container port "
+          f"mapping or a TLS-terminating proxy without X-Https in front of {them} does not count",
+          file=sys.stderr, flush=True)
+
+
+def _hosts(names: Sequence[str]) -> tuple[str, str]:
+    """"host nas01" or "3 hosts a, b, c" (the first ten named), and the pronoun for them."""
+    shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
+                                               else "")
+    return (f"{len(names)} hosts {shown}", "them") if len(names) > 1 else (f"host {shown}", "it")
 
 
 def _fingerprint(text: str) -> str:
@@ -131,7 +150,8 @@ def read_credentials(args: argparse.Namespace, host: str) -> Credentials:
         raise ConfigError("a password login needs -U USER")
     if secret is not None:
         _check_readable(secret, kind)
-    return Credentials(user, secret if kind == "password" else None, secret if kind == "api_key" else None)
+    return Credentials(user, secret if kind == "password" else None, secret if kind == "api_key" else None,
+                       allow_plain_api_key=bool(option(args, "allow_plain_api_key")))
 
 
 def _explicit_secret(args: argparse.Namespace, name: str) -> tuple[str, Secret]:

@@ -12,7 +12,6 @@ which the session does not remember, so it logs in again after a failover.
 from __future__ import annotations
 
 import errno
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,17 +43,20 @@ class Credentials:
 
     A plain string for `password` or `api_key` is wrapped in a literal Secret here,
     so `Credentials("admin", "pw")` works and still never shows "pw" in a repr.
+    `allow_plain_api_key`: send the API key over ws:// too (see refuse_insecure_key).
     """
 
     username: str | None = None
     password: Secret | None = None
     api_key: Secret | None = None
+    allow_plain_api_key: bool = False
 
     def __init__(self, username: str | None = None, password: Secret | str | None = None,
-                 api_key: Secret | str | None = None) -> None:
+                 api_key: Secret | str | None = None, *, allow_plain_api_key: bool = False) -> None:
         object.__setattr__(self, "username", username)
         object.__setattr__(self, "password", _wrapped(password, "password"))
         object.__setattr__(self, "api_key", _wrapped(api_key, "api_key"))
+        object.__setattr__(self, "allow_plain_api_key", allow_plain_api_key)
 
 
 def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
@@ -142,12 +144,17 @@ def _level_refusal(host: str, attempt: _Attempt) -> AuthError:
 
 
 def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> None:
-    """TrueNAS revokes a plain API key used over ws:// from a non-loopback address: never send it."""
-    if creds.api_key is None or endpoint.scheme == "wss" or endpoint.unix_path or _is_loopback(endpoint.host):
+    """TrueNAS revokes a plain API key that reaches it over what it sees as an insecure origin
+    (docs/protocol.md §5). Loopback counts as secure, but an SSH port forward, a container port
+    mapping or a proxy makes a ws:// client on 127.0.0.1 look remote to it, and fleetclt cannot
+    tell: so ws:// never carries the key unless the host opts in (`allow_plain_api_key`)."""
+    if creds.api_key is None or endpoint.scheme == "wss" or endpoint.unix_path or creds.allow_plain_api_key:
         return
     raise InsecureCredentialError(
-        "refusing to send the API key over ws:// to a remote host: the server would revoke it; "
-        "use wss:// (with tls_fingerprint for a self-signed certificate)", host)
+        "refusing to send the API key over ws://: the server revokes it for good unless it sees a "
+        "secure origin; use wss:// (with tls_fingerprint for a self-signed certificate), or "
+        "allow_plain_api_key: true (--allow-plain-api-key) if the server itself sees loopback "
+        "(docs/inventory.md)", host)
 
 
 def _password_attempt(creds: Credentials) -> _Attempt:
@@ -207,12 +214,3 @@ def _standby(host: str, urls: Any) -> StandbyError:
     listed = [url for url in urls if isinstance(url, str)] if isinstance(urls, list) else []
     where = ", ".join(listed) or "its peer (no address given)"
     return StandbyError(f"HA standby controller: the active one is at {where}", host, listed)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

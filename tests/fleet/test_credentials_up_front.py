@@ -71,7 +71,7 @@ def test_inventory_key_files_in_midclt_formats(make_host, tmp_path):
     for path in tmp_path.iterdir():
         path.chmod(0o600)
     text = f"""\
-defaults: {{username: admin}}
+defaults: {{username: admin, allow_plain_api_key: true}}
 hosts:
   good: {{uri: "{good.uri}", api_key: {{file: good.ini}}}}
   scram: {{uri: "{scram.uri}", api_key: {{file: scram.json}}}}

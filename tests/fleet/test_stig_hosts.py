@@ -17,7 +17,7 @@ def test_an_api_key_on_a_stig_host_is_auth_failed_once_with_the_reason(make_host
                      api_keys={KEY: "admin"})
     text = f"""\
 hosts:
-  stig01: {{uri: "{host.uri}", username: admin, api_key: "{KEY}"}}
+  stig01: {{uri: "{host.uri}", username: admin, api_key: "{KEY}", allow_plain_api_key: true}}
 """
     with Fleet(parse_inventory(text, "inventory.yaml")) as fleet:
         rows = [fleet.call("core.ping")["stig01"] for _ in range(3)]
