@@ -17,7 +17,7 @@ these at the transport boundary only, so callers catch one family::
         ├── AuthError               credentials refused (never retried automatically)
         ├── StandbyError            an HA standby controller: log in on the active one (.urls)
         ├── ThrottledError          server said EBUSY, or our own auth budget is spent (.retry_at)
-        ├── InsecureCredentialError a plain API key would go over ws:// to a remote host
+        ├── InsecureCredentialError a plain API key would go over ws:// (no allow_plain_api_key)
         ├── CallTimeout             no reply in time
         ├── ConnectionLost          the socket dropped while a call was in flight
         │   ├── NotSent             the connection was gone before the request left: never run

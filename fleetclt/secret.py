@@ -97,6 +97,11 @@ class Secret:
         """The place in the inventory that wrote this secret."""
         return self._where
 
+    def error(self, message: str) -> ConfigError:
+        """An error about the value, naming where it was written and where it comes from."""
+        origin = f" ({self.source})" if self._kind in ("env", "file") else ""
+        return self._where.error(message + origin)
+
     def reveal(self) -> str:
         """The value, resolved now; raises InventoryError naming where it was referenced."""
         if self._kind == "env":

@@ -24,7 +24,7 @@ from ..local.state import save_last_run
 from . import agent_client, output
 from .argtypes import count, seconds
 from .call_args import call_params
-from .options import warn_unverified
+from .options import warn_plain_api_key, warn_unverified
 from .status import ExitStatus
 
 
@@ -64,12 +64,16 @@ def selection(args: argparse.Namespace, *, connecting: bool = True) -> tuple[Inv
     """The inventory and the names `--hosts` selects; no host matched is a usage error.
 
     `connecting`: the hosts are about to be connected to, so those whose
-    certificates will not be checked are named in one warning.
+    certificates will not be checked are named in one warning, and those whose
+    API key may go over ws:// in another.
     """
     inventory = load_inventory(args.inventory)
     names, unverified = select_hosts(inventory, args.hosts)
     if connecting and unverified:
         warn_unverified(unverified, "verify_tls: false")
+    plain = [name for name in names if inventory.hosts[name].sends_plain_api_key]
+    if connecting and plain:
+        warn_plain_api_key(plain, "allow_plain_api_key: true")
     return inventory, names
 
 

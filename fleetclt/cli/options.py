@@ -22,8 +22,9 @@ from ..client.login import Credentials
 from ..client.tls import TLSPolicy
 from ..errors import ConfigError
 from ..inventory.vault import use_password_file
+from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import normalize_fingerprint
-from ..secret import Secret
+from ..secret import Location, Secret
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> 
     group.add_argument("-U", "--username", default=default, metavar="USER",
                        help="log in as USER (prompts for the password when no secret is given)")
     _add_secret_options(group, default)
+    group.add_argument("--allow-plain-api-key", action="store_true", default=False if default is None else default,
+                       help="send the API key over ws:// too: the server revokes it unless it sees a loopback "
+                            "client, which an SSH port forward, a container port mapping or a TLS-terminating "
+                            "proxy without X-Https is not")
     _add_tls_options(group, default)
     group.add_argument("--vault-password-file", action=_VaultPasswordFile, default=default, metavar="PATH",
                        help="decrypt the inventory's !vault values with the password in PATH "
@@ -62,7 +67,8 @@ def _add_secret_options(group: Any, default: Any) -> None:
     secrets.add_argument("-P", "--password", default=default, metavar="PASS|-",
                          help="'-' reads it from stdin (or prompts); a literal is visible to other users")
     secrets.add_argument("-K", "--api-key", default=default, metavar="KEY|PATH|-",
-                         help="API key: '-' reads stdin, an existing PATH is read as a key file")
+                         help="API key: '-' reads stdin; a PATH (anything with a '/') is a key file: "
+                              "raw, or midclt's JSON or INI with raw_key")
     secrets.add_argument("--password-file", default=default, metavar="PATH", help="read the password from PATH")
     secrets.add_argument("--password-env", default=default, metavar="NAME",
                          help=f"read the password from env NAME (default: ${PASSWORD_ENV} when set)")
@@ -102,12 +108,27 @@ def tls_policy(args: argparse.Namespace) -> TLSPolicy:
 
 def warn_unverified(names: Sequence[str], setting: str) -> None:
     """One warning per run, naming the hosts whose certificates nobody checks: off must never be silent."""
-    shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
-                                               else "")
-    hosts, them = (f"{len(names)} hosts", "them") if len(names) > 1 else ("host", "it")
-    print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts} {shown}: anyone on the "
+    hosts, them = _hosts(names)
+    print(f"fleetclt: warning: TLS certificate checks are off ({setting}) for {hosts}: anyone on the "
           f"path can impersonate {them}; pin tls_fingerprint instead (fleetclt fingerprint prints it)",
           file=sys.stderr, flush=True)
+
+
+def warn_plain_api_key(names: Sequence[str], setting: str) -> None:
+    """One warning per run, naming the hosts whose API key may go over ws:// ({setting}): if the
+    server does not see a loopback client, it revokes the key (docs/inventory.md)."""
+    hosts, them = _hosts(names)
+    print(f"fleetclt: warning: the API key goes unencrypted over ws:// ({setting}) to {hosts}: the server "
+          f"revokes it for good unless it sees a loopback client; an SSH port forward, a container port "
+          f"mapping or a TLS-terminating proxy without X-Https in front of {them} does not count",
+          file=sys.stderr, flush=True)
+
+
+def _hosts(names: Sequence[str]) -> tuple[str, str]:
+    """"host nas01" or "3 hosts a, b, c" (the first ten named), and the pronoun for them."""
+    shown = ", ".join(names[:_NAMES_SHOWN]) + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN
+                                               else "")
+    return (f"{len(names)} hosts {shown}", "them") if len(names) > 1 else (f"host {shown}", "it")
 
 
 def _fingerprint(text: str) -> str:
@@ -128,8 +149,9 @@ def read_credentials(args: argparse.Namespace, host: str) -> Credentials:
     if kind == "password" and not user:
         raise ConfigError("a password login needs -U USER")
     if secret is not None:
-        _check_readable(secret)
-    return Credentials(user, secret if kind == "password" else None, secret if kind == "api_key" else None)
+        _check_readable(secret, kind)
+    return Credentials(user, secret if kind == "password" else None, secret if kind == "api_key" else None,
+                       allow_plain_api_key=bool(option(args, "allow_plain_api_key")))
 
 
 def _explicit_secret(args: argparse.Namespace, name: str) -> tuple[str, Secret]:
@@ -140,10 +162,16 @@ def _explicit_secret(args: argparse.Namespace, name: str) -> tuple[str, Secret]:
         return "api_key", Secret.env(value)
     if name == "password_file":
         return "password", Secret.file(value)
-    if name == "api_key" and value != "-" and os.path.exists(value):
-        return "api_key", Secret.file(value)
+    if name == "api_key" and value != "-" and _names_a_file(value):
+        return "api_key", Secret.file(value, Location(key="-K"))
     label = "password" if name == "password" else "API key"
     return name, _stdin_secret(label) if value == "-" else _literal_secret(name, value)
+
+
+def _names_a_file(value: str) -> bool:
+    """A path, even a mistyped one: a raw key (ID-SECRET) has no slash, so a missing file is an
+    error here and never goes to the server as the key."""
+    return os.path.exists(value) or "/" in value or value.startswith("~")
 
 
 def _default_secret(user: str | None, host: str) -> tuple[str, Secret | None]:
@@ -198,6 +226,10 @@ def secret_on_stdin(args: argparse.Namespace) -> bool:
     return "-" in (option(args, "password"), option(args, "api_key")) and not sys.stdin.isatty()
 
 
-def _check_readable(secret: Secret) -> None:
-    """Fail now, with exit 1, if an env variable or file secret cannot be read."""
-    secret.reveal()
+def _check_readable(secret: Secret, kind: str) -> None:
+    """Fail now, with exit 1, if an env variable or file secret cannot be read, or an API key
+    file holds no key fleetclt can send."""
+    if kind == "api_key":
+        plain_api_key(secret)
+    else:
+        secret.reveal()

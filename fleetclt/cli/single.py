@@ -25,7 +25,7 @@ from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import CollectionUpdate
 from . import output, stdout
 from .call_args import call_params, reads_stdin
-from .options import option, read_credentials, secret_on_stdin, tls_policy, warn_unverified
+from .options import option, read_credentials, secret_on_stdin, tls_policy, warn_plain_api_key, warn_unverified
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,10 @@ def open_session(args: argparse.Namespace) -> HostSession:
     name = endpoint.unix_path or endpoint.host
     if not tls.verify and endpoint.scheme == "wss" and not endpoint.unix_path:
         warn_unverified([name], "--insecure")
-    return HostSession(name, uri, read_credentials(args, name), tls=tls)
+    credentials = read_credentials(args, name)
+    if credentials.api_key is not None and credentials.allow_plain_api_key and endpoint.scheme == "ws" \
+            and not endpoint.unix_path:
+        warn_plain_api_key([name], "--allow-plain-api-key")
+    return HostSession(name, uri, credentials, tls=tls)
 
 

@@ -11,12 +11,20 @@ which the session does not remember, so it logs in again after a failover.
 """
 from __future__ import annotations
 
-import ipaddress
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AuthError, InsecureCredentialError, SessionError, StandbyError, ThrottledError
+from ..errors import (
+    AuthError,
+    InsecureCredentialError,
+    RemoteCallError,
+    SessionError,
+    StandbyError,
+    ThrottledError,
+)
+from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
@@ -35,17 +43,20 @@ class Credentials:
 
     A plain string for `password` or `api_key` is wrapped in a literal Secret here,
     so `Credentials("admin", "pw")` works and still never shows "pw" in a repr.
+    `allow_plain_api_key`: send the API key over ws:// too (see refuse_insecure_key).
     """
 
     username: str | None = None
     password: Secret | None = None
     api_key: Secret | None = None
+    allow_plain_api_key: bool = False
 
     def __init__(self, username: str | None = None, password: Secret | str | None = None,
-                 api_key: Secret | str | None = None) -> None:
+                 api_key: Secret | str | None = None, *, allow_plain_api_key: bool = False) -> None:
         object.__setattr__(self, "username", username)
         object.__setattr__(self, "password", _wrapped(password, "password"))
         object.__setattr__(self, "api_key", _wrapped(api_key, "api_key"))
+        object.__setattr__(self, "allow_plain_api_key", allow_plain_api_key)
 
 
 def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
@@ -60,6 +71,7 @@ def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
 class _Attempt:
     """A login call, and the older one to use on servers without it (None: there is none)."""
 
+    kind: str  # what it logs in with, for messages: "password", "API key"
     method: str
     params: list[Any]
     fallback: str | None = None
@@ -113,17 +125,36 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) 
         attempt = _password_attempt(creds)
     else:
         return False
-    _check_reply(link.host_name, _call(link, attempt, budget, timeout))
+    try:
+        reply = _call(link, attempt, budget, timeout)
+    except RemoteCallError as exc:
+        if exc.errno != errno.EOPNOTSUPP:
+            raise
+        raise _level_refusal(link.host_name, attempt) from None
+    _check_reply(link.host_name, reply)
     return True
 
 
+def _level_refusal(host: str, attempt: _Attempt) -> AuthError:
+    """EOPNOTSUPP: the host's authenticator assurance level (STIG mode) does not take this
+    mechanism at all, whatever the credential (docs/protocol.md §5): as final as a wrong secret."""
+    return AuthError(f"login refused: the host's authenticator level (STIG) does not accept {attempt.kind} "
+                     "logins; "
+                     "log in with a password and a two-factor code instead", host)
+
+
 def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> None:
-    """TrueNAS revokes a plain API key used over ws:// from a non-loopback address: never send it."""
-    if creds.api_key is None or endpoint.scheme == "wss" or endpoint.unix_path or _is_loopback(endpoint.host):
+    """TrueNAS revokes a plain API key that reaches it over what it sees as an insecure origin
+    (docs/protocol.md §5). Loopback counts as secure, but an SSH port forward, a container port
+    mapping or a proxy makes a ws:// client on 127.0.0.1 look remote to it, and fleetclt cannot
+    tell: so ws:// never carries the key unless the host opts in (`allow_plain_api_key`)."""
+    if creds.api_key is None or endpoint.scheme == "wss" or endpoint.unix_path or creds.allow_plain_api_key:
         return
     raise InsecureCredentialError(
-        "refusing to send the API key over ws:// to a remote host: the server would revoke it; "
-        "use wss:// (with tls_fingerprint for a self-signed certificate)", host)
+        "refusing to send the API key over ws://: the server revokes it for good unless it sees a "
+        "secure origin; use wss:// (with tls_fingerprint for a self-signed certificate), or "
+        "allow_plain_api_key: true (--allow-plain-api-key) if the server itself sees loopback "
+        "(docs/inventory.md)", host)
 
 
 def _password_attempt(creds: Credentials) -> _Attempt:
@@ -132,17 +163,17 @@ def _password_attempt(creds: Credentials) -> _Attempt:
     assert creds.password is not None
     secret = creds.password.reveal()
     data = {"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}
-    return _Attempt("auth.login_ex", [data], "auth.login", [creds.username, secret])
+    return _Attempt("password", "auth.login_ex", [data], "auth.login", [creds.username, secret])
 
 
 def _api_key_attempt(creds: Credentials) -> _Attempt:
     """API_KEY_PLAIN needs the key's owner; without one, the key-only login (deprecated) finds it."""
     assert creds.api_key is not None
-    key = creds.api_key.reveal()
+    key = plain_api_key(creds.api_key)
     if not creds.username:
-        return _Attempt("auth.login_with_api_key", [key])
+        return _Attempt("API key", "auth.login_with_api_key", [key])
     data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}
-    return _Attempt("auth.login_ex", [data], "auth.login_with_api_key", [key])
+    return _Attempt("API key", "auth.login_ex", [data], "auth.login_with_api_key", [key])
 
 
 def _call(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: float) -> Any:
@@ -183,12 +214,3 @@ def _standby(host: str, urls: Any) -> StandbyError:
     listed = [url for url in urls if isinstance(url, str)] if isinstance(urls, list) else []
     where = ", ".join(listed) or "its peer (no address given)"
     return StandbyError(f"HA standby controller: the active one is at {where}", host, listed)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -40,7 +40,8 @@ def session_for(spec: HostSpec) -> HostSession:
     if problem:
         raise AuthError(problem, spec.name)
     return HostSession(
-        spec.name, spec.uri, Credentials(spec.username, spec.password, spec.api_key),
+        spec.name, spec.uri, Credentials(spec.username, spec.password, spec.api_key,
+                                          allow_plain_api_key=spec.allow_plain_api_key),
         tls=TLSPolicy(spec.verify_tls, spec.ca_file, spec.tls_fingerprint),
         timeouts=Timeouts(connect=spec.connect_timeout, call=spec.timeout), controllers=spec.controllers)
 

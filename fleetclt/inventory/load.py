@@ -22,6 +22,7 @@ import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError, InventoryError
+from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import API_PATH, DEFAULT_PORTS, Endpoint
 from ..protocol.redact import MASK, redact
 from ..secret import Location, Secret
@@ -62,8 +63,8 @@ DEFAULT_PATH = "inventory.yaml"
 FAST_LOADER = vault_aware(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _RESERVED = frozenset({"all"})
-_PLAIN = ("username", "password", "api_key", "verify_tls", "ca_file", "tls_fingerprint",
-          "timeout", "connect_timeout")
+_PLAIN = ("username", "password", "api_key", "allow_plain_api_key", "verify_tls", "ca_file",
+          "tls_fingerprint", "timeout", "connect_timeout")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class HostSpec:
     username: str | None = None
     password: Secret | None = None
     api_key: Secret | None = None
+    allow_plain_api_key: bool = False  # send api_key over ws:// too (docs/inventory.md)
     verify_tls: bool = True
     ca_file: str | None = None
     tls_fingerprint: str | None = None
@@ -96,12 +98,20 @@ class HostSpec:
         secrets = [secret for secret in (self.api_key, self.password) if secret is not None]
         if not secrets and not self.uri.startswith("ws+unix://"):
             return "no credential: set password or api_key in the inventory"
-        for secret in secrets:
-            try:
-                secret.reveal()
-            except ConfigError as exc:
-                return str(exc)
+        try:
+            if self.api_key is not None:
+                plain_api_key(self.api_key)
+            if self.password is not None:
+                self.password.reveal()
+        except ConfigError as exc:
+            return str(exc)
         return None
+
+    @property
+    def sends_plain_api_key(self) -> bool:
+        """The API key may go over ws:// because this host opted in: worth a warning."""
+        return self.api_key is not None and self.allow_plain_api_key and any(
+            uri.startswith("ws://") for uri in (self.uri, *self.controllers))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for output: secrets appear only as their source (``env:NAME``), and

@@ -35,7 +35,7 @@ def files(tmp_path, nas):
     inventory.write_text(f"""
 hosts:
   by-env: {{uri: "{nas.uri}", username: admin, password: {{env: HYGIENE_PW}}}}
-  by-file: {{uri: "{nas.uri}", username: admin, api_key: {{file: {key_file}}}}}
+  by-file: {{uri: "{nas.uri}", username: admin, api_key: {{file: {key_file}}}, allow_plain_api_key: true}}
 """)
     return {"key": key_file, "inventory": inventory, "state": tmp_path / "state", "runs": itertools.count()}
 
@@ -53,7 +53,8 @@ def run_cli(files, *args, stdin=None):
 def test_cli_at_debug_level_never_writes_a_secret(files, nas):
     outputs = [
         run_cli(files, "--uri", nas.uri, "-U", "admin", "--password-env", "HYGIENE_PW", "call", "system.info"),
-        run_cli(files, "--uri", nas.uri, "-U", "admin", "-K", str(files["key"]), "call", "auth.me"),
+        run_cli(files, "--uri", nas.uri, "-U", "admin", "-K", str(files["key"]), "--allow-plain-api-key", "call",
+                "auth.me"),
         run_cli(files, "--uri", nas.uri, "-U", "admin", "-P", "-", "ping", stdin=PASSWORD + "\n"),
         run_cli(files, "--uri", nas.uri, "-U", "admin", "-P", "-", "ping", stdin="wrong-" + PASSWORD + "\n"),
         run_cli(files, "-i", str(files["inventory"]), "call", "--hosts", "all", "-o", "json", "core.ping"),

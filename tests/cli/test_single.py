@@ -26,6 +26,11 @@ from fleetclt.sim.failures import CallError
 PASSWORD = "Pw-7c1f2e9a-unique"   # distinctive, so a leak anywhere is found by substring search
 API_KEY = "3-abc4f00dfeed"
 RUN_TIMEOUT = 20
+PLAIN_KEY = "--allow-plain-api-key"   # the simulator sees these loopback clients as they are
+PLAIN_KEY_WARNING = (
+    "fleetclt: warning: the API key goes unencrypted over ws:// (--allow-plain-api-key) to host 127.0.0.1: the "
+    "server revokes it for good unless it sees a loopback client; an SSH port forward, a container port mapping "
+    "or a TLS-terminating proxy without X-Https in front of it does not count\n")
 
 
 @dataclass
@@ -331,10 +336,47 @@ def test_api_key_from_a_key_file(cli, nas, tmp_path):
     path = tmp_path / "key"
     path.write_text(API_KEY)
     path.chmod(0o600)
-    run = cli(*as_admin(nas, "-K", str(path)), "call", "auth.me")
-    assert run.code == 0 and orjson.loads(run.out)["pw_name"] == "admin" and run.err == ""
-    without_user = cli("--uri", nas.uri, "-K", str(path), "ping")
+    run = cli(*as_admin(nas, "-K", str(path), PLAIN_KEY), "call", "auth.me")
+    assert run.code == 0 and orjson.loads(run.out)["pw_name"] == "admin" and run.err == PLAIN_KEY_WARNING
+    without_user = cli("--uri", nas.uri, "-K", str(path), PLAIN_KEY, "ping")
     assert (without_user.code, without_user.out) == (0, "pong\n"), "midclt habit: -K alone finds the owner"
+
+
+def test_api_key_over_ws_without_the_opt_in_is_refused_unsent(cli, nas):
+    """Even to 127.0.0.1: through an SSH port forward the server would see a remote client and
+    revoke the key (middleware plugins/auth.py, api_key_plain; docs/protocol.md §5)."""
+    run = cli(*as_admin(nas, "--api-key-env", "K"), "ping", env={"K": API_KEY})
+    assert run.code == 1 and run.err.startswith("InsecureCredentialError: refusing to send the API key over ws:")
+    assert nas.counters.connections == 0 and API_KEY not in run.err
+
+
+@pytest.mark.parametrize("text", [f'{{"raw_key": "{API_KEY}", "api_key_id": 3}}',
+                                  f"[TRUENAS_API_KEY]\nraw_key = {API_KEY}\napi_key_id = 3\n"])
+def test_api_key_from_midclt_json_and_ini_key_files(cli, nas, tmp_path, text):
+    """midclt's key files (truenas_api_client/auth_api_key.py): the raw_key goes, not the file's text."""
+    path = tmp_path / "key.conf"
+    path.write_text(text)
+    path.chmod(0o600)
+    run = cli(*as_admin(nas, "-K", str(path), PLAIN_KEY), "call", "auth.me")
+    assert run.code == 0 and orjson.loads(run.out)["pw_name"] == "admin" and run.err == PLAIN_KEY_WARNING
+    assert nas.counters.logins_failed == 0
+
+
+def test_a_missing_key_file_is_an_error_before_connecting(cli, nas, tmp_path):
+    run = cli(*as_admin(nas, "-K", f"{tmp_path}/no-such.key"), "ping")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == f"fleetclt: -K: cannot read secret file {tmp_path}/no-such.key: No such file or directory\n"
+    assert nas.counters.connections == 0
+
+
+def test_precomputed_scram_material_is_refused_before_connecting(cli, nas, tmp_path):
+    path = tmp_path / "key.json"
+    path.write_text('{"client_key": "Y2xp", "stored_key": "c3Rv", "server_key": "c2Vy", "api_key_id": 3}')
+    path.chmod(0o600)
+    run = cli(*as_admin(nas, "-K", str(path)), "ping")
+    assert run.code == 1 and nas.counters.connections == 0
+    assert "precomputed SCRAM material" in run.err and "does not support SCRAM yet" in run.err
+    assert f"(file:{path})" in run.err and "Y2xp" not in run.err
 
 
 def test_literal_password_works_with_a_warning(cli, nas):

@@ -48,20 +48,25 @@ def test_wrong_password_is_an_auth_error_and_is_not_retried(make_host, session_f
 
 
 def test_api_key_login_and_revocation(make_host, session_for):
+    """With the opt-in the key goes over ws://: fine where the server sees loopback, revoked where
+    it does not (the trap the opt-in's documentation warns about)."""
+    opted_in = Credentials("admin", api_key=Secret(KEY), allow_plain_api_key=True)
     host = make_host(api_keys={KEY: "admin"})
-    assert session_for(host, credentials=Credentials("admin", api_key=Secret(KEY))).call("core.ping") == "pong"
+    assert session_for(host, credentials=opted_in).call("core.ping") == "pong"
     remote_like = make_host(name="nas02", api_keys={KEY: "admin"}, loopback_secure=False,
                             clock=ManualClock(speed=1000))
     with pytest.raises(AuthError, match="expired or revoked"):
-        session_for(remote_like, credentials=Credentials("admin", api_key=Secret(KEY))).call("core.ping")
+        session_for(remote_like, credentials=opted_in).call("core.ping")
     assert KEY in remote_like.revoked_keys
 
 
-def test_plain_api_key_is_never_sent_over_ws_to_a_remote_host():
-    session = HostSession("far", "ws://nas.invalid/api/current", Credentials("admin", api_key=Secret(KEY)))
-    with pytest.raises(InsecureCredentialError, match="would revoke it"):
+@pytest.mark.parametrize("uri", ["ws://nas.invalid/api/current", "ws://127.0.0.1:9/api/current"])
+def test_plain_api_key_is_never_sent_over_ws_without_the_opt_in(uri):
+    """Loopback included: an SSH port forward or a container port mapping ends on 127.0.0.1 too."""
+    session = HostSession("far", uri, Credentials("admin", api_key=Secret(KEY)))
+    with pytest.raises(InsecureCredentialError, match="revokes it for good unless it sees a secure origin"):
         session.call("core.ping")
-    assert not session.connected
+    assert not session.connected and session.stats.connects == 0
 
 
 def test_legacy_host_is_found_without_a_path_and_uses_auth_login(make_host, session_for):

@@ -58,3 +58,29 @@ def test_cli_reports_a_host_without_credential_and_runs_the_rest(make_host, tmp_
     assert rows["good"]["status"] == "ok" and rows["bare"]["status"] == "auth_failed"
     assert rows["bare"]["error"]["reason"] == "no credential: set password or api_key in the inventory"
     assert bare.counters.connections == 0
+
+
+def test_inventory_key_files_in_midclt_formats(make_host, tmp_path):
+    """An `api_key: {file: ...}` is read as midclt reads it (truenas_api_client/auth_api_key.py):
+    the INI file's raw_key logs in; a file of precomputed SCRAM material is refused up front."""
+    key = "4-" + "i" * 40
+    good, scram = make_host("good", api_keys={key: "admin"}), make_host("scram", api_keys={key: "admin"})
+    (tmp_path / "good.ini").write_text(f"[TRUENAS_API_KEY]\nraw_key = {key}\napi_key_id = 4\n")
+    (tmp_path / "scram.json").write_text('{"client_key": "Y2xp", "stored_key": "c3Rv", "server_key": "c2Vy", '
+                                         '"api_key_id": 4}')
+    for path in tmp_path.iterdir():
+        path.chmod(0o600)
+    text = f"""\
+defaults: {{username: admin, allow_plain_api_key: true}}
+hosts:
+  good: {{uri: "{good.uri}", api_key: {{file: good.ini}}}}
+  scram: {{uri: "{scram.uri}", api_key: {{file: scram.json}}}}
+"""
+    with Fleet(parse_inventory(text, str(tmp_path / "inventory.yaml"))) as fleet:
+        result = fleet.call("auth.me")
+    assert result["good"].ok and result["good"].result["pw_name"] == "admin"
+    assert result["scram"].status.value == "auth_failed" and scram.counters.connections == 0
+    assert str(result["scram"].error) == (
+        f"scram: {tmp_path}/inventory.yaml:4: hosts.scram.api_key: the JSON API key holds only precomputed "
+        "SCRAM material (client_key, stored_key, server_key), which needs a SCRAM login; fleetclt does not "
+        f"support SCRAM yet: give the raw key (raw_key) instead (file:scram.json)")

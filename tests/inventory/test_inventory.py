@@ -328,10 +328,11 @@ ERRORS = [
      "inventory.yaml:2: defaults.usrname: unknown key; did you mean 'username'?"),
     ("groups:\n  eu:\n    childs: []\n",
      "inventory.yaml:3: groups.eu.childs: unknown key; did you mean 'children'?"),
-    ("defaults:\n  groups: [x]\n", "inventory.yaml:2: defaults.groups: unknown key; expected one of: address, api_key"),
+    ("defaults:\n  groups: [x]\n",
+     "inventory.yaml:2: defaults.groups: unknown key; expected one of: address, allow_plain_api_key"),
     ("hosts:\n  a:\n    zzzz: 1\n", "inventory.yaml:3: hosts.a.zzzz: unknown key; expected one of: "
-     "address, api_key, api_version, ca_file, connect_timeout, controllers, groups, password, path, port, scheme, "
-     "timeout, tls_fingerprint, uri, username, vars, verify_tls"),
+     "address, allow_plain_api_key, api_key, api_version, ca_file, connect_timeout, controllers, groups, password, "
+     "path, port, scheme, timeout, tls_fingerprint, uri, username, vars, verify_tls"),
     ("groups:\n  eu-west: {}\nhosts:\n  a:\n    groups: [eu_west]\n",
      "inventory.yaml:5: hosts.a.groups[0]: unknown group 'eu_west'; did you mean 'eu-west'?"),
     ("groups:\n  eu:\n    children:\n      - eu-west\n      - nrth\n  north: {}\n  eu-west: {}\n",
