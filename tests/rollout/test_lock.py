@@ -39,10 +39,12 @@ def holder_file(path, holder):
 @pytest.fixture
 def other_process():
     """A live process that is not this one."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # blocks on its stdin until the test kills it: no fixed sleep
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     yield process
     process.kill()
     process.wait()
+    process.stdin.close()
 
 
 def test_an_unlocked_file_whose_holder_lives_on_this_boot_refuses(tmp_path, other_process):
@@ -73,13 +75,15 @@ def test_a_stale_lock_file_is_taken_over(tmp_path, other_process, stale):
 
 def test_the_lock_goes_with_its_process_even_on_sigkill(tmp_path):
     path = tmp_path / "r.lock"
-    code = ("import sys, time; from pathlib import Path; from fleetclt.rollout.lock import RunLock; "
-            "lock = RunLock.acquire(Path(sys.argv[1]), 'r'); print('locked', flush=True); time.sleep(60)")
-    process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    code = ("import sys; from pathlib import Path; from fleetclt.rollout.lock import RunLock; "
+            "lock = RunLock.acquire(Path(sys.argv[1]), 'r'); print('locked', flush=True); sys.stdin.read()")
+    process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline() == "locked\n"
     with pytest.raises(RolloutRunning, match=rf"\(pid {process.pid}\)"):
         RunLock.acquire(path, "r")
     process.kill()
     process.wait()
+    process.stdin.close()
     process.stdout.close()
     RunLock.acquire(path, "r").release()
