@@ -172,6 +172,11 @@ class HostSession:
         return self._endpoint.uri
 
     @property
+    def tls(self) -> TLSPolicy:
+        """The TLS policy its connections use: the HTTP file path connects with the same one."""
+        return self._tls
+
+    @property
     def connected(self) -> bool:
         return self._link is not None and not self._link.dead.is_set()
 

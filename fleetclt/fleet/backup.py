@@ -33,7 +33,7 @@ import orjson
 from ..client.session import HostSession
 from ..errors import ConfigError
 from ..protocol.files import ManifestEntry, backup_name, expired, latest, merge_manifest, read_manifest
-from .files import PartFile, fetch, local_errors, tls_for
+from .files import PartFile, fetch, local_errors
 from .results import FleetResult, ResultCallback
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def backup(fleet: Fleet, dest: str | os.PathLike[str], *, hosts: str | Iterable[
         options = {"secretseed": secretseed, "root_authorized_keys": True}
 
         def action(session: HostSession) -> dict[str, Any]:
-            entry, unchanged = _backup_one(session, fleet, root, options, latest(old, session.name))
+            entry, unchanged = _backup_one(session, root, options, latest(old, session.name))
             new.append(entry)
             return {"path": str(root / entry.file), "size": entry.size, "sha256": entry.sha256,
                     "version": entry.version, "unchanged": unchanged}
@@ -76,13 +76,13 @@ def backup(fleet: Fleet, dest: str | os.PathLike[str], *, hosts: str | Iterable[
     return result
 
 
-def _backup_one(session: HostSession, fleet: Fleet, root: Path, options: dict[str, bool],
+def _backup_one(session: HostSession, root: Path, options: dict[str, bool],
                 previous: ManifestEntry | None) -> tuple[ManifestEntry, bool]:
     version = str(session.call("system.version_short"))
     when = dt.datetime.now(dt.timezone.utc)
     name = backup_name(session.name, when)
     with local_errors(session.name):
-        part, _ = fetch(session, tls_for(fleet, session.name), "config.save", [options],
+        part, _ = fetch(session, "config.save", [options],
                         lambda job_id: root / session.name / name, filename=name)
         twin = root / previous.file if previous is not None else None
         unchanged = (previous is not None and twin is not None and previous.sha256 == part.sha256

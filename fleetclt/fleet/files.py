@@ -26,7 +26,6 @@ import gevent
 
 from ..client.http import http_request
 from ..client.session import HostSession
-from ..client.tls import TLSPolicy
 from ..errors import ConfigError, ProtocolError, TransferError
 from ..protocol.endpoint import Endpoint
 from ..protocol.files import (
@@ -121,7 +120,7 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def fetch(session: HostSession, tls: TLSPolicy, method: str, args: Sequence[Any], final: Callable[[int], Path], *,
+def fetch(session: HostSession, method: str, args: Sequence[Any], final: Callable[[int], Path], *,
           filename: str, buffered: bool = False, read_timeout: float = 60.0) -> tuple[PartFile, int]:
     """Run `method` through core.download and stream its file into a sealed PartFile (not yet published).
 
@@ -139,7 +138,7 @@ def fetch(session: HostSession, tls: TLSPolicy, method: str, args: Sequence[Any]
     part = PartFile(final(ticket.job_id))
     try:
         endpoint = Endpoint.parse(session.uri).with_path(ticket.path)
-        response = http_request(session.name, endpoint, tls, connect_timeout=session.timeouts.connect,
+        response = http_request(session.name, endpoint, session.tls, connect_timeout=session.timeouts.connect,
                                 read_timeout=read_timeout)
         if response.status != 200:
             response.close()
@@ -163,7 +162,7 @@ def _status_hint(status: int) -> str:
             410: " (not fetched in time, or fetched already)"}.get(status, "")
 
 
-def download_one(session: HostSession, tls: TLSPolicy, method: str, args: Sequence[Any], dest: Path, *,
+def download_one(session: HostSession, method: str, args: Sequence[Any], dest: Path, *,
                  template: str = DEFAULT_TEMPLATE, filename: str | None = None, buffered: bool = False,
                  read_timeout: float = 60.0) -> dict[str, Any]:
     """One host's file, published under `dest/<template>`; what a HostResult's `result` holds."""
@@ -175,7 +174,7 @@ def download_one(session: HostSession, tls: TLSPolicy, method: str, args: Sequen
                   "time": when}
         return dest / render_path(template, fields)
     with local_errors(session.name):
-        part, job_id = fetch(session, tls, method, args, final, filename=name, buffered=buffered,
+        part, job_id = fetch(session, method, args, final, filename=name, buffered=buffered,
                              read_timeout=read_timeout)
         part.publish()
     return {"path": str(part.final), "size": part.size, "sha256": part.sha256, "job_id": job_id}
@@ -189,12 +188,6 @@ def local_errors(host: str) -> Iterator[None]:
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         raise TransferError(f"cannot write{where}: {exc.strerror or exc}", host) from None
-
-
-def tls_for(fleet: Fleet, host: str) -> TLSPolicy:
-    """The TLS policy the host's session uses (fleet.session_for builds it from the same fields)."""
-    spec = fleet.inventory.hosts[host]
-    return TLSPolicy(spec.verify_tls, spec.ca_file, spec.tls_fingerprint)
 
 
 def download(fleet: Fleet, method: str, *args: Any, dest: str | os.PathLike[str],
@@ -214,7 +207,7 @@ def download(fleet: Fleet, method: str, *args: Any, dest: str | os.PathLike[str]
     root = Path(dest)
 
     def action(session: HostSession) -> dict[str, Any]:
-        return download_one(session, tls_for(fleet, session.name), method, args, root, template=template,
+        return download_one(session, method, args, root, template=template,
                             filename=filename, buffered=buffered)
     result: FleetResult = fleet.run(action, hosts=hosts, deadline=deadline, on_result=on_result)
     return result

@@ -33,12 +33,10 @@ from ..client.bandwidth import Bandwidth
 from ..client.http import BodyPiece, FileSlice, http_request
 from ..client.job_watch import ProgressCallback
 from ..client.session import HostSession
-from ..client.tls import TLSPolicy
 from ..errors import ConfigError, TransferError
 from ..protocol.endpoint import Endpoint
 from ..protocol.jobs import JobRef
 from ..protocol.multipart import FileContent, MultipartUpload, UploadFile, parse_upload_answer
-from .files import tls_for
 from .results import FleetResult, ResultCallback
 
 if TYPE_CHECKING:
@@ -92,16 +90,16 @@ def upload_token(session: HostSession) -> str:
     return str(session.call("auth.generate_token", TOKEN_TTL, {}, True))
 
 
-def start_upload(session: HostSession, tls: TLSPolicy, files: Sequence[UploadSource], method: str,
+def start_upload(session: HostSession, files: Sequence[UploadSource], method: str,
                  params: Sequence[Any], *, bandwidth: Bandwidth | None = None,
                  on_sent: Callable[[int], None] | None = None) -> JobRef:
     """Send `files` into `method(*params)` on the host; the JobRef of the job the upload started."""
     token = upload_token(session)
-    return send_upload(session, tls, token, session.boot_id, files, method, params, bandwidth=bandwidth,
+    return send_upload(session, token, session.boot_id, files, method, params, bandwidth=bandwidth,
                        on_sent=on_sent)
 
 
-def send_upload(session: HostSession, tls: TLSPolicy, token: str, boot_id: str | None,
+def send_upload(session: HostSession, token: str, boot_id: str | None,
                 files: Sequence[UploadSource], method: str, params: Sequence[Any], *,
                 bandwidth: Bandwidth | None = None, on_sent: Callable[[int], None] | None = None,
                 read_timeout: float = 60.0) -> JobRef:
@@ -114,7 +112,7 @@ def send_upload(session: HostSession, tls: TLSPolicy, token: str, boot_id: str |
     endpoint = Endpoint.parse(session.uri).with_path(UPLOAD_PATH)
     headers = [("Authorization", f"Token {token}"), ("Content-Type", body.content_type)]
     with _opened(session.name, files) as descriptors:
-        response = http_request(session.name, endpoint, tls, method="POST", headers=headers,
+        response = http_request(session.name, endpoint, session.tls, method="POST", headers=headers,
                                 body=_with_files(body.pieces(), descriptors), content_length=body.length,
                                 connect_timeout=session.timeouts.connect, read_timeout=read_timeout,
                                 bandwidth=bandwidth, on_sent=on_sent)
@@ -160,12 +158,12 @@ def _with_files(pieces: Iterable[bytes | FileContent], descriptors: list[int]) -
         yield FileSlice(descriptors[piece.index], 0, piece.size) if isinstance(piece, FileContent) else piece
 
 
-def upload_one(session: HostSession, tls: TLSPolicy, files: Sequence[UploadSource], method: str,
+def upload_one(session: HostSession, files: Sequence[UploadSource], method: str,
                params: Sequence[Any], *, bandwidth: Bandwidth | None = None,
                on_sent: Callable[[int], None] | None = None,
                on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     """One host: upload, then wait for the job; what a HostResult's `result` holds."""
-    job = start_upload(session, tls, files, method, params, bandwidth=bandwidth, on_sent=on_sent)
+    job = start_upload(session, files, method, params, bandwidth=bandwidth, on_sent=on_sent)
     result = session.wait_job(job, on_progress=on_progress)
     return {"job_id": job.id, "bytes": sum(f.size for f in files), "result": result}
 
@@ -186,7 +184,7 @@ def upload(fleet: Fleet, method: str, *params: Any,
 
     def action(session: HostSession) -> dict[str, Any]:
         sent = (lambda count: on_sent(session.name, count)) if on_sent is not None else None
-        return upload_one(session, tls_for(fleet, session.name), chosen, method, params, bandwidth=bandwidth,
+        return upload_one(session, chosen, method, params, bandwidth=bandwidth,
                           on_sent=sent)
     result: FleetResult = fleet.run(action, hosts=hosts, deadline=deadline, on_result=on_result)
     return result

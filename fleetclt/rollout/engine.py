@@ -41,7 +41,6 @@ from gevent.pool import Pool
 
 from ..client.session import HostSession
 from ..errors import ConfigError, FleetError, JobUnknown
-from ..fleet.files import tls_for
 from ..fleet.fleet import Fleet
 from ..fleet.results import error_dict, status_of
 from ..fleet.upload import send_upload, sources, upload_token
@@ -254,7 +253,7 @@ class Rollout:
         self.journal.host(record)
         self._notify(lambda observer: observer.host_started(self, record))
         if token is not None:
-            return send_upload(session, tls_for(self.fleet, session.name), token, record.boot_id, self._uploads,
+            return send_upload(session, token, record.boot_id, self._uploads,
                                method, self.plan.params)
         return session.start_job(method, *self.plan.params)
 
