@@ -36,8 +36,10 @@ def test_a_wait_for_the_login_budget_prints_one_line(make_host, tmp_path):
     key = f"{nas.address}:{nas.port}"
     budget = FileStore(state).path(key)
     budget.parent.mkdir(parents=True)
-    # three quarters of a token left: the next login is 1.5 s away
-    budget.write_text(json.dumps({"key": key, "tokens": 0.75, "stamp": time.time(), "blocked_until": 0}))
+    # Three quarters of a token left: the next login is 1.5 s away. Stamped a minute ahead, which the
+    # bucket reads as a clock that stepped back (no refill until then), so the wait does not
+    # shrink however long the CLI takes to start on a loaded machine.
+    budget.write_text(json.dumps({"key": key, "tokens": 0.75, "stamp": time.time() + 60, "blocked_until": 0}))
     run = fleetclt("--uri", nas.uri, "-U", "admin", "ping", state=str(state))
     assert (run.returncode, run.stdout) == (0, "pong\n"), run.stderr
     assert re.fullmatch(r"waiting 2 s for \S+'s login budget\n", run.stderr), run.stderr
