@@ -5,7 +5,8 @@
 Every attempt spends a token of the auth budget (LoginBudget): the first is
 taken before the socket opens, so no unauthenticated call goes out unless a
 login follows at once (docs/protocol.md §6); EBUSY blocks the budget for the
-server's window; a refused credential is never retried here.
+server's window; a refused credential is never retried here. A two-factor
+prompt (OTP_REQUIRED) is answered by login_otp.py, each answer a budgeted call.
 REDIRECT (an HA standby controller) is no refusal: it raises StandbyError,
 which the session does not remember, so it logs in again after a failover.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import (
@@ -29,12 +30,12 @@ from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
 from .link import Link
+from .login_otp import LEGACY_REFUSED, Prompt, asks_for_code, continue_login, upfront_code
 from .throttle import AuthThrottle
 
 _HINTS = {"AUTH_ERR": "username or secret refused",
           "EXPIRED": "credential expired or revoked",
-          "DENIED": "account may not use the API or is locked",
-          "OTP_REQUIRED": "two-factor authentication is required (not supported yet)"}
+          "DENIED": "account may not use the API or is locked"}
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,29 @@ class Credentials:
     A plain string for `password` or `api_key` is wrapped in a literal Secret here,
     so `Credentials("admin", "pw")` works and still never shows "pw" in a repr.
     `allow_plain_api_key`: send the API key over ws:// too (see refuse_insecure_key).
+    Two-factor codes (login_otp.py): `otp_secret` is the base32 TOTP secret, `otp_code` one
+    code given for this run, `otp_prompt` asks a person for one (single-host mode on a terminal).
     """
 
     username: str | None = None
     password: Secret | None = None
     api_key: Secret | None = None
     allow_plain_api_key: bool = False
+    otp_secret: Secret | None = None
+    otp_code: Secret | None = None
+    otp_prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
     def __init__(self, username: str | None = None, password: Secret | str | None = None,
-                 api_key: Secret | str | None = None, *, allow_plain_api_key: bool = False) -> None:
+                 api_key: Secret | str | None = None, *, allow_plain_api_key: bool = False,
+                 otp_secret: Secret | str | None = None, otp_code: Secret | str | None = None,
+                 otp_prompt: Prompt | None = None) -> None:
         object.__setattr__(self, "username", username)
         object.__setattr__(self, "password", _wrapped(password, "password"))
         object.__setattr__(self, "api_key", _wrapped(api_key, "api_key"))
         object.__setattr__(self, "allow_plain_api_key", allow_plain_api_key)
+        object.__setattr__(self, "otp_secret", _wrapped(otp_secret, "otp_secret"))
+        object.__setattr__(self, "otp_code", _wrapped(otp_code, "otp_code"))
+        object.__setattr__(self, "otp_prompt", otp_prompt)
 
 
 def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
@@ -122,7 +133,7 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) 
     if creds.api_key is not None:
         attempt = _api_key_attempt(creds)
     elif creds.password is not None:
-        attempt = _password_attempt(creds)
+        attempt = _password_attempt(creds, link.dialect.has_login_ex)
     else:
         return False
     try:
@@ -131,6 +142,11 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) 
         if exc.errno != errno.EOPNOTSUPP:
             raise
         raise _level_refusal(link.host_name, attempt) from None
+    if asks_for_code(reply):
+        reply = continue_login(link.host_name, creds,
+                               lambda method, params: _throttled(link, method, params, budget, timeout))
+    if reply is False and len(attempt.fallback_params or ()) > 2:
+        raise AuthError(LEGACY_REFUSED, link.host_name)
     _check_reply(link.host_name, reply)
     return True
 
@@ -157,13 +173,16 @@ def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> No
         "(docs/inventory.md)", host)
 
 
-def _password_attempt(creds: Credentials) -> _Attempt:
+def _password_attempt(creds: Credentials, continues: bool) -> _Attempt:
+    """Where the login cannot be continued (24.10), auth.login takes the two-factor code up front."""
     if not creds.username:
         raise AuthError("a password login needs a username")
     assert creds.password is not None
     secret = creds.password.reveal()
     data = {"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}
-    return _Attempt("password", "auth.login_ex", [data], "auth.login", [creds.username, secret])
+    code = None if continues else upfront_code(creds)
+    return _Attempt("password", "auth.login_ex", [data], "auth.login",
+                    [creds.username, secret] + ([code] if code else []))
 
 
 def _api_key_attempt(creds: Credentials) -> _Attempt:
