@@ -179,8 +179,8 @@ def _two_factor(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     Only password logins are asked for a code, so the options are refused beside an API key."""
     given = next((name for name in _OTP_OPTIONS if option(args, name) is not None), None)
     if given is not None and kind != "password":
-        raise ConfigError(f"--{given.replace('_', '-')} applies to password logins; an API key is never "
-                          "asked for a two-factor code")
+        why = "; an API key is never asked for a two-factor code" if kind == "api_key" else ""
+        raise ConfigError(f"--{given.replace('_', '-')} applies to password logins (-U USER){why}")
     sources: dict[str, Any] = {}
     if given == "otp_code":
         if not _CODE.fullmatch(args.otp_code):
