@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import gevent
+
 from ..client.login import Credentials
 from ..client.tls import TLSPolicy
 from ..errors import ConfigError
@@ -197,11 +199,13 @@ def _two_factor(args: argparse.Namespace, kind: str) -> dict[str, Any]:
 
 
 def _ask_code(host: str) -> str | None:
-    """A code typed at the terminal (not echoed); None when none is given."""
+    """A code typed at the terminal (not echoed); None when none is given. Read in a thread of
+    the hub's pool: the connection waiting for it keeps answering the server meanwhile."""
     try:
-        return getpass.getpass(f"Two-factor code for {host}: ").strip() or None
+        code: str = gevent.get_hub().threadpool.apply(getpass.getpass, (f"Two-factor code for {host}: ",))
     except EOFError:
         return None
+    return code.strip() or None
 
 
 def _explicit_secret(args: argparse.Namespace, name: str) -> tuple[str, Secret]:
