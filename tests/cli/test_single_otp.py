@@ -1,4 +1,4 @@
-"""Two-factor logins from the single-host CLI: a real `fleetclt` subprocess against simulated hosts.
+"""Two-factor logins from the CLI (one host, and fleet mode): a real `fleetclt` subprocess against simulated hosts.
 
 Modelled on plugins/auth.py (TS-24.10.2 `auth.login(username, password, otp_token)`; TS-25.10.1
 `login_ex` answering OTP_REQUIRED, continued by `login_ex_continue`) and plugins/account_/2fa.py
@@ -15,14 +15,18 @@ import termios
 
 import gevent
 import gevent.os
+import orjson
 import pyotp
 import pytest
 from gevent import subprocess
 
 from fleetclt.cli.main import main
 from fleetclt.client.login_otp import NO_CODE
+from fleetclt.protocol.redact import MASK
 from fleetclt.sim import ManualClock, SimClock
 from tests.cli.test_rollout_pty import read_all
+from tests.cli.test_sim import free_port
+from tests.helpers import start_sim, stop_sim
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PASSWORD = "Pw-otp-3b7d"
@@ -145,3 +149,29 @@ def test_fleet_mode_refuses_single_host_two_factor_flags(capsys, tmp_path, monke
     monkeypatch.setenv("FLEETCLT_INVENTORY", str(inventory))
     code = main(["call", "--hosts", "all", "--otp-code", "123456", "core.ping"])
     assert code == 1 and "--otp-code does not apply: in fleet mode" in capsys.readouterr().err
+
+
+def test_fleet_mode_logs_in_to_sim_hosts_of_an_inventory_with_otp_secret(tmp_path):
+    """`fleetclt sim -i` gives each host the inventory's otp_secret; `call --hosts` then computes the
+    codes from that same reference, on 24.10 and 25.10 alike (the sim runs on the real clock)."""
+    port = free_port("127.3.9.1")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"""
+defaults: {{username: admin, password: {{env: OTP_FLEET_PW}}, otp_secret: {{env: OTP_FLEET_SECRET}}}}
+hosts:
+  new1: {{uri: "ws://127.3.9.1:{port}/api/current"}}
+  old1: {{uri: "ws://127.3.9.2:{port}/websocket"}}
+""")
+    env = {"OTP_FLEET_PW": PASSWORD, "OTP_FLEET_SECRET": SECRET}
+    process, ready = start_sim("-i", str(inventory), env=env)
+    try:
+        done = subprocess.run([sys.executable, "-m", "fleetclt.cli", "-i", str(inventory), "call", "--hosts", "all",
+                               "--no-agent", "-o", "json", "auth.me"], capture_output=True, text=True,
+                              env={**os.environ, **env, "FLEETCLT_STATE_DIR": str(tmp_path / "state")},
+                              timeout=RUN_TIMEOUT)
+    finally:
+        stop_sim(process)
+    assert "2 hosts" in ready and done.returncode == 0, done.stderr
+    rows = orjson.loads(done.stdout)["hosts"]
+    assert {name: row["status"] for name, row in rows.items()} == {"new1": "ok", "old1": "ok"}
+    assert rows["new1"]["result"]["two_factor_config"]["provisioning_uri"] == MASK
