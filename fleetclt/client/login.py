@@ -13,6 +13,7 @@ which the session does not remember, so it logs in again after a failover.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,29 +93,39 @@ class _Attempt:
 class LoginBudget:
     """The auth-budget tokens of one connect to server `key`.
 
-    `take_first` runs before the socket opens; the login spends that token, and a
-    fallback login (a server without auth.login_ex) takes another. A socket that
-    never opened sent nothing: `refund` gives its token back.
+    `take_first` runs before the socket opens and takes a token for each of the
+    `calls` the login is expected to make (two when a two-factor code will follow
+    the password, login_otp.login_calls), so the connection never idles waiting for
+    one; the login spends them, and a fallback login (a server without
+    auth.login_ex) takes another. Tokens not spent (a socket that never opened, a
+    login that needed fewer calls) go back with `refund`.
     """
 
-    def __init__(self, throttle: AuthThrottle, key: str, host: str) -> None:
-        self._throttle, self._key, self._host = throttle, key, host
-        self._held = False
+    def __init__(self, throttle: AuthThrottle, key: str, host: str, calls: int = 1) -> None:
+        self._throttle, self._key, self._host, self._calls = throttle, key, host, calls
+        self._held = 0
 
     def take_first(self, max_wait: float | None, on_wait: Callable[[float], None] | None = None) -> None:
-        """ThrottledError at once when the token would come later than `max_wait` seconds from now."""
-        self._throttle.acquire(self._key, self._host, max_wait=max_wait, on_wait=on_wait)
-        self._held = True
+        """ThrottledError at once (nothing taken) when the tokens would come later than `max_wait` s from now."""
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        try:
+            while self._held < self._calls:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._throttle.acquire(self._key, self._host, max_wait=left, on_wait=on_wait)
+                self._held += 1
+        except BaseException:
+            self.refund()
+            raise
 
     def refund(self) -> None:
-        if self._held:
-            self._held = False
+        while self._held:
+            self._held -= 1
             self._throttle.refund(self._key)
 
     def spend(self) -> None:
-        """A token for the next unauthenticated call: the one taken first, else a new one."""
+        """A token for the next unauthenticated call: one taken first, else a new one."""
         if self._held:
-            self._held = False
+            self._held -= 1
         else:
             self._throttle.acquire(self._key, self._host)
 
@@ -137,18 +148,25 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) 
     else:
         return False
     try:
-        reply = _call(link, attempt, budget, timeout)
-    except RemoteCallError as exc:
-        if exc.errno != errno.EOPNOTSUPP:
-            raise
-        raise _level_refusal(link.host_name, attempt) from None
-    if asks_for_code(reply):
-        reply = continue_login(link.host_name, creds,
-                               lambda method, params: _throttled(link, method, params, budget, timeout))
+        reply = _first_reply(link, attempt, budget, timeout)
+        if asks_for_code(reply):
+            reply = continue_login(link.host_name, creds,
+                                   lambda method, params: _throttled(link, method, params, budget, timeout))
+    finally:
+        budget.refund()  # a token taken for a call the login did not make
     if reply is False and len(attempt.fallback_params or ()) > 2:
         raise AuthError(LEGACY_REFUSED, link.host_name)
     _check_reply(link.host_name, reply)
     return True
+
+
+def _first_reply(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: float) -> Any:
+    try:
+        return _call(link, attempt, budget, timeout)
+    except RemoteCallError as exc:
+        if exc.errno != errno.EOPNOTSUPP:
+            raise
+        raise _level_refusal(link.host_name, attempt) from None
 
 
 def _level_refusal(host: str, attempt: _Attempt) -> AuthError:

@@ -163,20 +163,38 @@ def test_a_given_code_logs_in_on_24_10_and_25_10(otp_host):
         assert host.counters.logins_ok == 1
 
 
+def no_refill(capacity):
+    return AuthThrottle(bucket=TokenBucket(capacity, refill_seconds=1e9), max_wait=0.5, store=MemoryStore())
+
+
 @pytest.mark.parametrize("capacity, outcome", [(1, ThrottledError), (2, None)])
-def test_the_continuation_spends_its_own_auth_budget_token(otp_host, capacity, outcome):
-    """main.py: login_ex_continue needs no login, so the server counts it like the login; the
-    client spends a token on it, and with none left sends nothing."""
+def test_the_continuation_has_its_own_auth_budget_token_before_the_socket_opens(otp_host, capacity, outcome):
+    """main.py: login_ex_continue needs no login, so the server counts it like the login. With a code
+    configured the client takes both tokens before it connects: with one left it sends nothing, and
+    no connection waits for the second with the prompt open."""
     host = otp_host("nas01", "25.10.1")
-    throttle = AuthThrottle(bucket=TokenBucket(capacity, refill_seconds=1e9), max_wait=0.5, store=MemoryStore())
     credentials = Credentials("admin", PASSWORD, otp_secret=SECRET)
-    with HostSession("nas01", host.uri, credentials, throttle=throttle) as session:
+    with HostSession("nas01", host.uri, credentials, throttle=no_refill(capacity)) as session:
         if outcome is None:
             assert session.call("core.ping") == "pong"
         else:
             with pytest.raises(outcome):
                 session.call("core.ping")
-    assert login_calls(host) == {"auth.login_ex": 1, **({"auth.login_ex_continue": 1} if outcome is None else {})}
+    assert login_calls(host) == ({"auth.login_ex": 1, "auth.login_ex_continue": 1} if outcome is None else {})
+    assert host.counters.connections == (1 if outcome is None else 0)
+
+
+def test_a_token_taken_for_a_continuation_that_never_came_goes_back(otp_host):
+    """24.10 takes the code in auth.login, one call: of the two tokens taken, one is given back, so
+    three tokens serve two logins."""
+    host = otp_host("nas01", "24.10.2", ManualClock(speed=1000))
+    throttle = no_refill(3)
+    for _ in range(2):
+        code = pyotp.TOTP(SECRET).at(host.clock.wall())
+        with HostSession("nas01", uri(host), Credentials("admin", PASSWORD, otp_code=code),
+                         throttle=throttle) as session:
+            assert session.call("core.ping") == "pong"
+    assert login_calls(host) == {"auth.login": 2} and host.counters.logins_ok == 2
 
 
 def test_codes_are_computed_only_when_they_stay_valid_for_the_round_trip():
