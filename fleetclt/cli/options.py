@@ -39,7 +39,7 @@ PASSWORD_ENV, API_KEY_ENV = "FLEETCLT_PASSWORD", "FLEETCLT_API_KEY"
 _NAMES_SHOWN = 10
 _EXPLICIT_SECRETS = ("password", "api_key", "password_env", "api_key_env", "password_file")
 _OTP_OPTIONS = ("otp_code", "otp_secret_env", "otp_secret_file")
-_CODE = re.compile(r"\d{6}")
+_CODE = re.compile(r"\d{6,8}")  # a user's codes have 6 to 8 digits (docs/protocol.md §5)
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
@@ -186,7 +186,7 @@ def _two_factor(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     sources: dict[str, Any] = {}
     if given == "otp_code":
         if not _CODE.fullmatch(args.otp_code):
-            raise ConfigError("--otp-code expects the 6 digits the authenticator app shows")
+            raise ConfigError("--otp-code expects the 6 to 8 digits the authenticator app shows")
         sources["otp_code"] = Secret(args.otp_code, where=Location(key="--otp-code"))
     elif given is not None:
         flag = "--" + given.replace("_", "-")

@@ -122,7 +122,7 @@ def test_a_terminal_is_asked_for_the_code_when_the_server_wants_one(otp_host, tm
 
 
 BAD = [
-    (["-U", "admin", "-P", "pw", "--otp-code", "12ab56"], "--otp-code expects the 6 digits"),
+    (["-U", "admin", "-P", "pw", "--otp-code", "12ab56"], "--otp-code expects the 6 to 8 digits"),
     (["-K", "1-abc", "--otp-code", "123456"], "--otp-code applies to password logins (-U USER); an API key is"),
     (["--otp-secret-file", "x"], "--otp-secret-file applies to password logins (-U USER)"),
     (["-U", "admin", "-P", "pw", "--otp-secret-env", "OTP_NOT_BASE32"],
