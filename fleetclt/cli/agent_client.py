@@ -279,8 +279,8 @@ def start_agent(path: str, idle: float) -> int:
     """
     inventory = load_inventory(path)
     for spec in inventory.hosts.values():
-        for secret in (spec.password, spec.api_key):
-            if secret is not None and secret.source.startswith("env:"):
+        for secret in spec.secrets:
+            if secret.source.startswith("env:"):
                 try:
                     secret.reveal()
                 except ConfigError as exc:

@@ -18,8 +18,9 @@ from .options import option
 # argparse dest -> the flag as a user writes it
 CONNECTION = {"uri": "--uri", "username": "-U", "password": "-P", "api_key": "-K",
               "password_file": "--password-file", "password_env": "--password-env",
-              "api_key_env": "--api-key-env", "allow_plain_api_key": "--allow-plain-api-key", "insecure": "--insecure",
-              "tls_fingerprint": "--tls-fingerprint", "ca_file": "--ca-file"}
+              "api_key_env": "--api-key-env", "otp_code": "--otp-code", "otp_secret_env": "--otp-secret-env",
+              "otp_secret_file": "--otp-secret-file", "allow_plain_api_key": "--allow-plain-api-key",
+              "insecure": "--insecure", "tls_fingerprint": "--tls-fingerprint", "ca_file": "--ca-file"}
 FLEET = {"output": "-o", "deadline": "--deadline", "forks": "--forks", "max_connecting": "--max-connecting",
          "no_agent": "--no-agent"}
 ONE_HOST_ONLY = {**CONNECTION, "job_print": "-jp"}

@@ -7,6 +7,9 @@ before the command survives. No secret ever has to be written on the command
 line: stdin, a prompt, a file or an environment variable all work, and a literal
 ``-P``/``-K`` still works but is warned about. Each secret is wrapped in
 ``Secret`` the moment it is read, so it cannot reach a log line or a traceback.
+A two-factor code is asked for on the terminal when the server wants one; a TOTP
+secret (``--otp-secret-env``/``--otp-secret-file``) or one code (``--otp-code``,
+valid for 30 s) can be given instead (docs/cli.md).
 """
 from __future__ import annotations
 
@@ -14,9 +17,12 @@ import argparse
 import getpass
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+import gevent
 
 from ..client.login import Credentials
 from ..client.tls import TLSPolicy
@@ -24,6 +30,7 @@ from ..errors import ConfigError
 from ..inventory.vault import use_password_file
 from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import normalize_fingerprint
+from ..protocol.otp import totp_secret
 from ..secret import Location, Secret
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 PASSWORD_ENV, API_KEY_ENV = "FLEETCLT_PASSWORD", "FLEETCLT_API_KEY"
 _NAMES_SHOWN = 10
 _EXPLICIT_SECRETS = ("password", "api_key", "password_env", "api_key_env", "password_file")
+_OTP_OPTIONS = ("otp_code", "otp_secret_env", "otp_secret_file")
+_CODE = re.compile(r"\d{6,8}")  # a user's codes have 6 to 8 digits (docs/protocol.md §5)
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
@@ -44,6 +53,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, nested: bool) -> 
     group.add_argument("-U", "--username", default=default, metavar="USER",
                        help="log in as USER (prompts for the password when no secret is given)")
     _add_secret_options(group, default)
+    _add_otp_options(group, default)
     group.add_argument("--allow-plain-api-key", action="store_true", default=False if default is None else default,
                        help="send the API key over ws:// too: the server revokes it unless it sees a loopback "
                             "client, which an SSH port forward, a container port mapping or a TLS-terminating "
@@ -74,6 +84,17 @@ def _add_secret_options(group: Any, default: Any) -> None:
                          help=f"read the password from env NAME (default: ${PASSWORD_ENV} when set)")
     secrets.add_argument("--api-key-env", default=default, metavar="NAME",
                          help=f"read the API key from env NAME (default: ${API_KEY_ENV} when set)")
+
+
+def _add_otp_options(group: Any, default: Any) -> None:
+    otp = group.add_mutually_exclusive_group()
+    otp.add_argument("--otp-code", default=default, metavar="CODE",
+                     help="two-factor code for the login (valid 30 s; without it, a terminal is asked when "
+                          "the server wants one)")
+    otp.add_argument("--otp-secret-env", default=default, metavar="NAME",
+                     help="compute two-factor codes from the base32 TOTP secret in env NAME")
+    otp.add_argument("--otp-secret-file", default=default, metavar="PATH",
+                     help="compute two-factor codes from the base32 TOTP secret in PATH")
 
 
 def _add_tls_options(group: Any, default: Any) -> None:
@@ -150,8 +171,41 @@ def read_credentials(args: argparse.Namespace, host: str) -> Credentials:
         raise ConfigError("a password login needs -U USER")
     if secret is not None:
         _check_readable(secret, kind)
+    otp = _two_factor(args, kind)
     return Credentials(user, secret if kind == "password" else None, secret if kind == "api_key" else None,
-                       allow_plain_api_key=bool(option(args, "allow_plain_api_key")))
+                       allow_plain_api_key=bool(option(args, "allow_plain_api_key")), **otp)
+
+
+def _two_factor(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """Credentials' two-factor sources: a secret or one code if given, and a prompt on a terminal.
+    Only password logins are asked for a code, so the options are refused beside an API key."""
+    given = next((name for name in _OTP_OPTIONS if option(args, name) is not None), None)
+    if given is not None and kind != "password":
+        why = "; an API key is never asked for a two-factor code" if kind == "api_key" else ""
+        raise ConfigError(f"--{given.replace('_', '-')} applies to password logins (-U USER){why}")
+    sources: dict[str, Any] = {}
+    if given == "otp_code":
+        if not _CODE.fullmatch(args.otp_code):
+            raise ConfigError("--otp-code expects the 6 to 8 digits the authenticator app shows")
+        sources["otp_code"] = Secret(args.otp_code, where=Location(key="--otp-code"))
+    elif given is not None:
+        flag = "--" + given.replace("_", "-")
+        reference = Secret.env if given == "otp_secret_env" else Secret.file
+        sources["otp_secret"] = reference(getattr(args, given), Location(key=flag))
+        totp_secret(sources["otp_secret"])  # unreadable or not base32: exit 1 now, before connecting
+    if kind == "password" and sys.stdin.isatty() and _has_terminal():
+        sources["otp_prompt"] = _ask_code
+    return sources
+
+
+def _ask_code(host: str) -> str | None:
+    """A code typed at the terminal (not echoed); None when none is given. Read in a thread of
+    the hub's pool: the connection waiting for it keeps answering the server meanwhile."""
+    try:
+        code: str = gevent.get_hub().threadpool.apply(getpass.getpass, (f"Two-factor code for {host}: ",))
+    except EOFError:
+        return None
+    return code.strip() or None
 
 
 def _explicit_secret(args: argparse.Namespace, name: str) -> tuple[str, Secret]:

@@ -20,6 +20,7 @@ import yaml
 from ..errors import FleetError, JobFailed, RemoteCallError, ValidationError, without_host
 from ..protocol.ejson import plain
 from ..protocol.jsonrpc import CollectionUpdate
+from ..protocol.redact import UNASKED_FIELDS, mask_unasked
 
 if TYPE_CHECKING:
     from ..fleet.results import FleetResult, HostResult
@@ -32,9 +33,13 @@ _BAR_WIDTH = 30
 
 # -- data -------------------------------------------------------------------------
 def to_json(value: Any, *, indent: bool = True) -> str:
-    """JSON text of a decoded ejson value; indent 2 for humans, one line for streams."""
+    """JSON text of a decoded ejson value; indent 2 for humans, one line for streams. A credential
+    nobody asked for (a TOTP provisioning URI) is masked: looked for only when its name is there."""
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
-    return orjson.dumps(value, default=plain, option=option).decode()
+    text = orjson.dumps(value, default=plain, option=option)
+    if any(f'"{name}"'.encode() in text for name in UNASKED_FIELDS):
+        text = orjson.dumps(mask_unasked(value), default=plain, option=option)
+    return text.decode()
 
 
 def render_result(value: Any) -> str:

@@ -23,6 +23,7 @@ from gevent.event import Event
 from ..errors import ConfigError, did_you_mean
 from ..inventory.load import HostSpec, load_inventory
 from ..local.state import write_private
+from ..protocol.otp import totp_secret
 from ..sim.clock import SimClock
 from ..sim.config import DEFAULT_USER, Faults, HostConfig
 from ..sim.fleet import SimFleet, new_password, write_inventory
@@ -220,8 +221,9 @@ def _config_for(spec: HostSpec, args: argparse.Namespace) -> HostConfig:
     username = spec.username or DEFAULT_USER
     users = {username: spec.password.reveal()} if spec.password else {}
     keys = {spec.api_key.reveal(): username} if spec.api_key else {}
+    otp = {username: totp_secret(spec.otp_secret)} if spec.otp_secret else {}
     version = str(spec.vars.get("sim_version", "24.10.2" if spec.uri.endswith("/websocket") else "25.10.1"))
     tls = {"certfile": args.certfile, "keyfile": args.keyfile} if spec.uri.startswith("wss") else {}
     address = "127.0.0.1" if spec.address == "localhost" else spec.address
     return HostConfig(spec.name, address=address, port=spec.port, version=version,
-                      users=users, api_keys=keys, **tls)
+                      users=users, api_keys=keys, otp_secrets=otp, **tls)

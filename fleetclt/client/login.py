@@ -5,15 +5,17 @@
 Every attempt spends a token of the auth budget (LoginBudget): the first is
 taken before the socket opens, so no unauthenticated call goes out unless a
 login follows at once (docs/protocol.md §6); EBUSY blocks the budget for the
-server's window; a refused credential is never retried here.
+server's window; a refused credential is never retried here. A two-factor
+prompt (OTP_REQUIRED) is answered by login_otp.py, each answer a budgeted call.
 REDIRECT (an HA standby controller) is no refusal: it raises StandbyError,
 which the session does not remember, so it logs in again after a failover.
 """
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import (
@@ -29,12 +31,12 @@ from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
 from .link import Link
+from .login_otp import LEGACY_REFUSED, Prompt, asks_for_code, continue_login, upfront_code
 from .throttle import AuthThrottle
 
 _HINTS = {"AUTH_ERR": "username or secret refused",
           "EXPIRED": "credential expired or revoked",
-          "DENIED": "account may not use the API or is locked",
-          "OTP_REQUIRED": "two-factor authentication is required (not supported yet)"}
+          "DENIED": "account may not use the API or is locked"}
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,29 @@ class Credentials:
     A plain string for `password` or `api_key` is wrapped in a literal Secret here,
     so `Credentials("admin", "pw")` works and still never shows "pw" in a repr.
     `allow_plain_api_key`: send the API key over ws:// too (see refuse_insecure_key).
+    Two-factor codes (login_otp.py): `otp_secret` is the base32 TOTP secret, `otp_code` one
+    code given for this run, `otp_prompt` asks a person for one (single-host mode on a terminal).
     """
 
     username: str | None = None
     password: Secret | None = None
     api_key: Secret | None = None
     allow_plain_api_key: bool = False
+    otp_secret: Secret | None = None
+    otp_code: Secret | None = None
+    otp_prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
     def __init__(self, username: str | None = None, password: Secret | str | None = None,
-                 api_key: Secret | str | None = None, *, allow_plain_api_key: bool = False) -> None:
+                 api_key: Secret | str | None = None, *, allow_plain_api_key: bool = False,
+                 otp_secret: Secret | str | None = None, otp_code: Secret | str | None = None,
+                 otp_prompt: Prompt | None = None) -> None:
         object.__setattr__(self, "username", username)
         object.__setattr__(self, "password", _wrapped(password, "password"))
         object.__setattr__(self, "api_key", _wrapped(api_key, "api_key"))
         object.__setattr__(self, "allow_plain_api_key", allow_plain_api_key)
+        object.__setattr__(self, "otp_secret", _wrapped(otp_secret, "otp_secret"))
+        object.__setattr__(self, "otp_code", _wrapped(otp_code, "otp_code"))
+        object.__setattr__(self, "otp_prompt", otp_prompt)
 
 
 def _wrapped(value: Secret | str | None, name: str) -> Secret | None:
@@ -81,29 +93,39 @@ class _Attempt:
 class LoginBudget:
     """The auth-budget tokens of one connect to server `key`.
 
-    `take_first` runs before the socket opens; the login spends that token, and a
-    fallback login (a server without auth.login_ex) takes another. A socket that
-    never opened sent nothing: `refund` gives its token back.
+    `take_first` runs before the socket opens and takes a token for each of the
+    `calls` the login is expected to make (two when a two-factor code will follow
+    the password, login_otp.login_calls), so the connection never idles waiting for
+    one; the login spends them, and a fallback login (a server without
+    auth.login_ex) takes another. Tokens not spent (a socket that never opened, a
+    login that needed fewer calls) go back with `refund`.
     """
 
-    def __init__(self, throttle: AuthThrottle, key: str, host: str) -> None:
-        self._throttle, self._key, self._host = throttle, key, host
-        self._held = False
+    def __init__(self, throttle: AuthThrottle, key: str, host: str, calls: int = 1) -> None:
+        self._throttle, self._key, self._host, self._calls = throttle, key, host, calls
+        self._held = 0
 
     def take_first(self, max_wait: float | None, on_wait: Callable[[float], None] | None = None) -> None:
-        """ThrottledError at once when the token would come later than `max_wait` seconds from now."""
-        self._throttle.acquire(self._key, self._host, max_wait=max_wait, on_wait=on_wait)
-        self._held = True
+        """ThrottledError at once (nothing taken) when the tokens would come later than `max_wait` s from now."""
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        try:
+            while self._held < self._calls:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._throttle.acquire(self._key, self._host, max_wait=left, on_wait=on_wait)
+                self._held += 1
+        except BaseException:
+            self.refund()
+            raise
 
     def refund(self) -> None:
-        if self._held:
-            self._held = False
+        while self._held:
+            self._held -= 1
             self._throttle.refund(self._key)
 
     def spend(self) -> None:
-        """A token for the next unauthenticated call: the one taken first, else a new one."""
+        """A token for the next unauthenticated call: one taken first, else a new one."""
         if self._held:
-            self._held = False
+            self._held -= 1
         else:
             self._throttle.acquire(self._key, self._host)
 
@@ -122,17 +144,29 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) 
     if creds.api_key is not None:
         attempt = _api_key_attempt(creds)
     elif creds.password is not None:
-        attempt = _password_attempt(creds)
+        attempt = _password_attempt(creds, link.dialect.has_login_ex)
     else:
         return False
     try:
-        reply = _call(link, attempt, budget, timeout)
+        reply = _first_reply(link, attempt, budget, timeout)
+        if asks_for_code(reply):
+            reply = continue_login(link.host_name, creds,
+                                   lambda method, params: _throttled(link, method, params, budget, timeout))
+    finally:
+        budget.refund()  # a token taken for a call the login did not make
+    if reply is False and len(attempt.fallback_params or ()) > 2:
+        raise AuthError(LEGACY_REFUSED, link.host_name)
+    _check_reply(link.host_name, reply)
+    return True
+
+
+def _first_reply(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: float) -> Any:
+    try:
+        return _call(link, attempt, budget, timeout)
     except RemoteCallError as exc:
         if exc.errno != errno.EOPNOTSUPP:
             raise
         raise _level_refusal(link.host_name, attempt) from None
-    _check_reply(link.host_name, reply)
-    return True
 
 
 def _level_refusal(host: str, attempt: _Attempt) -> AuthError:
@@ -157,13 +191,16 @@ def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> No
         "(docs/inventory.md)", host)
 
 
-def _password_attempt(creds: Credentials) -> _Attempt:
+def _password_attempt(creds: Credentials, continues: bool) -> _Attempt:
+    """Where the login cannot be continued (24.10), auth.login takes the two-factor code up front."""
     if not creds.username:
         raise AuthError("a password login needs a username")
     assert creds.password is not None
     secret = creds.password.reveal()
     data = {"mechanism": "PASSWORD_PLAIN", "username": creds.username, "password": secret}
-    return _Attempt("password", "auth.login_ex", [data], "auth.login", [creds.username, secret])
+    code = None if continues else upfront_code(creds)
+    return _Attempt("password", "auth.login_ex", [data], "auth.login",
+                    [creds.username, secret] + ([code] if code else []))
 
 
 def _api_key_attempt(creds: Credentials) -> _Attempt:

@@ -61,6 +61,7 @@ from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, ngi
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
 from .login import Credentials, LoginBudget, log_in, refuse_insecure_key, will_log_in
+from .login_otp import login_calls
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
@@ -563,7 +564,7 @@ class HostSession:
         """A token for the login this connect makes (None without a credential), waited for until `until`."""
         if not will_log_in(self._credentials):
             return None
-        budget = LoginBudget(self._throttle, self._budget_key(), self.name)
+        budget = LoginBudget(self._throttle, self._budget_key(), self.name, login_calls(self._credentials))
         max_wait = None if until is None else max(0.0, until - time.monotonic())
         try:
             budget.take_first(max_wait, self._waiting_for_login)

@@ -41,7 +41,7 @@ def session_for(spec: HostSpec) -> HostSession:
         raise AuthError(problem, spec.name)
     return HostSession(
         spec.name, spec.uri, Credentials(spec.username, spec.password, spec.api_key,
-                                          allow_plain_api_key=spec.allow_plain_api_key),
+                                          allow_plain_api_key=spec.allow_plain_api_key, otp_secret=spec.otp_secret),
         tls=TLSPolicy(spec.verify_tls, spec.ca_file, spec.tls_fingerprint),
         timeouts=Timeouts(connect=spec.connect_timeout, call=spec.timeout), controllers=spec.controllers)
 

@@ -24,6 +24,7 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from ..errors import ConfigError, InventoryError
 from ..protocol.api_keys import plain_api_key
 from ..protocol.endpoint import API_PATH, DEFAULT_PORTS, Endpoint
+from ..protocol.otp import totp_secret
 from ..protocol.redact import MASK, redact
 from ..secret import Location, Secret
 from .ansible import is_ansible, read_ansible
@@ -63,7 +64,7 @@ DEFAULT_PATH = "inventory.yaml"
 FAST_LOADER = vault_aware(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _RESERVED = frozenset({"all"})
-_PLAIN = ("username", "password", "api_key", "allow_plain_api_key", "verify_tls", "ca_file",
+_PLAIN = ("username", "password", "api_key", "otp_secret", "allow_plain_api_key", "verify_tls", "ca_file",
           "tls_fingerprint", "timeout", "connect_timeout")
 
 
@@ -79,6 +80,7 @@ class HostSpec:
     password: Secret | None = None
     api_key: Secret | None = None
     allow_plain_api_key: bool = False  # send api_key over ws:// too (docs/inventory.md)
+    otp_secret: Secret | None = None   # base32 TOTP secret for two-factor password logins
     verify_tls: bool = True
     ca_file: str | None = None
     tls_fingerprint: str | None = None
@@ -94,18 +96,25 @@ class HostSpec:
     def credential_problem(self) -> str | None:
         """Why this host cannot log in, found without connecting: no credential at all, or one
         that cannot be read now (an unset variable, an unreadable file, a !vault value that
-        cannot be decrypted). None when it can. A local ``ws+unix://`` socket needs none."""
-        secrets = [secret for secret in (self.api_key, self.password) if secret is not None]
-        if not secrets and not self.uri.startswith("ws+unix://"):
+        cannot be decrypted, an otp_secret that is not base32). None when it can. A local
+        ``ws+unix://`` socket needs none."""
+        if self.api_key is None and self.password is None and not self.uri.startswith("ws+unix://"):
             return "no credential: set password or api_key in the inventory"
         try:
             if self.api_key is not None:
                 plain_api_key(self.api_key)
             if self.password is not None:
                 self.password.reveal()
+            if self.otp_secret is not None:
+                totp_secret(self.otp_secret)
         except ConfigError as exc:
             return str(exc)
         return None
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every credential this host's logins read."""
+        return tuple(secret for secret in (self.password, self.api_key, self.otp_secret) if secret is not None)
 
     @property
     def sends_plain_api_key(self) -> bool:
@@ -117,7 +126,7 @@ class HostSpec:
         """Plain data for output: secrets appear only as their source (``env:NAME``), and
         credentials in vars masked (docs/inventory.md, "Secrets")."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for key in ("password", "api_key"):
+        for key in ("password", "api_key", "otp_secret"):
             out[key] = out[key] and out[key].source
         return {**out, "groups": list(self.groups), "vars": _shown_vars(self.vars),
                 "controllers": list(self.controllers)}

@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import InventoryError, did_you_mean
 from ..protocol.endpoint import DEFAULT_PORTS, BadEndpoint, Endpoint, api_path, normalize_fingerprint
+from ..protocol.otp import totp_secret
 from ..secret import Location, Secret
 from . import vault
 
@@ -237,7 +238,7 @@ def sub_mapping(doc: Doc, items: Items, name: str, key: str) -> Items:
 def _typed(doc: Doc, node: Node, key: str, kinds: tuple[type, ...], expected: str) -> Any:
     value = doc.value(node, key)
     if isinstance(value, Secret):
-        raise doc.at(node, key).error("a !vault value is only read for password and api_key")
+        raise doc.at(node, key).error("a !vault value is only read for password, api_key and otp_secret")
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise doc.at(node, key).error(f"expected {expected}, got {_describe(value)}")
     return value
@@ -348,6 +349,15 @@ def _secret(doc: Doc, node: Node, key: str) -> Secret:
     return Secret(value, where=where)
 
 
+def _otp_secret(doc: Doc, node: Node, key: str) -> Secret:
+    """A secret like the others; one written in the file is checked now (a reference when the
+    host is about to log in): base32, or an error that names the key but never quotes the value."""
+    secret = _secret(doc, node, key)
+    if secret.source == "literal":
+        totp_secret(secret)
+    return secret
+
+
 def _secret_reference(doc: Doc, node: MappingNode, key: str) -> Secret:
     where, items = doc.at(node, key), doc.mapping(node, key)
     unknown = [name for name in items if name not in ("env", "file")]
@@ -369,7 +379,8 @@ SETTINGS: dict[str, Validator] = {
     "scheme": _text("one of ws, wss", lambda value: value if value in DEFAULT_PORTS else None),
     "path": _text("a path such as /api/current", lambda v: v if re.fullmatch(r"/\S*", v) else None),
     "api_version": _text("current or an API version such as v25.04.2", api_path),
-    "username": nonempty_string, "password": _secret, "api_key": _secret, "allow_plain_api_key": _bool,
+    "username": nonempty_string, "password": _secret, "api_key": _secret, "otp_secret": _otp_secret,
+    "allow_plain_api_key": _bool,
     "verify_tls": _bool,
     "ca_file": _local_file,
     "tls_fingerprint": _text("a SHA-256 fingerprint (64 hex digits, colons allowed)",

@@ -12,7 +12,9 @@ URL (core.download's answer), masked wherever it appears. One comes back bare:
 auth.generate_token answers the token itself, a string no name marks, so the
 id of every call to it is noted as the call is logged, and the reply with that
 id is logged with its result masked (ids are unique per process: jsonrpc.py
-IdSource).
+IdSource). A call's own result is shown as asked, except a two-factor
+`provisioning_uri` (an otpauth:// URI holding the TOTP secret, in `auth.me`'s
+answer): nobody asking who they are asked for it (``mask_unasked``).
 """
 from __future__ import annotations
 
@@ -22,16 +24,16 @@ from typing import Any
 from . import ejson
 from .secret_fields import ALSO_PLAIN_FIELDS, SECRET_FIELDS
 
-__all__ = ["CONTEXT_FIELDS", "CREDENTIAL_FIELDS", "IDENTITY_FIELDS", "MASK", "is_credential_name", "mask_tokens",
-           "redact", "redact_frame"]
+__all__ = ["CONTEXT_FIELDS", "CREDENTIAL_FIELDS", "IDENTITY_FIELDS", "MASK", "UNASKED_FIELDS", "is_credential_name",
+           "mask_tokens", "mask_unasked", "redact", "redact_frame"]
 
 MASK = "********"
 # Names that say "credential" whatever model they come from: passwords, passphrases,
 # secrets, tokens, private and API keys, password hashes; this also covers names no
-# model lists (`reconnect_token`, `ansible_password`, `ansible_ssh_pass`). Not
+# model lists (`reconnect_token`, `ansible_password`, `ansible_ssh_pass`, a TOTP `provisioning_uri`). Not
 # `public_key`, `key_id`, `password_disabled` (a bool: only strings and structures are masked).
 _CREDENTIAL_NAME = re.compile(r"pass(word|wd|phrase)|secret|(^|_)(pass|pw|token)$|bindpw|^key$"
-                              r"|priv(ate)?_?key|(api|auth|service|dhchap|ctrl)_key$|(unix|smb|key)hash$")
+                              r"|priv(ate)?_?key|(api|auth|service|dhchap|ctrl)_key$|(unix|smb|key)hash$|^provisioning_uri$")
 
 
 def is_credential_name(name: str) -> bool:
@@ -53,6 +55,20 @@ POSITIONAL_SECRETS = frozenset({"auth.login", "auth.login_with_api_key", "auth.l
 _URL_TOKEN = re.compile(r"(auth_token=)[^&#\s\"']+")
 SECRET_RESULTS = frozenset({"auth.generate_token"})  # methods that answer a bare credential
 _secret_replies: set[Any] = set()                     # ids of such calls logged, whose reply is not yet
+
+
+# Credentials inside results that were asked for something else: masked in output too.
+UNASKED_FIELDS = frozenset({"provisioning_uri"})
+
+
+def mask_unasked(value: Any) -> Any:
+    """A copy of a call's result with the fields of UNASKED_FIELDS masked, at any depth."""
+    if isinstance(value, dict):
+        return {key: MASK if key in UNASKED_FIELDS and _maskable(item) else mask_unasked(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_unasked(item) for item in value]
+    return value
 
 
 def mask_tokens(text: str) -> str:

@@ -1,4 +1,8 @@
-"""Secrets never leak: CLI and API at debug level, every credential kind, every file written."""
+"""Secrets never leak: CLI and API at debug level, every credential kind, every file written.
+
+The two-factor host runs on a real-time clock: the client computes its codes from the wall clock.
+Its TOTP secret and every code of the test's time steps must not appear, nor auth.me's
+provisioning_uri (an otpauth:// URI carrying the secret: plugins/account_/2fa.py)."""
 from __future__ import annotations
 
 import itertools
@@ -6,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +19,20 @@ from gevent import subprocess
 from fleetclt.errors import AuthError
 from fleetclt.fleet.fleet import Fleet
 from fleetclt.inventory.load import parse_inventory
+from fleetclt.protocol.otp import code_at
 from fleetclt.protocol.redact import IDENTITY_FIELDS, MASK
 from fleetclt.protocol.secret_fields import SECRET_FIELDS
+from fleetclt.sim import SimClock
 
 PASSWORD, API_KEY = "pw-Zq81-never-leak", "9-key-Xr55-never-leak"
-SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1])
+OTP_SECRET = "GEZDGNBVGY3DQOJQMFRGGZDFMZTWQ2LK"
+WRONG_OTP_SECRET = "A" + OTP_SECRET[1:]
+SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1], OTP_SECRET, OTP_SECRET.lower(), "otpauth://")
+
+
+def two_factor_codes(since: float) -> list[str]:
+    """Every code of the steps from `since` to now, as a JSON string (a bare 6-digit run could be anything)."""
+    return [f'"{code_at(OTP_SECRET, at)}"' for at in range(int(since) - 30, int(time.time()) + 31, 30)]
 
 
 @pytest.fixture
@@ -27,7 +41,12 @@ def nas(make_host):
 
 
 @pytest.fixture
-def files(tmp_path, nas):
+def otp_nas(make_host):
+    return make_host("otp01", clock=SimClock(speed=1), users={"admin": PASSWORD}, otp_secrets={"admin": OTP_SECRET})
+
+
+@pytest.fixture
+def files(tmp_path, nas, otp_nas):
     key_file = tmp_path / "nas.key"
     key_file.write_text(API_KEY + "\n")
     key_file.chmod(0o600)
@@ -36,6 +55,7 @@ def files(tmp_path, nas):
 hosts:
   by-env: {{uri: "{nas.uri}", username: admin, password: {{env: HYGIENE_PW}}}}
   by-file: {{uri: "{nas.uri}", username: admin, api_key: {{file: {key_file}}}, allow_plain_api_key: true}}
+  by-otp: {{uri: "{otp_nas.uri}", username: admin, password: {{env: HYGIENE_PW}}, otp_secret: {{env: HYGIENE_OTP}}}}
 """)
     return {"key": key_file, "inventory": inventory, "state": tmp_path / "state", "runs": itertools.count()}
 
@@ -44,14 +64,17 @@ def run_cli(files, *args, stdin=None):
     """Each run with a state dir of its own under files["state"]: all of them log in to one
     server, and a shared auth budget (a burst of 5) made the last runs wait ~17 s for it."""
     state = files["state"] / str(next(files["runs"]))
-    env = {**os.environ, "HYGIENE_PW": PASSWORD, "FLEETCLT_STATE_DIR": str(state)}
+    env = {**os.environ, "HYGIENE_PW": PASSWORD, "HYGIENE_OTP": OTP_SECRET, "FLEETCLT_STATE_DIR": str(state)}
     result = subprocess.run([sys.executable, "-m", "fleetclt.cli", "--debug", *args], input=stdin,
                             capture_output=True, text=True, env=env, timeout=120)
     return result.stdout + result.stderr
 
 
-def test_cli_at_debug_level_never_writes_a_secret(files, nas):
+def test_cli_at_debug_level_never_writes_a_secret(files, nas, otp_nas):
+    start = time.time()
     outputs = [
+        run_cli(files, "--uri", otp_nas.uri, "-U", "admin", "--password-env", "HYGIENE_PW", "--otp-secret-env",
+                "HYGIENE_OTP", "call", "auth.me"),
         run_cli(files, "--uri", nas.uri, "-U", "admin", "--password-env", "HYGIENE_PW", "call", "system.info"),
         run_cli(files, "--uri", nas.uri, "-U", "admin", "-K", str(files["key"]), "--allow-plain-api-key", "call",
                 "auth.me"),
@@ -62,25 +85,38 @@ def test_cli_at_debug_level_never_writes_a_secret(files, nas):
     ]
     written = [p.read_text(errors="replace") for p in Path(files["state"]).rglob("*") if p.is_file()]
     assert any("rollouts" in str(p) for p in Path(files["state"]).rglob("*.jsonl")), "a journal was written"
-    assert all(secret not in text for secret in SECRETS for text in outputs + written)
-    assert MASK in outputs[0] and "auth.login_ex" in outputs[0], "frames were logged, masked"
+    assert all(secret not in text for secret in SECRETS + tuple(two_factor_codes(start)) for text in outputs + written)
+    assert MASK in outputs[1] and "auth.login_ex" in outputs[1], "frames were logged, masked"
+    assert "auth.login_ex_continue" in outputs[0] and '"provisioning_uri": "********"' in outputs[0]
+    assert otp_nas.counters.logins_two_factor == 3, "one single-host, fleet and rollout login each"
 
 
-def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, monkeypatch, caplog):
+def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, otp_nas, monkeypatch, caplog):
     monkeypatch.setenv("HYGIENE_PW", PASSWORD)
+    monkeypatch.setenv("HYGIENE_OTP", OTP_SECRET)
     caplog.set_level(logging.DEBUG)
+    start = time.time()
     inventory = parse_inventory(files["inventory"].read_text(), str(files["inventory"]))
     with Fleet(inventory) as fleet:
-        result = fleet.call("auth.me")
-        texts = [repr(fleet), repr(fleet["by-env"]), repr(inventory.hosts["by-file"]),
-                 str(inventory.hosts["by-env"].to_dict())]
+        assert fleet.call("core.ping", hosts="by-otp")["by-otp"].ok
+        texts = [repr(inventory.hosts["by-otp"]), str(inventory.hosts["by-otp"].to_dict())]
+        result = fleet.call("auth.me", hosts="all:!by-otp")
+        texts += [repr(fleet), repr(fleet["by-env"]), repr(inventory.hosts["by-file"]),
+                  str(inventory.hosts["by-env"].to_dict())]
     monkeypatch.setenv("HYGIENE_PW", "wrong-" + PASSWORD)
     with Fleet(inventory) as fleet, pytest.raises(AuthError) as refused:
         fleet.call("core.ping", hosts="by-env").raise_on_error()
     texts += [str(refused.value), repr(refused.value), caplog.text, repr(result),
               str([r.to_dict() for r in result.values()])]
-    assert not result.failed and MASK in caplog.text
-    assert all(secret not in text for secret in SECRETS for text in texts)
+    monkeypatch.setenv("HYGIENE_PW", PASSWORD)
+    monkeypatch.setenv("HYGIENE_OTP", WRONG_OTP_SECRET)
+    with Fleet(inventory) as fleet, pytest.raises(AuthError) as wrong_code:
+        fleet.call("core.ping", hosts="by-otp").raise_on_error()
+    texts += [str(wrong_code.value), repr(wrong_code.value), caplog.text]
+    assert not result.failed and MASK in caplog.text and "login_ex_continue" in caplog.text
+    assert "the two-factor code computed from otp_secret was refused" in str(wrong_code.value)
+    assert all(secret not in text for secret in SECRETS + (WRONG_OTP_SECRET, *two_factor_codes(start))
+               for text in texts)
 
 
 # --- every secret field of the middleware's models (fleetclt/protocol/secret_fields.py) -------

@@ -331,8 +331,8 @@ ERRORS = [
     ("defaults:\n  groups: [x]\n",
      "inventory.yaml:2: defaults.groups: unknown key; expected one of: address, allow_plain_api_key"),
     ("hosts:\n  a:\n    zzzz: 1\n", "inventory.yaml:3: hosts.a.zzzz: unknown key; expected one of: "
-     "address, allow_plain_api_key, api_key, api_version, ca_file, connect_timeout, controllers, groups, password, "
-     "path, port, scheme, timeout, tls_fingerprint, uri, username, vars, verify_tls"),
+     "address, allow_plain_api_key, api_key, api_version, ca_file, connect_timeout, controllers, groups, otp_secret, "
+     "password, path, port, scheme, timeout, tls_fingerprint, uri, username, vars, verify_tls"),
     ("groups:\n  eu-west: {}\nhosts:\n  a:\n    groups: [eu_west]\n",
      "inventory.yaml:5: hosts.a.groups[0]: unknown group 'eu_west'; did you mean 'eu-west'?"),
     ("groups:\n  eu:\n    children:\n      - eu-west\n      - nrth\n  north: {}\n  eu-west: {}\n",
