@@ -114,16 +114,21 @@ class RunLock:
 
 def is_locked(path: Path) -> bool:
     """Whether a live process holds the lock at `path` (for pruning: never remove a running rollout)."""
+    return live_holder(path) is not None
+
+
+def live_holder(path: Path) -> Holder | None:
+    """The live process that holds the lock at `path` (the one driving the run), or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         holder = _read(fd)
-        return holder is not None and holder.alive_here()
+        return holder if holder is not None and holder.alive_here() else None
     except BlockingIOError:
-        return True
+        return _holder_of(fd) or Holder(0, "", "")
     finally:
         os.close(fd)
 
