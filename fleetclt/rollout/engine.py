@@ -385,10 +385,10 @@ class Rollout:
         resume = f"resume with: fleetclt rollout --resume {self.run_id}"
         if interrupted:
             return f"interrupted; {resume}"
+        if self.stop_asked and left:  # before a halt: the jobs it aborted count as failed
+            return f"stopped: {len(left)} of {len(self.records)} hosts not started, as asked; {resume}"
         if self.halted:
             return f"halted: {self._over_budget()}"
-        if self.stop_asked and left:
-            return f"stopped: {len(left)} of {len(self.records)} hosts not started, as asked; {resume}"
         if left:
             why = sorted({self.skipped.get(name, "not finished") for name in left})
             return f"incomplete: {len(left)} of {len(self.records)} hosts not done ({'; '.join(why)}); {resume}"

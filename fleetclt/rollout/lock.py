@@ -60,13 +60,17 @@ def boot_id() -> str:
 
 
 def process_start_time(pid: int) -> str:
-    """The start time of process `pid`, "" if there is none (the command may hold spaces: split after it)."""
+    """The start time of process `pid`, "" if there is none (the command may hold spaces: split after it).
+
+    A zombie has none: it has ended (its locks with it), only its parent has not read its status yet,
+    which for an orphaned agent killed with SIGKILL may take a while.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return ""
     fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else ""
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else ""
 
 
 class RunLock:

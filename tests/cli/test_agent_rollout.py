@@ -119,3 +119,100 @@ def test_detach_list_attach_then_stop_lets_running_jobs_finish(sim, env, agent):
     assert code == 2 and orjson.loads(again)["summary"] == report["summary"], "an ended run: from its journal"
     code, out, err = finish(cli(sim, env, "rollout", "--resume", run_id, "-o", "json"))
     assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
+
+
+def test_stop_abort_aborts_the_running_jobs_on_their_hosts(sim, env, agent):
+    hold(sim, True)
+    run_id = detach(sim, env)
+    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    code, _, err = finish(cli(sim, env, "rollout", "stop", run_id, "--abort"))
+    assert code == 0 and "2 running jobs are being aborted" in err, err
+    code, out, err = finish(cli(sim, env, "rollout", "attach", run_id, "-o", "json"))  # live or from the journal
+    report = orjson.loads(out)
+    assert code == 2, err
+    assert report["summary"] == {"failed": 2, "not_started": 8}
+    for name in NAMES[:2]:
+        assert "abort" in report["hosts"][name]["error"]["reason"].lower(), report["hosts"][name]
+    assert [job.state for host in sim.hosts[:2] for job in host.engine.jobs.values()
+            if job.credentials is not None] == ["ABORTED", "ABORTED"]
+    assert started(sim) == [1, 1] + [0] * 8
+    code, out, err = finish(cli(sim, env, "rollout", "stop", run_id))
+    assert (code, out) == (1, "") and err.startswith(f"fleetclt: rollout {run_id} is not running: it ended (stopped:")
+
+
+def test_a_killed_viewer_only_stops_viewing(sim, env, agent):
+    hold(sim, True)
+    run_id = detach(sim, env)
+    kill(attached(sim, env, run_id))
+    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    viewer = attached(sim, env, run_id)
+    hold(sim, False)
+    code, out, err = finish(viewer)
+    assert code == 0, err
+    report = orjson.loads(out)
+    assert report["summary"] == {"ok": 10} and report["stop_reason"] == "completed" and started(sim) == [1] * 10
+    assert "stage 5/5: 2 hosts" in err, "the viewer saw the run go on"
+
+
+@pytest.mark.parametrize("resumed_by", ["off", "auto"])
+def test_agent_killed_mid_rollout_then_resume_submits_nothing_twice(sim, env, agent, resumed_by):
+    """kill -9 while stage 1's jobs run and stage 2's job calls are sent but their ids not yet back."""
+    hold(sim, True)
+    run_id = detach(sim, env)
+    journal = journal_of(env, run_id)
+    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
+    for host in sim.hosts[2:4]:
+        host.hold_job_replies(True)
+    hold(sim, False)
+    wait_until(lambda: started(sim)[2:4] == [1, 1], timeout=30)
+    os.kill(agent, signal.SIGKILL)
+    wait_until(lambda: not alive(agent), timeout=10)
+    assert '"host":"sim003","stage":1,"state":"submitting"' in Path(journal).read_text()
+    for host in sim.hosts[2:4]:
+        host.hold_job_replies(False)
+    code, out, err = finish(cli(sim, env, "rollout", "--resume", run_id, "-o", "json", agent=resumed_by))
+    assert code == 0, err
+    assert orjson.loads(out)["summary"] == {"ok": 10}
+    assert started(sim) == [1] * 10, "re-attached and adopted, never resubmitted"
+    assert ("started an agent" in err) == (resumed_by == "auto")
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("off", "fleetclt: rollout --detach runs in the agent, and FLEETCLT_AGENT=off or --no-agent says not to use it\n"),
+    (None, "fleetclt: rollout --detach runs in the agent, and none is running for {inventory}: start one with "
+           "fleetclt -i {inventory} agent start (or set FLEETCLT_AGENT=auto)\n"),
+])
+def test_detach_without_an_agent_is_refused_saying_how(sim, env, mode, message):
+    code, out, err = finish(cli(sim, env, "rollout", "--detach", "--hosts", "all", "update.update", "{}", agent=mode))
+    assert (code, out, err) == (1, "", message.format(inventory=sim.inventory_path))
+    assert started(sim) == [0] * 10 and not list((Path(env["FLEETCLT_STATE_DIR"]) / "rollouts").glob("*.jsonl"))
+
+
+def test_ctrl_c_on_a_foreground_rollout_through_the_agent_interrupts_it_as_without(sim, env, agent):
+    hold(sim, True)
+    process = cli(sim, env, "rollout", "--hosts", "all", "--batch", "2", "-o", "json", "update.update", "{}",
+                  agent="require")
+    run_id, journal = first_line(process)
+    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
+    process.send_signal(signal.SIGINT)
+    code, out, err = finish(process)
+    assert code == 130, err
+    assert f"stopping: no new jobs; resume with: fleetclt rollout --resume {run_id}" in err
+    assert err.endswith(f"interrupted; resume with: fleetclt rollout --resume {run_id}\n")
+    assert orjson.loads(out)["summary"] == {"detached": 2, "not_started": 8}
+    hold(sim, False)
+    code, out, err = finish(cli(sim, env, "rollout", "--resume", run_id, "-o", "json", agent="require"))
+    assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
+
+
+def test_ctrl_c_on_attach_detaches_and_the_rollout_goes_on(sim, env, agent):
+    hold(sim, True)
+    run_id = detach(sim, env)
+    viewer = attached(sim, env, run_id)
+    viewer.send_signal(signal.SIGINT)
+    code, out, err = finish(viewer)
+    assert (code, out) == (0, "") and err.endswith(f"detached; the rollout goes on: fleetclt rollout attach {run_id}\n")
+    assert listed(sim, env, run_id)["state"] == "running"
+    hold(sim, False)
+    code, out, err = finish(cli(sim, env, "rollout", "attach", run_id, "-o", "json"))
+    assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
