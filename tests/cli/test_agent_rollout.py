@@ -32,9 +32,7 @@ def sim(tmp_path):
 
 @pytest.fixture
 def env(tmp_path):
-    environment = cli_env(tmp_path)
-    environment.pop("FLEETCLT_AGENT", None)
-    return environment
+    return {**cli_env(tmp_path), "FLEETCLT_AGENT": "on"}   # the default, whatever the test runner's is
 
 
 @pytest.fixture
