@@ -55,10 +55,10 @@ def _attach(args: argparse.Namespace, run_id: str) -> int:
     if answer is not None and answer[1].get("kind") == wire.RUN_INFO:
         connection, first = answer
         remote = RemoteRollout(connection, first)
-        print(f"attached to rollout {run_id} (agent {remote.mirror.pid}): journal {remote.journal}",
-              file=sys.stderr)
-        print(summary(remote.mirror), file=sys.stderr, flush=True)
         try:
+            print(f"attached to rollout {run_id} (agent {remote.mirror.pid}): journal {remote.journal}",
+                  file=sys.stderr)
+            print(summary(remote.mirror), file=sys.stderr, flush=True)
             result = remote.run(progress_view(sys.stderr, remote.stall_after))
         except KeyboardInterrupt:
             remote.close()

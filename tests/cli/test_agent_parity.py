@@ -116,22 +116,22 @@ def test_same_output_and_exit_code_with_and_without_the_agent(sim, cli, case):
 
 @contextmanager
 def failing_job(sim) -> Iterator[None]:
-    sim["sim002"].faults.job_failure = "error"
+    sim["sim022"].faults.job_failure = "error"
     try:
         yield
     finally:
-        sim["sim002"].faults.job_failure = None
+        sim["sim022"].faults.job_failure = None
 
 
-# a job that may run again on a host (after an update a reboot is due); one host per stage, so the
-# progress lines come in one order however fast each host is
+# Hosts no other case breaks, a job that may run again on a host (after an update a reboot is due),
+# and one host per stage, so the progress lines come in one order however fast each host is.
 RESTART = ("service.control", "RESTART", "nfs")
 ROLLOUT_CASES: dict[str, tuple[tuple[str, ...], Callable[..., object]]] = {
-    "json": (("--hosts", "sim00[1-3]", "--batch", "1", "-o", "json", *RESTART), nullcontext),
-    "halted-table": (("--hosts", "sim00[1-4]", "--batch", "1", "-o", "table", *RESTART), failing_job),
-    "health-yaml": (("--hosts", "sim01[0-2]", "--batch", "1", "--health", "system.ready", "-o", "yaml", *RESTART),
+    "json": (("--hosts", "sim02[1-3]", "--batch", "1", "-o", "json", *RESTART), nullcontext),
+    "halted-table": (("--hosts", "sim02[1-4]", "--batch", "1", "-o", "table", *RESTART), failing_job),
+    "health-yaml": (("--hosts", "sim02[5-7]", "--batch", "1", "--health", "system.ready", "-o", "yaml", *RESTART),
                     nullcontext),
-    "budget-jsonl": (("--hosts", "sim00[1-4]", "--batch", "1", "--max-fail", "1", "-o", "jsonl", *RESTART),
+    "budget-jsonl": (("--hosts", "sim02[1-4]", "--batch", "1", "--max-fail", "1", "-o", "jsonl", *RESTART),
                      failing_job),
     "conflict": (("--hosts", "all", "--batch", "1,50%", "--window", "3", *RESTART), nullcontext),
     "no-match": (("--hosts", "~nothing.*", *RESTART), nullcontext),
