@@ -64,6 +64,7 @@ class RemoteRollout:
         self.stall_after = self.mirror.plan.stall_after
         self.unverified: list[str] = list(info.get("unverified", ()))
         self.plain: list[str] = list(info.get("plain", ()))
+        self.halted: str | None = info.get("halted")   # why no new job starts, if it was said before
 
     def run(self, view: LogView) -> RolloutResult:
         """The events until the run's end, through `view`; the run's result."""

@@ -32,6 +32,8 @@ RECENT = 20   # journals of runs not running that `list` shows, newest first
 def run(args: argparse.Namespace) -> int:
     if args.method != "stop":
         refuse_abort(args)
+    if args.detach:
+        raise ConfigError(f"--detach applies to starting or resuming a rollout, not to rollout {args.method}")
     if args.method == "list":
         if args.args:
             raise ConfigError("rollout list takes no arguments")
@@ -58,6 +60,8 @@ def _attach(args: argparse.Namespace, run_id: str) -> int:
         try:
             print(f"attached to rollout {run_id} (agent {remote.mirror.pid}): journal {remote.journal}",
                   file=sys.stderr)
+            if remote.halted:
+                print(f"HALTED: {remote.halted}; no new job will start", file=sys.stderr)
             print(summary(remote.mirror), file=sys.stderr, flush=True)
             result = remote.run(progress_view(sys.stderr, remote.stall_after))
         except KeyboardInterrupt:

@@ -214,3 +214,31 @@ def test_ctrl_c_on_attach_detaches_and_the_rollout_goes_on(sim, env, agent):
     hold(sim, False)
     code, out, err = finish(cli(sim, env, "rollout", "attach", run_id, "-o", "json"))
     assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
+
+
+def test_agent_stop_interrupts_its_rollouts_and_resume_finishes_them(sim, env, agent):
+    hold(sim, True)
+    run_id = detach(sim, env)
+    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    code, out, err = finish(cli(sim, env, "agent", "stop"))
+    assert code == 0 and out == f"agent {agent} stopped\n", err
+    assert listed(sim, env, run_id)["state"] == "interrupted"
+    code, out, err = finish(cli(sim, env, "rollout", "attach", run_id, "-o", "json"))
+    assert code == 130 and orjson.loads(out)["summary"] == {"detached": 2, "not_started": 8}, err
+    hold(sim, False)
+    code, out, err = finish(cli(sim, env, "rollout", "--resume", run_id, "-o", "json"))
+    assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["list", "extra"], "rollout list takes no arguments"),
+    (["attach"], "rollout attach needs one RUN_ID (rollout list shows them)"),
+    (["stop", "a", "b"], "rollout stop needs one RUN_ID (rollout list shows them)"),
+    (["attach", "x", "--abort"], "--abort applies to `rollout stop RUN_ID` only"),
+    (["list", "--detach"], "--detach applies to starting or resuming a rollout, not to rollout list"),
+    (["attach", "20000101-000000-dead"], "no rollout journal {state}/rollouts/20000101-000000-dead.jsonl (run ids "
+                                         "are listed in {state}/rollouts)"),
+])
+def test_what_list_attach_and_stop_cannot_do_is_one_line(sim, env, argv, message):
+    code, out, err = finish(cli(sim, env, "rollout", *argv))
+    assert (code, out, err) == (1, "", f"fleetclt: {message.format(state=env['FLEETCLT_STATE_DIR'])}\n")
