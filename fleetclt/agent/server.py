@@ -3,8 +3,9 @@
 One greenlet per connection, one request per connection (docs/agent.md). A run
 streams each host's outcome the moment it ends; a client that goes away stops
 its run (a job already started goes on on its host, as after Ctrl-C without the
-agent). Rollouts are rollouts.py's: they outlive the connection that started them. The agent stops on `stop`, on SIGTERM, or when nobody used it for
-`idle` seconds, and then leaves no socket behind.
+agent). Rollouts are rollouts.py's: they outlive the connection that started
+them. The agent stops on `stop`, on SIGTERM, or when nobody used it for `idle`
+seconds (a running rollout is use), and then leaves no socket behind.
 """
 from __future__ import annotations
 
