@@ -8,6 +8,7 @@ report read alike with and without the agent (docs/agent.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from ..agent import wire
@@ -82,7 +83,8 @@ class RemoteRollout:
 
     def interrupt(self) -> None:
         """Ctrl-C: the agent stops the run as the CLI would (no new job; detached from running ones)."""
-        self._connection.tell({"op": wire.INTERRUPT})
+        with suppress(OSError):  # the agent is gone: run() says so
+            self._connection.tell({"op": wire.INTERRUPT})
 
     def close(self) -> None:
         self._connection.close()

@@ -242,3 +242,16 @@ def test_agent_stop_interrupts_its_rollouts_and_resume_finishes_them(sim, env, a
 def test_what_list_attach_and_stop_cannot_do_is_one_line(sim, env, argv, message):
     code, out, err = finish(cli(sim, env, "rollout", *argv))
     assert (code, out, err) == (1, "", f"fleetclt: {message.format(state=env['FLEETCLT_STATE_DIR'])}\n")
+
+
+def test_a_killed_foreground_client_stops_its_rollout_as_a_killed_process_would(sim, env, agent):
+    hold(sim, True)
+    process = cli(sim, env, "rollout", "--hosts", "all", "--batch", "2", "-o", "json", "update.update", "{}",
+                  agent="require")
+    run_id, journal = first_line(process)
+    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
+    kill(process)
+    wait_until(lambda: listed(sim, env, run_id)["state"] == "interrupted", timeout=30)
+    hold(sim, False)
+    code, out, err = finish(cli(sim, env, "rollout", "--resume", run_id, "-o", "json"))
+    assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
