@@ -74,6 +74,24 @@ def detach(sim, env, *args, agent=None):
     return run_id
 
 
+def held_in_stage_one(sim, env):
+    """A detached rollout whose first stage's two jobs run (journaled) and are held there: its run id."""
+    hold(sim, True)
+    run_id = detach(sim, env)
+    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    return run_id
+
+
+def foreground_in_stage_one(sim, env):
+    """A foreground rollout through the agent, its first stage's two jobs held running: the client, the run id."""
+    hold(sim, True)
+    process = cli(sim, env, "rollout", "--hosts", "all", "--batch", "2", "-o", "json", "update.update", "{}",
+                  agent="require")
+    run_id, journal = first_line(process)
+    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
+    return process, run_id
+
+
 def listed(sim, env, run_id):
     code, out, err = finish(cli(sim, env, "rollout", "list", "-o", "json"))
     assert code == 0, err
@@ -91,9 +109,7 @@ def attached(sim, env, run_id):
 
 
 def test_detach_list_attach_then_stop_lets_running_jobs_finish(sim, env, agent):
-    hold(sim, True)
-    run_id = detach(sim, env)
-    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    run_id = held_in_stage_one(sim, env)
     row = listed(sim, env, run_id)
     assert row == {**row, "method": "update.update", "state": "running", "done": 0, "failed": 0, "total": 10,
                    "pid": agent, "agent": True}
@@ -120,9 +136,7 @@ def test_detach_list_attach_then_stop_lets_running_jobs_finish(sim, env, agent):
 
 
 def test_stop_abort_aborts_the_running_jobs_on_their_hosts(sim, env, agent):
-    hold(sim, True)
-    run_id = detach(sim, env)
-    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    run_id = held_in_stage_one(sim, env)
     code, _, err = finish(cli(sim, env, "rollout", "stop", run_id, "--abort"))
     assert code == 0 and "2 running jobs are being aborted" in err, err
     code, out, err = finish(cli(sim, env, "rollout", "attach", run_id, "-o", "json"))  # live or from the journal
@@ -155,10 +169,8 @@ def test_a_killed_viewer_only_stops_viewing(sim, env, agent):
 @pytest.mark.parametrize("resumed_by", ["off", "auto"])
 def test_agent_killed_mid_rollout_then_resume_submits_nothing_twice(sim, env, agent, resumed_by):
     """kill -9 while stage 1's jobs run and stage 2's job calls are sent but their ids not yet back."""
-    hold(sim, True)
-    run_id = detach(sim, env)
+    run_id = held_in_stage_one(sim, env)
     journal = journal_of(env, run_id)
-    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
     for host in sim.hosts[2:4]:
         host.hold_job_replies(True)
     hold(sim, False)
@@ -187,11 +199,7 @@ def test_detach_without_an_agent_is_refused_saying_how(sim, env, mode, message):
 
 
 def test_ctrl_c_on_a_foreground_rollout_through_the_agent_interrupts_it_as_without(sim, env, agent):
-    hold(sim, True)
-    process = cli(sim, env, "rollout", "--hosts", "all", "--batch", "2", "-o", "json", "update.update", "{}",
-                  agent="require")
-    run_id, journal = first_line(process)
-    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
+    process, run_id = foreground_in_stage_one(sim, env)
     process.send_signal(signal.SIGINT)
     code, out, err = finish(process)
     assert code == 130, err
@@ -217,9 +225,7 @@ def test_ctrl_c_on_attach_detaches_and_the_rollout_goes_on(sim, env, agent):
 
 
 def test_agent_stop_interrupts_its_rollouts_and_resume_finishes_them(sim, env, agent):
-    hold(sim, True)
-    run_id = detach(sim, env)
-    wait_until(lambda: running_in_journal(journal_of(env, run_id), NAMES[:2], stage=0), timeout=30)
+    run_id = held_in_stage_one(sim, env)
     code, out, err = finish(cli(sim, env, "agent", "stop"))
     assert code == 0 and out == f"agent {agent} stopped\n", err
     assert listed(sim, env, run_id)["state"] == "interrupted"
@@ -245,11 +251,7 @@ def test_what_list_attach_and_stop_cannot_do_is_one_line(sim, env, argv, message
 
 
 def test_a_killed_foreground_client_stops_its_rollout_as_a_killed_process_would(sim, env, agent):
-    hold(sim, True)
-    process = cli(sim, env, "rollout", "--hosts", "all", "--batch", "2", "-o", "json", "update.update", "{}",
-                  agent="require")
-    run_id, journal = first_line(process)
-    wait_until(lambda: running_in_journal(journal, NAMES[:2], stage=0), timeout=30)
+    process, run_id = foreground_in_stage_one(sim, env)
     kill(process)
     wait_until(lambda: listed(sim, env, run_id)["state"] == "interrupted", timeout=30)
     hold(sim, False)
