@@ -3,8 +3,9 @@
 One greenlet per connection, one request per connection (docs/agent.md). A run
 streams each host's outcome the moment it ends; a client that goes away stops
 its run (a job already started goes on on its host, as after Ctrl-C without the
-agent). The agent stops on `stop`, on SIGTERM, or when nobody used it for
-`idle` seconds, and then leaves no socket behind.
+agent). Rollouts are rollouts.py's: they outlive the connection that started
+them. The agent stops on `stop`, on SIGTERM, or when nobody used it for `idle`
+seconds (a running rollout is use), and then leaves no socket behind.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from ..local.state import AgentFiles
 from . import wire
 from .fleets import AgentFleet
 from .peer import peer_uid, refusal
+from .rollouts import AgentRollouts
 from .work import action, select_hosts
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ class Agent:
         self._requests = 0
         self._stopped = Event()
         self._stop_waiters: list[socket.socket] = []  # `agent stop` clients: answered by the process ending
+        self.rollouts = AgentRollouts(fleets)
 
     def serve(self) -> str:
         """Serve until stopped; returns why it stopped. Sessions are closed and the socket removed first."""
@@ -103,6 +106,8 @@ class Agent:
         why = "stopped"
         while not self._stopped.wait(WATCH_EVERY):
             self.fleets.reload_if_changed()
+            if self.rollouts.runs:  # a detached rollout is use enough
+                self._last_used = time.monotonic()
             if self._active == 0 and time.monotonic() - self._last_used >= self.idle:
                 why = f"idle for {self.idle:g} s"
                 break
@@ -115,6 +120,7 @@ class Agent:
     def _shut_down(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.files.socket)
+        self.rollouts.stop_all()  # interrupted as by Ctrl-C: their jobs go on, --resume continues them
         self._server.stop(timeout=1.0)  # no new clients; runs in progress are cut off
         self.fleets.close()
 
@@ -157,7 +163,7 @@ class Agent:
             _send(sock, wire.state(pid=os.getpid(), started=self._started, uptime=time.time() - self._started,
                                    inventory=self.fleets.path, idle=self.idle, clients=self._active - 1,
                                    requests=self._requests, reloads=self.fleets.reloads, version=__version__,
-                                   **self.fleets.figures()))
+                                   rollouts=list(self.rollouts.runs), **self.fleets.figures()))
         elif request.op == wire.STOP:
             log.warning("stop asked by a client")
             _send(sock, wire.stopping(os.getpid()))
@@ -167,6 +173,8 @@ class Agent:
             inventory = self.fleets.inventory()
             names, _ = select_hosts(inventory, request.hosts)
             _send(sock, wire.rows(inventory.path, {name: inventory.hosts[name].to_dict() for name in names}))
+        elif request.op in (wire.ROLLOUT, wire.ATTACH, wire.ROLLOUT_STOP):
+            self.rollouts.serve(request, sock)
         else:
             self._run(request, sock)
 

@@ -21,8 +21,12 @@ MAX_LINE = 64 * 1024 * 1024  # one host's result is one line; a bigger one is re
 
 # request ops
 RUN, HOSTS, STATUS, STOP = "run", "hosts", "status", "stop"
+ROLLOUT, ATTACH, ROLLOUT_STOP = "rollout", "attach", "rollout_stop"   # fleetclt/agent/rollouts.py
+INTERRUPT = "interrupt"   # sent by a foreground rollout's client on Ctrl-C, on the same connection
 # reply kinds
 SELECTED, HOST, END, ROWS, STATE, STOPPING, ERROR = "selected", "host", "end", "rows", "state", "stopping", "error"
+# rollout replies: the run as it stands, one of its events, not a run of this agent, a stop taken
+RUN_INFO, EVENT, NOT_HERE, STOP_TAKEN = "run_info", "event", "not_here", "stop_taken"
 # why an ERROR reply: the request itself (exit 1 as direct), a client the agent will not serve
 USAGE, STALE, REFUSED = "usage", "stale", "refused"
 
@@ -80,6 +84,18 @@ class HostWork:
 
 
 @dataclass(frozen=True)
+class RolloutWork:
+    """What `rollout` asks (fleetclt/agent/rollout_work.py runs it): a new run, or a resume of `resume`."""
+
+    method: str | None = None
+    params: list[Any] | None = None   # None: a resume without the method and arguments given again
+    options: dict[str, Any] = field(default_factory=dict)   # RolloutPlan options given on the command line
+    upload: list[str] = field(default_factory=list)         # absolute paths
+    resume: str | None = None         # the run id
+    detach: bool = False              # the client goes once the run started; the run goes on
+
+
+@dataclass(frozen=True)
 class Request:
     """One request: `op`, and for `run` and `hosts` the pattern and the run's settings."""
 
@@ -89,6 +105,9 @@ class Request:
     deadline: float | None = None
     forks: int | None = None
     max_connecting: int | None = None
+    rollout: RolloutWork | None = None  # rollout only
+    run_id: str | None = None           # attach and rollout_stop
+    abort: bool = False                 # rollout_stop: abort the running jobs too
     version: str = ""             # the client's fleetclt version: another one is a stale agent
 
     def to_message(self) -> dict[str, Any]:
@@ -96,7 +115,7 @@ class Request:
         return {key: value for key, value in message.items() if value is not None}
 
 
-_OPS = (RUN, HOSTS, STATUS, STOP)
+_OPS = (RUN, HOSTS, STATUS, STOP, ROLLOUT, ATTACH, ROLLOUT_STOP)
 
 
 def parse_request(message: Mapping[str, Any]) -> Request:
@@ -107,9 +126,11 @@ def parse_request(message: Mapping[str, Any]) -> Request:
     if op not in _OPS:
         raise WireError(f"unknown op {op!r}")
     try:
-        work = message.get("work")
+        work, rollout = message.get("work"), message.get("rollout")
         return Request(op=op, hosts=_optional(message, "hosts", str),
                        work=None if work is None else HostWork(**work),
+                       rollout=None if rollout is None else RolloutWork(**rollout),
+                       run_id=_optional(message, "run_id", str), abort=message.get("abort") is True,
                        deadline=_optional(message, "deadline", (int, float)),
                        forks=_optional(message, "forks", int), max_connecting=_optional(message, "max_connecting", int),
                        version=str(message.get("version", "")))
@@ -165,3 +186,21 @@ def expect(message: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
         raise WireError(f"expected a {kind} line, got {message.get('kind')!r}")
     return message
 
+
+def run_info(**fields: Any) -> dict[str, Any]:
+    """A rollout as it stands (run id, journal, plan, every host's record): a viewer starts from it."""
+    return {"kind": RUN_INFO, **fields}
+
+
+def event(name: str, **fields: Any) -> dict[str, Any]:
+    """One observer event of a rollout (fleetclt/rollout/observer.py), `finished` last."""
+    return {"kind": EVENT, "event": name, **fields}
+
+
+def not_here(run_id: str) -> dict[str, Any]:
+    """This agent does not drive that rollout (ended, never its, or driven by another process)."""
+    return {"kind": NOT_HERE, "run_id": run_id}
+
+
+def stop_taken(run_id: str, running: int) -> dict[str, Any]:
+    return {"kind": STOP_TAKEN, "run_id": run_id, "running": running}

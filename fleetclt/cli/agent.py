@@ -67,6 +67,7 @@ def _describe(state: dict[str, Any]) -> str:
         f"logins so far: {state['logins']}",
         f"clients now: {state['clients']}, requests so far: {state['requests']}, "
         f"inventory re-read: {state['reloads']} times",
+        f"rollouts running: {len(state['rollouts'])}" + "".join(f" {run_id}" for run_id in state["rollouts"]),
     ])
 
 

@@ -84,6 +84,10 @@ class Connection:
     def send(self, request: wire.Request) -> None:
         self._sock.sendall(wire.encode(request.to_message()))
 
+    def tell(self, message: Mapping[str, Any]) -> None:
+        """A line after the request (a foreground rollout's `interrupt`)."""
+        self._sock.sendall(wire.encode(message))
+
     def next(self) -> dict[str, Any]:
         """The next line; NoAgent when the agent went away first."""
         while not self._pending:
@@ -119,15 +123,19 @@ def _removed_if_stale(files: AgentFiles) -> str:
         os.close(fd)  # closing releases the lock
 
 
-def ask(args: argparse.Namespace, request: wire.Request) -> tuple[Connection, dict[str, Any]] | None:
+def ask(args: argparse.Namespace, request: wire.Request,
+        needed_by: str | None = None) -> tuple[Connection, dict[str, Any]] | None:
     """`request` sent to the agent of the command's inventory, and its first answer; None: run directly.
 
     The command's own error (no host matched) raises ConfigError, as it would without the agent.
+    `needed_by`: what cannot run directly (`rollout --detach`): no agent is an error saying how to get one.
     """
     mode = agent_mode(args)
-    if mode == "off":
-        return None
     path = inventory_file(args)
+    if mode == "off":
+        if needed_by:
+            raise ConfigError(f"{needed_by} runs in the agent, and {MODE_ENV}=off or --no-agent says not to use it")
+        return None
     try:
         return _exchange(agent_files(path), request)
     except NoAgent as exc:
@@ -142,9 +150,26 @@ def ask(args: argparse.Namespace, request: wire.Request) -> tuple[Connection, di
             return _exchange(agent_files(path), request)
         except (FleetError, NoAgent, OSError) as exc:
             reason = f"could not start an agent: {exc}"
+    if needed_by:
+        raise ConfigError(f"{needed_by} runs in the agent, and {reason or 'none is running'} for {path}: start "
+                          f"one with fleetclt -i {path} agent start (or set {MODE_ENV}=auto)")
     if reason:
         _say(f"{reason}; running directly")
     return None
+
+
+def ask_running(args: argparse.Namespace, request: wire.Request) -> tuple[Connection, dict[str, Any]] | None:
+    """`request` to the agent if one runs and may be used, and its first answer; None otherwise, silently.
+
+    For what also works without an agent (`rollout list`, `attach`, `stop` read the journals): no agent
+    is started for it, and none answering is no news.
+    """
+    if agent_mode(args) == "off":
+        return None
+    try:
+        return _exchange(agent_files(inventory_file(args)), request)
+    except NoAgent:
+        return None
 
 
 def _exchange(files: AgentFiles, request: wire.Request) -> tuple[Connection, dict[str, Any]]:
@@ -169,13 +194,14 @@ def _say(message: str) -> None:
     print(f"fleetclt: {message}", file=sys.stderr, flush=True)
 
 
-def request(op: str, args: argparse.Namespace | None = None, work: wire.HostWork | None = None) -> wire.Request:
-    """A request carrying the command's --hosts and fan-out settings."""
+def request(op: str, args: argparse.Namespace | None = None, work: wire.HostWork | None = None,
+            **fields: Any) -> wire.Request:
+    """A request carrying the command's --hosts and fan-out settings (`fields`: the rest of the op's)."""
     if args is None:
-        return wire.Request(op, version=__version__)
+        return wire.Request(op, version=__version__, **fields)
     return wire.Request(op, hosts=args.hosts, work=work, deadline=getattr(args, "deadline", None),
                         forks=getattr(args, "forks", None), max_connecting=getattr(args, "max_connecting", None),
-                        version=__version__)
+                        version=__version__, **fields)
 
 
 # -- fleet commands through the agent -------------------------------------------------

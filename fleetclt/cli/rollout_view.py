@@ -7,26 +7,38 @@ progress description: the terminal view as a block redrawn in place every
 second, the log view as a summary line every SUMMARY_EVERY seconds. Both warn
 when a job's progress has not changed for `stall_after` seconds. On a terminal
 every line is fitted to its width (read again at each redraw), so a line never
-wraps into a second row the redraw would not erase.
+wraps into a second row the redraw would not erase. They read a RolloutState:
+the engine's Rollout when the CLI drives the run, or its mirror kept from the
+agent's events (cli/rollout_remote.py), so both look the same.
 """
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import gevent
 
 from ..rollout.observer import ACTIVE, UNSTARTED, BaseObserver, HostState
 
 if TYPE_CHECKING:
-    from ..rollout.engine import Rollout, RolloutResult
+    from ..rollout.engine import RolloutResult
     from ..rollout.journal import HostRecord
+    from ..rollout.plan import RolloutPlan
 
 SUMMARY_EVERY = 10.0   # seconds between summary lines when stderr is a log
 SHOWN_RUNNING = ACTIVE | {HostState.DETACHED}   # counted as running: their jobs go on
 DEFAULT_WIDTH = 80     # columns, when the terminal does not say
+
+
+class RolloutState(Protocol):
+    """What the views read of a run."""
+
+    plan: RolloutPlan
+    records: dict[str, HostRecord]
+    stage_index: int
+    job_progress: dict[str, dict[str, Any]]
 
 
 def progress_view(stream: TextIO, stall_after: float) -> LogView:
@@ -45,34 +57,34 @@ class LogView(BaseObserver):
         self._ticker: gevent.Greenlet | None = None
 
     # -- observer events -------------------------------------------------------------------
-    def stage_started(self, rollout: Rollout, index: int) -> None:
+    def stage_started(self, rollout: RolloutState, index: int) -> None:
         if self._ticker is None:
             self._ticker = gevent.spawn(self._tick, rollout)
         self._emit(f"stage {index + 1}/{len(rollout.plan.stages)}: {len(rollout.plan.stages[index])} hosts",
                    rollout)
 
-    def host_started(self, rollout: Rollout, record: HostRecord) -> None:
+    def host_started(self, rollout: RolloutState, record: HostRecord) -> None:
         self._emit(f"{record.host}: started {rollout.plan.method}", rollout)
 
-    def host_progress(self, rollout: Rollout, record: HostRecord, progress: dict[str, Any]) -> None:
+    def host_progress(self, rollout: RolloutState, record: HostRecord, progress: dict[str, Any]) -> None:
         key = (progress.get("percent"), progress.get("description"))
         if self._last_change.get(record.host, (None, 0.0))[0] != key:
             self._last_change[record.host] = (key, self.clock())
             self._warned.discard(record.host)
 
-    def host_finished(self, rollout: Rollout, record: HostRecord) -> None:
+    def host_finished(self, rollout: RolloutState, record: HostRecord) -> None:
         detail = "" if record.state is HostState.OK else f": {(record.error or {}).get('reason', '')}"
         self._emit(f"{record.host}: {record.state.value}{detail}", rollout)
 
     host_unhealthy = host_finished
 
-    def host_detached(self, rollout: Rollout, record: HostRecord) -> None:
+    def host_detached(self, rollout: RolloutState, record: HostRecord) -> None:
         self._emit(f"{record.host}: detached from job {record.job_id} (it keeps running)", rollout)
 
-    def halted(self, rollout: Rollout, reason: str) -> None:
+    def halted(self, rollout: RolloutState, reason: str) -> None:
         self._emit(f"HALTED: {reason}; no new job will start", rollout)
 
-    def finished(self, rollout: Rollout, result: RolloutResult) -> None:
+    def finished(self, rollout: RolloutState, result: RolloutResult) -> None:
         if self._ticker is not None:
             self._ticker.kill()
         self._clear()
@@ -80,17 +92,17 @@ class LogView(BaseObserver):
         self.stream.flush()
 
     # -- display ---------------------------------------------------------------------------
-    def _tick(self, rollout: Rollout) -> None:
+    def _tick(self, rollout: RolloutState) -> None:
         while True:
             gevent.sleep(1.0)
             self._check_stalls(rollout)
             self._refresh(rollout)
 
-    def _refresh(self, rollout: Rollout) -> None:
+    def _refresh(self, rollout: RolloutState) -> None:
         if self.clock() - self._last_summary >= SUMMARY_EVERY:
             self._emit(summary(rollout), rollout)
 
-    def _check_stalls(self, rollout: Rollout) -> None:
+    def _check_stalls(self, rollout: RolloutState) -> None:
         now = self.clock()
         for host, (key, since) in list(self._last_change.items()):
             running = rollout.records[host].state is HostState.RUNNING
@@ -100,7 +112,7 @@ class LogView(BaseObserver):
                 self._emit(f"WARNING {host}: job {rollout.records[host].job_id} has not progressed for "
                            f"{now - since:.0f} s (at {percent}% {description or ''})".rstrip(), rollout)
 
-    def _emit(self, line: str, rollout: Rollout) -> None:
+    def _emit(self, line: str, rollout: RolloutState) -> None:
         self.stream.write("".join(row + "\n" for row in self._lines(line)))
         self._last_summary = self.clock()
         self.stream.flush()
@@ -120,15 +132,15 @@ class TerminalView(LogView):
         super().__init__(stream, stall_after, clock)
         self._drawn = 0
 
-    def _refresh(self, rollout: Rollout) -> None:
+    def _refresh(self, rollout: RolloutState) -> None:
         self._redraw(rollout)
 
-    def _emit(self, line: str, rollout: Rollout) -> None:
+    def _emit(self, line: str, rollout: RolloutState) -> None:
         self._clear()
         super()._emit(line, rollout)
         self._redraw(rollout)
 
-    def _redraw(self, rollout: Rollout) -> None:
+    def _redraw(self, rollout: RolloutState) -> None:
         self._clear()
         block = self._lines(summary(rollout))
         self.stream.write("".join(line + "\n" for line in block))
@@ -179,7 +191,7 @@ def _counts(records: list[HostRecord]) -> str:
     return ", ".join(f"{value} {name}" for name, value in tally.items())
 
 
-def summary(rollout: Rollout) -> str:
+def summary(rollout: RolloutState) -> str:
     """Two lines: the current stage and the whole rollout, then the jobs' progress."""
     index = rollout.stage_index
     stage = [r for r in rollout.records.values() if r.stage == index]

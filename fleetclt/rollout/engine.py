@@ -99,7 +99,9 @@ class Rollout:
         self.observers = list(observers)
         self.skipped = skipped or {}  # host -> why this run leaves it as the journal has it
         self.halted: str | None = self._over_budget() if plan.budget.exceeded(*self.counts()) else None
-        self._stop = Event()
+        self._stop = Event()    # interrupted: detach from running jobs
+        self._wake = Event()    # ends a --pause early: interrupted, or a stop asked
+        self.stop_asked: str | None = None  # `fleetclt rollout stop`: no new job, running ones followed
         self._running: dict[str, gevent.Greenlet] = {}
         self.job_progress: dict[str, dict[str, Any]] = {}
         self.stage_index = 0
@@ -173,7 +175,7 @@ class Rollout:
                 if self.plan.health and not self._stop.is_set():
                     self._health_gate(stage)
                 if self.plan.pause and index + 1 < len(self.plan.stages) and not self._stopping():
-                    self._stop.wait(self.plan.pause)
+                    self._wake.wait(self.plan.pause)
             return self._finish()
         finally:
             self.journal.close()
@@ -181,11 +183,27 @@ class Rollout:
     def stop(self) -> None:
         """Ctrl-C once: start nothing new and detach from running jobs (they go on; resume later)."""
         self._stop.set()
+        self._wake.set()
         for greenlet in list(self._running.values()):
             greenlet.kill(block=False)
 
+    def stop_new(self, abort: bool = False) -> None:
+        """`fleetclt rollout stop`: start nothing new; running jobs are followed to their end and
+        recorded, or with `abort` aborted on their hosts (core.job_abort) and recorded as they end.
+
+        Unlike stop(), nothing is left running unwatched, so the journal ends with every started
+        host's outcome; a resume starts the hosts never started.
+        """
+        if self.stop_asked is None:
+            self.stop_asked = "stop asked (fleetclt rollout stop" + (" --abort)" if abort else ")")
+            self._wake.set()
+            self._notify(lambda observer: observer.halted(self, str(self.stop_asked)))
+        self.journal.note("stop_asked", abort=abort)
+        if abort:
+            self._abort_running()
+
     def _stopping(self) -> bool:
-        return self._stop.is_set() or self.halted is not None
+        return self._stop.is_set() or self.halted is not None or self.stop_asked is not None
 
     def _notify(self, event: Callable[[RolloutObserver], None]) -> None:
         """Tell every observer; a failing display is logged and never stops the rollout."""
@@ -321,9 +339,12 @@ class Rollout:
         self.journal.note("halted", reason=reason)
         self._notify(lambda observer: observer.halted(self, reason))
         if self.plan.abort_on_halt:
-            for name, record in self.records.items():
-                if record.state is HostState.RUNNING and record.job_id is not None:
-                    gevent.spawn(self._abort, name, JobRef(record.boot_id, record.job_id))
+            self._abort_running()
+
+    def _abort_running(self) -> None:
+        for name, record in self.records.items():
+            if record.state is HostState.RUNNING and record.job_id is not None:
+                gevent.spawn(self._abort, name, JobRef(record.boot_id, record.job_id))
 
     def _abort(self, name: str, job: JobRef) -> None:
         try:
@@ -349,7 +370,7 @@ class Rollout:
             why = self.skipped.get(record.host)
             if why == GONE and record.state in UNFINISHED:
                 record.state, record.error = HostState.GONE, {"type": "NotInInventory", "reason": why}
-            elif record.state is HostState.WAITING and (interrupted or self.halted or why):
+            elif record.state is HostState.WAITING and (interrupted or self.halted or self.stop_asked or why):
                 record.state = HostState.NOT_STARTED
             elif record.state in ACTIVE and (interrupted or why):
                 record.state = HostState.DETACHED
@@ -364,12 +385,30 @@ class Rollout:
         resume = f"resume with: fleetclt rollout --resume {self.run_id}"
         if interrupted:
             return f"interrupted; {resume}"
+        if self.stop_asked and left:  # before a halt: the jobs it aborted count as failed
+            return f"stopped: {len(left)} of {len(self.records)} hosts not started, as asked; {resume}"
         if self.halted:
             return f"halted: {self._over_budget()}"
         if left:
             why = sorted({self.skipped.get(name, "not finished") for name in left})
             return f"incomplete: {len(left)} of {len(self.records)} hosts not done ({'; '.join(why)}); {resume}"
         return "completed"
+
+
+def journaled_result(run_id: str, replay: Replay) -> RolloutResult:
+    """A run's report from its journal alone (`fleetclt rollout attach` once it ended): hosts never
+    started show as not_started, and jobs it left running as detached, as the run's own report did."""
+    plan = _journaled_plan(run_id, replay.plan, None, redacted=True)
+    records = _records(plan)
+    for name, record in replay.hosts.items():
+        if name in records:
+            record.stage, records[name] = records[name].stage, record
+    for record in records.values():
+        if record.state is HostState.WAITING:
+            record.state = HostState.NOT_STARTED
+        elif record.state in ACTIVE:
+            record.state = HostState.DETACHED
+    return RolloutResult(run_id, plan, records, replay.stop_reason or "not running")
 
 
 def _records(plan: RolloutPlan) -> dict[str, HostRecord]:
@@ -388,10 +427,16 @@ def _hosts_digest(fleet: Fleet, names: Iterable[str]) -> str:
     return hosts_digest((name, hosts[name].uri if name in hosts else "") for name in names)
 
 
-def _journaled_plan(run_id: str, data: dict[str, Any], params: Sequence[Any] | None) -> RolloutPlan:
-    """The plan from a journal; job arguments given again must be those it started with."""
+def _journaled_plan(run_id: str, data: dict[str, Any], params: Sequence[Any] | None,
+                    redacted: bool = False) -> RolloutPlan:
+    """The plan from a journal; job arguments given again must be those it started with.
+
+    `redacted`: a plan to show, not to run, so arguments kept only as a digest may stay redacted.
+    """
     data = dict(data)
     expected = data.pop("params_digest", None) or digest(data["params"])
+    if redacted:
+        return RolloutPlan.from_json(data)
     if params is not None:
         if digest(list(params)) != expected:
             raise ConfigError(f"these job arguments are not the ones rollout {run_id} started with")

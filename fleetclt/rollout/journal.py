@@ -118,6 +118,25 @@ class Replay:
         plans = [note["plan"] for note in self.notes if note.get("event") == "resumed" and "plan" in note]
         return plans[-1] if plans else dict(self.header["plan"])
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why its last run stopped; None while it runs, or when the process driving it died first."""
+        reason = None
+        for note in self.notes:
+            if note.get("event") == "resumed":
+                reason = None
+            elif note.get("event") == "stopped":
+                reason = str(note.get("reason"))
+        return reason
+
+    @property
+    def stop_asked(self) -> bool:
+        """`fleetclt rollout stop` was asked since the run last (re)started."""
+        asked = False
+        for note in self.notes:
+            asked = note.get("event") == "stop_asked" or (asked and note.get("event") != "resumed")
+        return asked
+
 
 class Journal:
     """Append-only, fsynced after every record; holds the run's lock while open."""
@@ -138,9 +157,7 @@ class Journal:
     @classmethod
     def open(cls, run_id: str) -> tuple[Journal, Replay]:
         """Lock the run, then read it: what a process that held it wrote is all there."""
-        path = journal_dir() / f"{run_id}.jsonl"
-        if not path.is_file() or os.sep in run_id:
-            raise ConfigError(f"no rollout journal {path} (run ids are listed in {journal_dir()})")
+        path = _existing(run_id)
         with _state_errors():
             journal = cls(path, RunLock.acquire(lock_path(run_id), run_id))
             return journal, journal.replay()
@@ -157,25 +174,7 @@ class Journal:
         self._append({"kind": "note", "event": event, "time": time.time(), **fields})
 
     def replay(self) -> Replay:
-        records = _records(self.path.read_text(encoding="utf-8"))
-        if not records or records[0].get("kind") != "header":
-            raise ConfigError(f"{self.path} is not a rollout journal")
-        replay = Replay(records[0])
-        for record in records[1:]:
-            kind = record.pop("kind")
-            if kind == "host":
-                replay.hosts[record["host"]] = self._host_record(record)
-            else:
-                replay.notes.append(record)
-        return replay
-
-    def _host_record(self, fields: dict[str, Any]) -> HostRecord:
-        fields.pop("submitted_at", None)  # our clock at submission, written before the host's was
-        try:
-            return HostRecord(**fields)
-        except ValueError:
-            raise ConfigError(f"{self.path}: unknown host state {fields.get('state')!r} "
-                              f"(written by a newer fleetclt?)") from None
+        return _replay(self.path)
 
     def _append(self, record: dict[str, Any]) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -184,6 +183,46 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def peek(run_id: str) -> Replay:
+    """A rollout's journal read without taking its lock: a run in progress may add lines meanwhile.
+
+    For what only looks (`rollout list`, `attach`, the inventory a resume reads); a driver uses open().
+    """
+    path = _existing(run_id)
+    with _state_errors():
+        return _replay(path)
+
+
+def _existing(run_id: str) -> Path:
+    path = journal_dir() / f"{run_id}.jsonl"
+    if not path.is_file() or os.sep in run_id:
+        raise ConfigError(f"no rollout journal {path} (run ids are listed in {journal_dir()})")
+    return path
+
+
+def _replay(path: Path) -> Replay:
+    records = _records(path.read_text(encoding="utf-8"))
+    if not records or records[0].get("kind") != "header":
+        raise ConfigError(f"{path} is not a rollout journal")
+    replay = Replay(records[0])
+    for record in records[1:]:
+        kind = record.pop("kind")
+        if kind == "host":
+            replay.hosts[record["host"]] = _host_record(path, record)
+        else:
+            replay.notes.append(record)
+    return replay
+
+
+def _host_record(path: Path, fields: dict[str, Any]) -> HostRecord:
+    fields.pop("submitted_at", None)  # our clock at submission, written before the host's was
+    try:
+        return HostRecord(**fields)
+    except ValueError:
+        raise ConfigError(f"{path}: unknown host state {fields.get('state')!r} "
+                          f"(written by a newer fleetclt?)") from None
 
 
 def writable_dir() -> Path:

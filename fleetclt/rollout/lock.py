@@ -60,13 +60,17 @@ def boot_id() -> str:
 
 
 def process_start_time(pid: int) -> str:
-    """The start time of process `pid`, "" if there is none (the command may hold spaces: split after it)."""
+    """The start time of process `pid`, "" if there is none (the command may hold spaces: split after it).
+
+    A zombie has none: it has ended (its locks with it), only its parent has not read its status yet,
+    which for an orphaned agent killed with SIGKILL may take a while.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return ""
     fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else ""
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else ""
 
 
 class RunLock:
@@ -114,16 +118,21 @@ class RunLock:
 
 def is_locked(path: Path) -> bool:
     """Whether a live process holds the lock at `path` (for pruning: never remove a running rollout)."""
+    return live_holder(path) is not None
+
+
+def live_holder(path: Path) -> Holder | None:
+    """The live process that holds the lock at `path` (the one driving the run), or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         holder = _read(fd)
-        return holder is not None and holder.alive_here()
+        return holder if holder is not None and holder.alive_here() else None
     except BlockingIOError:
-        return True
+        return _holder_of(fd) or Holder(0, "", "")
     finally:
         os.close(fd)
 

@@ -8,8 +8,9 @@ learns about them. An observer that raises is logged and the rollout goes on.
 Events of one run, in order: `stage_started`, then per host `host_started`
 (a new job is being submitted), `host_progress`*, and one of `host_finished`
 or `host_detached` (Ctrl-C); `host_unhealthy` after a stage when the health
-gate fails a host that had finished ok; `halted` once if the failure budget is
-spent; `finished` last, exactly once. `host_started` means a submission, so a
+gate fails a host that had finished ok; `halted` when the failure budget is
+spent or a stop is asked (`Rollout.stop_new`, `fleetclt rollout stop`), at most once each;
+`finished` last, exactly once. `host_started` means a submission, so a
 host that cannot be reached before it, or whose job a resume re-attaches,
 gets `host_finished` (or `host_detached`) without it.
 """
@@ -78,7 +79,7 @@ class RolloutObserver(Protocol):
         """The rollout was stopped while this host's job ran; the job goes on."""
 
     def halted(self, rollout: Rollout, reason: str) -> None:
-        """The failure budget is spent: no new job starts."""
+        """The failure budget is spent, or a stop was asked: no new job starts."""
 
     def finished(self, rollout: Rollout, result: RolloutResult) -> None:
         """The run is over (completed, halted or interrupted); the last event."""

@@ -1,6 +1,6 @@
 """The same fleet-mode commands with and without the agent: the same stdout, stderr and exit code.
 
-Each case runs directly (FLEETCLT_AGENT=off), then through one agent
+Each case (a fan-out, or a rollout) runs directly (FLEETCLT_AGENT=off), then through one agent
 (FLEETCLT_AGENT=require, so a case that silently ran directly fails), against
 the same 60 simulated hosts; times are the only thing allowed to differ.
 """
@@ -112,3 +112,51 @@ def test_same_output_and_exit_code_with_and_without_the_agent(sim, cli, case):
             assert untimed(other.out) == untimed(one.out)
         assert other.err == without_waits(one.err)
     assert direct[0].code in (0, 1, 2) and (direct[0].out or direct[0].err)
+
+
+@contextmanager
+def failing_job(sim) -> Iterator[None]:
+    sim["sim022"].faults.job_failure = "error"
+    try:
+        yield
+    finally:
+        sim["sim022"].faults.job_failure = None
+
+
+# Hosts no other case breaks, a job that may run again on a host (after an update a reboot is due),
+# and one host per stage, so the progress lines come in one order however fast each host is.
+RESTART = ("service.control", "RESTART", "nfs")
+ROLLOUT_CASES: dict[str, tuple[tuple[str, ...], Callable[..., object]]] = {
+    "json": (("--hosts", "sim02[1-3]", "--batch", "1", "-o", "json", *RESTART), nullcontext),
+    "halted-table": (("--hosts", "sim02[1-4]", "--batch", "1", "-o", "table", *RESTART), failing_job),
+    "health-yaml": (("--hosts", "sim02[5-7]", "--batch", "1", "--health", "system.ready", "-o", "yaml", *RESTART),
+                    nullcontext),
+    "budget-jsonl": (("--hosts", "sim02[1-4]", "--batch", "1", "--max-fail", "1", "-o", "jsonl", *RESTART),
+                     failing_job),
+    "conflict": (("--hosts", "all", "--batch", "1,50%", "--window", "3", *RESTART), nullcontext),
+    "no-match": (("--hosts", "~nothing.*", *RESTART), nullcontext),
+    "empty-pattern": (("--hosts", "", *RESTART), nullcontext),
+    "unknown-run": (("--resume", "20000101-000000-dead",), nullcontext),
+}
+_RUN = [(re.compile(r"\d{8}-\d{6}-[0-9a-f]{4}"), "RUN"), (re.compile(r"\bjob \d+"), "job N"),
+        (re.compile(r'"job_id": ?\d+|job_id: \d+'), "job_id: N"),
+        (re.compile(r'"?(started|finished|elapsed)"?: ?[0-9.e+]+'), r"\1: T")]
+
+
+def unrun(text: str) -> str:
+    """Run ids, job ids (the hosts count on from the direct run) and times differ; nothing else may."""
+    for pattern, replacement in _RUN:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@pytest.mark.parametrize("case", list(ROLLOUT_CASES))
+def test_a_rollout_reads_the_same_with_and_without_the_agent(sim, cli, case):
+    argv, condition = ROLLOUT_CASES[case]
+    with condition(sim):
+        direct = cli("rollout", *argv, agent="off")
+        relayed = cli("rollout", *argv, agent="require")
+    assert relayed.code == direct.code
+    assert unrun(relayed.out) == unrun(direct.out)
+    assert unrun(relayed.err) == unrun(without_waits(direct.err))
+    assert direct.code in (0, 1, 2) and direct.err
