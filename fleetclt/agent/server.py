@@ -29,6 +29,7 @@ from ..local.state import AgentFiles
 from . import wire
 from .fleets import AgentFleet
 from .peer import peer_uid, refusal
+from .streams import relay_events
 from .work import action, select_hosts
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class Agent:
             inventory = self.fleets.inventory()
             names, _ = select_hosts(inventory, request.hosts)
             _send(sock, wire.rows(inventory.path, {name: inventory.hosts[name].to_dict() for name in names}))
+        elif request.op == wire.SUBSCRIBE:
+            relay_events(self.fleets, request, _Stream(sock), lambda: _until_closed(sock))
         else:
             self._run(request, sock)
 

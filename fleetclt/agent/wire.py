@@ -21,8 +21,11 @@ MAX_LINE = 64 * 1024 * 1024  # one host's result is one line; a bigger one is re
 
 # request ops
 RUN, HOSTS, STATUS, STOP = "run", "hosts", "status", "stop"
+SUBSCRIBE = "subscribe"  # `subscribe --hosts`: work.method is the event; events stream until the client hangs up
 # reply kinds
 SELECTED, HOST, END, ROWS, STATE, STOPPING, ERROR = "selected", "host", "end", "rows", "state", "stopping", "error"
+# replies of a subscription: an event of one host, a host whose server ended it cleanly, all hosts tried
+EVENT, ENDED, SUBSCRIBED = "event", "ended", "subscribed"
 # why an ERROR reply: the request itself (exit 1 as direct), a client the agent will not serve
 USAGE, STALE, REFUSED = "usage", "stale", "refused"
 
@@ -72,8 +75,8 @@ def decode(line: bytes | bytearray) -> dict[str, Any]:
 class HostWork:
     """What `call` or `ping` does on each host (fleetclt/agent/work.py runs it)."""
 
-    command: str                  # "call" or "ping"
-    method: str = "core.ping"
+    command: str                  # "call", "ping" or "subscribe"
+    method: str = "core.ping"     # subscribe: the event
     params: list[Any] = field(default_factory=list)
     job: bool = False
     timeout: float | None = None
@@ -96,7 +99,7 @@ class Request:
         return {key: value for key, value in message.items() if value is not None}
 
 
-_OPS = (RUN, HOSTS, STATUS, STOP)
+_OPS = (RUN, HOSTS, STATUS, STOP, SUBSCRIBE)
 
 
 def parse_request(message: Mapping[str, Any]) -> Request:
@@ -133,6 +136,21 @@ def selected(inventory: str, names: list[str], unverified: list[str]) -> dict[st
 def host(result: Mapping[str, Any], elapsed: float, text: str) -> dict[str, Any]:
     """One host's outcome: HostResult.to_dict(), its unrounded time, and an error's one-line text."""
     return {"kind": HOST, "result": {**result, "elapsed": elapsed}, "text": text}
+
+
+def event(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One event of one host, as the CLI prints it (work.event_row)."""
+    return {"kind": EVENT, "row": row}
+
+
+def ended(host_name: str) -> dict[str, Any]:
+    """The server of `host_name` ended the subscription cleanly (its source finished); an error is a `host` line."""
+    return {"kind": ENDED, "host": host_name}
+
+
+def subscribed(count: int) -> dict[str, Any]:
+    """Every selected host was tried; `count` of them are subscribed (the others had a `host` line)."""
+    return {"kind": SUBSCRIBED, "count": count}
 
 
 def end() -> dict[str, Any]:

@@ -218,10 +218,31 @@ class RemoteRun:
                 on_result(result)
         return FleetResult(results, self.names)
 
+    def relay_events(self, put: Callable[[tuple[str, Any]], None]) -> None:
+        """A subscription's lines as (kind, value): events, failed hosts (HostResult), clean ends, `subscribed`.
 
-def start_run(args: argparse.Namespace, work: wire.HostWork) -> RemoteRun | None:
-    """The run of `work` over --hosts in the agent, or None to run directly."""
-    answer = ask(args, request(wire.RUN, args, work))
+        The agent going away ends it with (ERROR, why): a stream cannot go on directly unseen.
+        """
+        try:
+            while True:
+                message = self._connection.next()
+                kind = message.get("kind")
+                if kind == wire.EVENT:
+                    put((kind, message["row"]))
+                elif kind == wire.HOST:
+                    put((kind, relayed_result(message)))
+                elif kind in (wire.ENDED, wire.SUBSCRIBED):
+                    put((kind, message.get("host", message.get("count"))))
+                else:
+                    put((wire.ERROR, message.get("message") or f"the agent sent a {kind!r} line"))
+                    return
+        except (NoAgent, KeyError) as exc:
+            put((wire.ERROR, f"the agent went away: {exc}"))
+
+
+def start_run(args: argparse.Namespace, work: wire.HostWork, op: str = wire.RUN) -> RemoteRun | None:
+    """The run of `work` over --hosts in the agent (`op`: a run or a subscription), or None to run directly."""
+    answer = ask(args, request(op, args, work))
     if answer is None:
         return None
     connection, first = answer

@@ -32,14 +32,18 @@ def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = Tru
     group = parser.add_argument_group(
         "fleet mode (--hosts PATTERN)", "Hosts, credentials and TLS settings come from the inventory "
         "(-i PATH, $FLEETCLT_INVENTORY or ./inventory.yaml).")
-    group.add_argument("--hosts", metavar="PATTERN",
-                       help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
+    add_hosts_option(group)
     group.add_argument("--output", "-o", choices=output.FORMATS,
                        help="default: table on a terminal, else json")
     if with_forks:
         add_concurrency_options(group)
         group.add_argument("--deadline", type=seconds, metavar="SECONDS",
                            help="stop waiting after this long; unfinished hosts are reported as timeout")
+
+
+def add_hosts_option(parser: Any) -> None:
+    parser.add_argument("--hosts", metavar="PATTERN",
+                        help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
 
 
 def add_concurrency_options(parser: Any) -> None:
