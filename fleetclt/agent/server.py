@@ -27,6 +27,7 @@ from ..errors import FleetError, without_host
 from ..fleet.results import HostResult
 from ..local.state import AgentFiles
 from . import wire
+from .debuglog import relayed_log
 from .fleets import AgentFleet
 from .peer import peer_uid, refusal
 from .streams import relay_events
@@ -168,19 +169,22 @@ class Agent:
             inventory = self.fleets.inventory()
             names, _ = select_hosts(inventory, request.hosts)
             _send(sock, wire.rows(inventory.path, {name: inventory.hosts[name].to_dict() for name in names}))
-        elif request.op == wire.SUBSCRIBE:
-            relay_events(self.fleets, request, _Stream(sock), lambda: _until_closed(sock))
         else:
-            self._run(request, sock)
+            out = _Stream(sock)
+            selection = lambda: select_hosts(self.fleets.inventory(), request.hosts)[0]  # noqa: E731
+            with relayed_log(request, selection, self.fleets.path, out.send):
+                if request.op == wire.SUBSCRIBE:
+                    relay_events(self.fleets, request, out, lambda: _until_closed(sock))
+                else:
+                    self._run(request, sock, out)
 
-    def _run(self, request: wire.Request, sock: socket.socket) -> None:
+    def _run(self, request: wire.Request, sock: socket.socket, out: _Stream) -> None:
         if request.work is None:
             raise FleetError("a run request without work")
         inventory = self.fleets.inventory()
         names, unverified = select_hosts(inventory, request.hosts)
         fleet = self.fleets.fleet(request.forks, request.max_connecting)
-        _send(sock, wire.selected(inventory.path, names, unverified))
-        out = _Stream(sock)
+        out.send(wire.selected(inventory.path, names, unverified))
         work = gevent.spawn(fleet.run, action(request.work), hosts=names, deadline=request.deadline,
                             on_result=out.host)
         hangup = gevent.spawn(_until_closed, sock)

@@ -26,6 +26,7 @@ SUBSCRIBE = "subscribe"  # `subscribe --hosts`: work.method is the event; events
 SELECTED, HOST, END, ROWS, STATE, STOPPING, ERROR = "selected", "host", "end", "rows", "state", "stopping", "error"
 # replies of a subscription: an event of one host, a host whose server ended it cleanly, all hosts tried
 EVENT, ENDED, SUBSCRIBED = "event", "ended", "subscribed"
+LOG = "log"  # a debug log record of the agent, for a client that asked for them (`--debug`); any time
 # why an ERROR reply: the request itself (exit 1 as direct), a client the agent will not serve
 USAGE, STALE, REFUSED = "usage", "stale", "refused"
 
@@ -92,6 +93,7 @@ class Request:
     deadline: float | None = None
     forks: int | None = None
     max_connecting: int | None = None
+    debug: bool = False           # --debug: the agent sends its log records about the run's hosts
     version: str = ""             # the client's fleetclt version: another one is a stale agent
 
     def to_message(self) -> dict[str, Any]:
@@ -115,7 +117,7 @@ def parse_request(message: Mapping[str, Any]) -> Request:
                        work=None if work is None else HostWork(**work),
                        deadline=_optional(message, "deadline", (int, float)),
                        forks=_optional(message, "forks", int), max_connecting=_optional(message, "max_connecting", int),
-                       version=str(message.get("version", "")))
+                       debug=message.get("debug") is True, version=str(message.get("version", "")))
     except TypeError as exc:
         raise WireError(f"malformed {op} request: {exc}") from None
 
@@ -151,6 +153,11 @@ def ended(host_name: str) -> dict[str, Any]:
 def subscribed(count: int) -> dict[str, Any]:
     """Every selected host was tried; `count` of them are subscribed (the others had a `host` line)."""
     return {"kind": SUBSCRIBED, "count": count}
+
+
+def log_record(name: str, level: int, text: str) -> dict[str, Any]:
+    """One log record of the agent, its message formatted there (frames masked as they were logged)."""
+    return {"kind": LOG, "name": name, "level": level, "message": text}
 
 
 def end() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -97,10 +98,22 @@ class Connection:
                 self._pending = self._decoder.feed(data)
             except wire.WireError as exc:
                 raise NoAgent(f"the agent sent something unreadable ({exc})") from None
+            self._pending = [message for message in self._pending if not _relogged(message)]
         return self._pending.pop(0)
 
     def close(self) -> None:
         self._sock.close()
+
+
+def _relogged(message: Mapping[str, Any]) -> bool:
+    """A `log` line (--debug) goes to this process's log, as the record would without the agent."""
+    if message.get("kind") != wire.LOG:
+        return False
+    level = int(message.get("level", logging.DEBUG))
+    record = logging.makeLogRecord({"name": str(message.get("name", "fleetclt.agent")), "levelno": level,
+                                    "levelname": logging.getLevelName(level), "msg": str(message.get("message"))})
+    logging.getLogger(record.name).handle(record)
+    return True
 
 
 def _removed_if_stale(files: AgentFiles) -> str:
@@ -137,7 +150,7 @@ def ask(args: argparse.Namespace, request: wire.Request) -> tuple[Connection, di
                           f"(FLEETCLT_AGENT=require; fleetclt -i {path} agent start starts one)")
     if mode == "auto":
         try:
-            pid = start_agent(path, DEFAULT_IDLE)
+            pid = start_agent(path, DEFAULT_IDLE, debug=bool(getattr(args, "debug", False)))
             _say(f"started an agent for {path} (pid {pid}; it stops after {DEFAULT_IDLE / 60:g} min unused)")
             return _exchange(agent_files(path), request)
         except (FleetError, NoAgent, OSError) as exc:
@@ -175,7 +188,7 @@ def request(op: str, args: argparse.Namespace | None = None, work: wire.HostWork
         return wire.Request(op, version=__version__)
     return wire.Request(op, hosts=args.hosts, work=work, deadline=getattr(args, "deadline", None),
                         forks=getattr(args, "forks", None), max_connecting=getattr(args, "max_connecting", None),
-                        version=__version__)
+                        debug=bool(getattr(args, "debug", False)), version=__version__)
 
 
 # -- fleet commands through the agent -------------------------------------------------
@@ -291,8 +304,10 @@ def relayed_result(message: Mapping[str, Any]) -> HostResult:
 
 
 # -- starting one ---------------------------------------------------------------------
-def start_agent(path: str, idle: float) -> int:
+def start_agent(path: str, idle: float, debug: bool = False) -> int:
     """Start the agent of the inventory at `path` and return its pid once it serves (or the one already serving).
+
+    `debug`: the agent logs every frame, masked, for `--debug` commands (docs/agent.md).
 
     Secret references resolve in the agent's environment, which is this one, copied
     now: an `env:` reference to an unset variable is refused here rather than failing
@@ -311,7 +326,8 @@ def start_agent(path: str, idle: float) -> int:
     ensure_dir(state_dir())
     log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle), path],
+        process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle),
+                                    *(["--debug"] if debug else []), path],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_fd,
                                    start_new_session=True, close_fds=True)
     finally:
