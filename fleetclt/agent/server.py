@@ -31,7 +31,7 @@ from .debuglog import relayed_log
 from .fleets import AgentFleet
 from .peer import peer_uid, refusal
 from .streams import relay_events
-from .work import action, select_hosts
+from .work import run_work, select_hosts
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,7 @@ class Agent:
         names, unverified = select_hosts(inventory, request.hosts)
         fleet = self.fleets.fleet(request.forks, request.max_connecting)
         out.send(wire.selected(inventory.path, names, unverified))
-        work = gevent.spawn(fleet.run, action(request.work), hosts=names, deadline=request.deadline,
-                            on_result=out.host)
+        work = gevent.spawn(run_work, fleet, request.work, names, request.deadline, out.host)
         hangup = gevent.spawn(_until_closed, sock)
         gevent.wait([work, hangup], count=1)
         hangup.kill()
@@ -194,6 +193,7 @@ class Agent:
             work.kill()
             return
         work.get()
+        fleet.last_result = None  # the client has them all; kept, each setting's Fleet would hold a run's results
         out.send(wire.end())
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from ..client.session import HostSession, SubscriptionEnded
 from ..errors import ConfigError
-from ..fleet.results import HostResult
+from ..fleet.fleet import Fleet
+from ..fleet.results import FleetResult, HostResult, ResultCallback
 from ..inventory.load import Inventory
 from ..local.state import last_failed
 from ..protocol.jsonrpc import CollectionUpdate
@@ -30,6 +31,18 @@ def select_hosts(inventory: Inventory, pattern: str | None) -> tuple[list[str], 
     unverified = [spec.name for spec in specs
                   if not spec.verify_tls and not spec.tls_fingerprint and spec.uri.startswith("wss:")]
     return [spec.name for spec in specs], unverified
+
+
+def run_work(fleet: Fleet, work: HostWork, names: list[str], deadline: float | None,
+             on_result: ResultCallback) -> FleetResult:
+    """`work` over `names`. A plain call without -t is the Fleet's call, sent at once to every connected
+    host from one greenlet (docs/performance.md); the rest take a pool greenlet per host. A greenlet per
+    host parks its stack while it waits: at 1,000 connected hosts the agent's RSS grew ~6 KiB a session
+    more than with the Fleet's call. (With -t the Fleet's call would bound the connect by it too.)"""
+    if work.command == "call" and work.timeout is None:
+        return fleet.call(work.method, *work.params, hosts=names, job=work.job, deadline=deadline,
+                          on_result=on_result)
+    return fleet.run(action(work), hosts=names, deadline=deadline, on_result=on_result)
 
 
 def action(work: HostWork) -> Callable[[HostSession], Any]:
