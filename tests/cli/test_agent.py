@@ -13,7 +13,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.agent.helpers import PASSWORD, Cli, alive, sim_fleet, stop_quietly
+from tests.agent.helpers import PASSWORD, Cli, agent_running, alive, sim_fleet, stop_quietly
 from tests.helpers import wait_until
 
 
@@ -32,11 +32,8 @@ def cli(sim, tmp_path):
 @pytest.fixture
 def agent(cli):
     """A running agent for the test's inventory and state dir; stopped afterwards whatever happened."""
-    run = cli("agent", "start", "--idle", "10m")
-    assert run.code == 0, run.err
-    pid = int(run.out.split()[1])
-    yield pid
-    stop_quietly(cli, pid)
+    with agent_running(cli) as pid:
+        yield pid
 
 
 def logins(sim) -> list[int]:
@@ -200,15 +197,10 @@ def frames(stderr: str, host: str) -> list[tuple[str, str]]:
 
 
 def test_debug_through_a_debug_agent_shows_the_same_masked_frames(sim, cli):
-    start = cli("--debug", "agent", "start", "--idle", "10m")
-    assert start.code == 0, start.err
-    pid = int(start.out.split()[1])
-    try:
+    with agent_running(cli, "--debug"):
         argv = ("--debug", "call", "--hosts", "sim010", "-o", "json", "system.version")
         direct, relayed = cli(*argv, agent="off"), cli(*argv, agent="require")
         again = cli(*argv, agent="require")  # the session is logged in: its frames are the call's only
-    finally:
-        stop_quietly(cli, pid)
     assert relayed.code == direct.code == 0
     assert orjson.loads(relayed.out)["hosts"]["sim010"]["result"] == "TrueNAS-25.10.1"
     assert sorted(frames(relayed.err, "sim010")) == sorted(frames(direct.err, "sim010"))

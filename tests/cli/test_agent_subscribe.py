@@ -8,6 +8,7 @@ logins are counted as src/middlewared/middlewared/plugins/auth.py accepts them.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import re
 import signal
 import sys
@@ -19,7 +20,8 @@ import orjson
 import pytest
 from gevent import subprocess
 
-from tests.agent.helpers import Cli, sim_fleet, stop_quietly
+from fleetclt.sim.failures import CallError
+from tests.agent.helpers import Cli, agent_running, sims_running
 from tests.helpers import wait_until
 
 EVENT = "custom.event"
@@ -28,23 +30,16 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    fleet = sim_fleet(6, "127.31.0.1", tmp_path_factory.mktemp("subscribe-inv"))
-    yield fleet
-    fleet.stop()
+    with sims_running(6, "127.31.0.1", tmp_path_factory.mktemp("subscribe-inv")) as fleet:
+        yield fleet
 
 
 @pytest.fixture
 def cli(sim, tmp_path):
-    return Cli(sim.inventory_path, tmp_path / "state")
-
-
-@pytest.fixture
-def agent(cli):
-    run = cli("agent", "start", "--idle", "10m")
-    assert run.code == 0, run.err
-    pid = int(run.out.split()[1])
-    yield pid
-    stop_quietly(cli, pid)
+    """The CLI, with an agent running for its inventory and state dir."""
+    cli = Cli(sim.inventory_path, tmp_path / "state")
+    with agent_running(cli):
+        yield cli
 
 
 @contextmanager
@@ -96,7 +91,7 @@ def stream(sim, cli: Cli, agent: str) -> tuple[int, list[str], str]:
     return process.returncode, sorted(_ELAPSED.sub('"elapsed":0', line) for line in out.splitlines()), err
 
 
-def test_the_same_lines_direct_and_through_the_agent_and_failing_hosts_reported_each(sim, cli, agent):
+def test_the_same_lines_direct_and_through_the_agent_and_failing_hosts_reported_each(sim, cli):
     with broken(sim):
         direct = stream(sim, cli, "off")
         relayed = stream(sim, cli, "require")
@@ -114,7 +109,7 @@ def test_the_same_lines_direct_and_through_the_agent_and_failing_hosts_reported_
     assert cli.status()["requests"] >= 1
 
 
-def test_through_the_agent_events_stream_live_until_ctrl_c(sim, cli, agent):
+def test_through_the_agent_events_stream_live_until_ctrl_c(sim, cli):
     process = subscriber(cli, "require")
     try:
         sim["sim002"].publish(EVENT, "added", 1, {"n": 1})
@@ -138,7 +133,7 @@ def test_through_the_agent_events_stream_live_until_ctrl_c(sim, cli, agent):
     assert all(list(conn.subscriptions.values()).count(EVENT) <= 1 for host in sim.hosts for conn in host.connections)
 
 
-def test_a_refused_event_fails_every_host_with_exit_2(sim, cli, agent):
+def test_a_refused_event_fails_every_host_with_exit_2(sim, cli):
     for mode in ("off", "require"):
         run = cli("subscribe", "--hosts", "sim00[12]", 'filesystem.file_tail_follow:{"tail_lines": 2}', "-t", "30",
                   agent=mode)
@@ -154,7 +149,7 @@ def test_one_host_options_are_refused_in_fleet_mode(cli):
     assert run.code == 1 and "--forks applies to fleet mode" in run.err
 
 
-def test_a_client_that_hangs_up_stops_the_hosts_its_run_has_not_started(sim, cli, agent):
+def test_a_client_that_hangs_up_stops_the_hosts_its_run_has_not_started(sim, cli):
     """Two hosts at a time (--forks 2), each stalled in core.ping; the client is killed: the other four
     never get their core.ping, the two started ones finish."""
     assert cli("call", "--hosts", "all", "-o", "json", "core.ping", agent="require").code == 0  # sessions up
@@ -175,3 +170,29 @@ def test_a_client_that_hangs_up_stops_the_hosts_its_run_has_not_started(sim, cli
     wait_until(lambda: versions() >= answered + 2, timeout=TIMEOUT)  # the two started hosts went on
     assert cli("call", "--hosts", "all", "-o", "json", "system.version", agent="require").code == 0
     assert pings() == before + 2, "no host was started after the client hung up"
+
+
+TAIL = 'filesystem.file_tail_follow:{"path": "/var/log/middlewared.log", "tail_lines": 1}'
+
+
+@pytest.mark.parametrize("mode", ["off", "require"])
+def test_a_source_that_fails_on_one_host_gives_its_row_and_the_others_stream_on(sim, cli, mode):
+    """Modelled on middlewared's common/event_source/manager.py: a source whose run fails sends
+    notify_unsubscribed with the error to every subscriber; one that finishes sends it with none."""
+    process = subprocess.Popen([sys.executable, "-m", "fleetclt.cli", "-i", str(cli.inventory), "subscribe",
+                                "--hosts", "sim00[12]", TAIL], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**cli.env, "FLEETCLT_AGENT": mode})
+    try:
+        ready = sorted(orjson.loads(process.stdout.readline())["host"] for _ in range(2))  # each source's tail
+        sim["sim001"].sources.end(TAIL, CallError("source failed", errno.EIO))
+        failed = orjson.loads(process.stdout.readline())
+        sim["sim002"].sources.append("/var/log/middlewared.log", "later\n")
+        later = orjson.loads(process.stdout.readline())
+        sim["sim002"].sources.end(TAIL)  # finished cleanly: that host just stops
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    assert ready == ["sim001", "sim002"]
+    assert (failed["host"], failed["status"], failed["error"]["errname"]) == ("sim001", "failed", "EIO")
+    assert (later["host"], later["fields"]) == ("sim002", {"data": "later\n"})
+    assert process.returncode == 2 and out == "" and err == "", "no host left, one failed"
