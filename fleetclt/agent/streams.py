@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
+from gevent.lock import Semaphore
 from gevent.queue import Queue
 
 from ..client.session import HostSession, SubscriptionEnded
@@ -48,9 +49,10 @@ class Listener:
         self._queue: Queue = Queue()
         self._writer = gevent.spawn(self._write)
         self._overflowed = False
+        self.closed = False
 
     def event(self, row: Mapping[str, Any]) -> None:
-        if self._overflowed:
+        if self._overflowed or self.closed:
             return
         if self._queue.qsize() >= BACKLOG:
             self._overflowed = True
@@ -60,10 +62,12 @@ class Listener:
         self._queue.put(wire.event(row))
 
     def ended(self, host_name: str, notice: SubscriptionEnded) -> None:
-        failed = ended_row(host_name, notice)
-        self._queue.put(wire.ended(host_name) if failed is None else failed)
+        if not self.closed:
+            failed = ended_row(host_name, notice)
+            self._queue.put(wire.ended(host_name) if failed is None else failed)
 
     def close(self) -> None:
+        self.closed = True
         self._writer.kill()
 
     def _write(self) -> None:
@@ -103,21 +107,29 @@ class Subscriptions:
 
     def __init__(self) -> None:
         self._fans: dict[tuple[HostSession, str], _Fan] = {}
+        self._subscribing: dict[tuple[HostSession, str], Semaphore] = {}
 
     def action(self, event: str, listener: Listener) -> Callable[[HostSession], None]:
-        """What a subscribe run does on each host: join the session's subscription, subscribing it first."""
+        """What a subscribe run does on each host: join the session's subscription, subscribing it first.
+
+        Two clients asking at once wait for one subscription: two on one connection would
+        have the server send every event twice.
+        """
         def join(session: HostSession) -> None:
             key = (session, event)
-            fan = self._fans.get(key)
-            if fan is None:
-                fan = _Fan(session.name, lambda: self._forget(key))
-                session.subscribe(event, fan.event, on_end=fan.end)  # a refusal raises: that host's failed row
-                fan = self._fans.setdefault(key, fan)
-            fan.listeners.add(listener)
+            with self._subscribing.setdefault(key, Semaphore()):
+                fan = self._fans.get(key)
+                if fan is None:
+                    fan = _Fan(session.name, lambda: self._forget(key))
+                    session.subscribe(event, fan.event, on_end=fan.end)  # a refusal raises: that host's failed row
+                    self._fans[key] = fan
+            if not listener.closed:  # the client may have hung up while its host subscribed
+                fan.listeners.add(listener)
         return join
 
     def _forget(self, key: tuple[HostSession, str]) -> None:
         self._fans.pop(key, None)
+        self._subscribing.pop(key, None)
 
     def leave(self, listener: Listener) -> None:
         for fan in self._fans.values():
