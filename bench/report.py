@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 CONTENDERS = {"fleetclt": "fleetclt API", "fleetclt-thread": "fleetclt API, hub thread",
-              "cli": "fleetclt CLI", "threads": "thread per host",
+              "cli": "fleetclt CLI", "cli-agent": "fleetclt CLI via agent", "threads": "thread per host",
               "asyncio": "asyncio reference", "baseline": "fleetclt baseline (--baseline)"}
 FIGURES = {
     "connect_login_s": "connect+login s",
@@ -29,6 +29,8 @@ FIGURES = {
 # handshake, the auth-budget store) is most of the figure: 100 hosts read 38 KiB a session
 # where the 2nd to 100th read 30 and the 101st to 300th 25 (one run, /proc VmRSS).
 RSS_TARGET_FROM = 1000
+AGENT_ROUND_TARGET = 1.5   # a round through the agent, over the CLI's start-up + the API's round
+AGENT_RSS_TARGET = 1.1     # the agent's RSS per idle session, over the API's
 
 
 def ratios(by_contender: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
@@ -65,10 +67,28 @@ def targets(results: dict[str, dict[str, dict[str, Any]]], job_seconds: float) -
         if us and int(size) == 1000:
             checks.append({"size": size, "target": "connect+login 1,000 hosts < 1 s", "value": us["connect_login_s"],
                            "met": us["connect_login_s"] < 1.0})
+        checks += _agent_checks(size, us, by.get("cli-agent", {}))
         if us and int(size) >= 10000:
             checks.append({"size": size, "target": "10,000 hosts in one process", "value": us["connect_failures"],
                            "met": us["connect_failures"] == 0 and us["round_failures"] == 0})
     return [c for c in checks if c is not None]
+
+
+def _agent_checks(size: str, us: dict[str, Any], agent: dict[str, Any]) -> list[dict[str, Any]]:
+    """A round through the agent against start-up + the API's round; its RSS per session against the API's."""
+    if not us or not agent:
+        return []
+    budget = agent["startup_ms"] + us["round_ms_median"]
+    ratio = round(agent["round_ms_median"] / budget, 3)
+    checks = [{"size": size, "target": f"CLI via agent round <= {AGENT_ROUND_TARGET:g}x (start-up + API round)",
+               "value": f'{ratio} ({agent["round_ms_median"]:.0f} ms / ({agent["startup_ms"]:.0f} + '
+                        f'{us["round_ms_median"]:.0f} ms))', "met": ratio <= AGENT_ROUND_TARGET}]
+    if int(size) >= RSS_TARGET_FROM:
+        rss = _ratio(agent["rss_kib_per_session"], us["rss_kib_per_session"])
+        checks.append({"size": size, "target": "agent RSS per idle session <= 1.1x the API's",
+                       "value": f'{rss} ({agent["rss_kib_per_session"]} / {us["rss_kib_per_session"]} KiB)',
+                       "met": rss is not None and rss <= AGENT_RSS_TARGET})
+    return checks
 
 
 def _check(size: str, target: str, us: dict[str, Any], them: dict[str, Any], key: str,

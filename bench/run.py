@@ -29,6 +29,7 @@ BIG = 10000
 THREAD_ROUNDS = 12  # warm-up + rounds + job run stay under the server's 20 logins/min
 THREAD_HUB = "fleetclt-thread"  # the API worker with Fleet(hub="thread"), driven as plain Python
 WORKERS = {"fleetclt": "bench.worker_fleetclt", THREAD_HUB: "bench.worker_fleetclt", "cli": "bench.worker_cli",
+           "cli-agent": "bench.worker_cli_agent",
            "threads": "bench.worker_threads", "asyncio": "bench.worker_asyncio"}
 BASELINE = "baseline"  # the fleetclt API worker on another checkout (--baseline), to judge a change
 # Persistent-session contenders alternate on one fleet, --repeat times: on a shared

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The CLI connects inside every round; the thread contender too, so its connect CPU is not apart.
 # Simulator CPU is taken around the rounds of the persistent-session contenders only.
 NOT_MEASURED = {"cli": {"connect_login_s", "connect_cpu_us_per_host", "sim_cpu_cores"},
+                "cli-agent": {"connect_cpu_us_per_host", "sim_cpu_cores"},
                 "threads": {"connect_cpu_us_per_host", "sim_cpu_cores"}}
 
 
@@ -42,6 +43,10 @@ def test_quick_bench_reports_every_contender_and_figure(tmp_path: Path) -> None:
     assert ours["logins_per_host_max"] == 1 and ours["ebusy"] == 0
     assert ours["round_failures"] == 0 and ours["job_failures"] == 0
     assert set(document["ratios"][size]) == set(WORKERS) - {"fleetclt"}
+    via_agent = by_contender["cli-agent"]
+    assert via_agent["logins_per_host_max"] == 1 and via_agent["ebusy"] == 0 and via_agent["budget_waits"] == 0
+    assert via_agent["round_failures"] == 0 and via_agent["rounds"] == 4 and via_agent["startup_ms"] > 0
+    assert any(check["target"].startswith("CLI via agent round") for check in document["targets"])
     assert (tmp_path / "results.md").read_text().startswith("Machine:")
 
 
@@ -78,3 +83,13 @@ def test_the_file_bench_runs_and_reports_fleetclt_beside_curl(tmp_path: Path) ->
         assert isinstance(figures[key], (int, float)) and figures[key] >= 0, key
     assert [check["target"].split()[0] for check in document["targets"]] == ["download", "upload", "RSS"]
     assert (tmp_path / "files.md").read_text().startswith("File transfers to 2 simulated hosts")
+
+
+def test_the_agent_targets_set_its_round_against_start_up_plus_the_api_round():
+    ours = {"rss_kib_per_session": 40.0, "round_ms_median": 100.0, "logins_per_host_max": 1, "ebusy": 0,
+            "connect_login_s": 0.5}
+    agent = {"round_ms_median": 600.0, "startup_ms": 300.0, "rss_kib_per_session": 45.0}
+    checks = {c["target"]: c for c in targets({"1000": {"fleetclt": ours, "cli-agent": agent}}, job_seconds=2.0)}
+    round_check = checks["CLI via agent round <= 1.5x (start-up + API round)"]
+    assert round_check["met"] and round_check["value"].startswith("1.5 (600 ms / (300 + 100 ms))")
+    assert not checks["agent RSS per idle session <= 1.1x the API's"]["met"], "45 / 40 KiB is 1.125x"

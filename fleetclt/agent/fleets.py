@@ -9,14 +9,18 @@ the error of every command until it is fixed, as it would be without the agent.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
 
 from ..client.session import HostSession
-from ..errors import ConfigError
+from ..errors import ConfigError, FleetError
 from ..fleet.fleet import Fleet, session_for
+from ..fleet.results import HostResult
+from ..fleet.runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING, FanOut, GeventRunner
 from ..inventory.load import HostSpec, Inventory, load_inventory
+from .streams import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,37 @@ def _stamp(path: str) -> Stamp:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+class StoppableRunner:
+    """The fleet's runner, and a run whose caller is killed (its client hung up) starts no more hosts.
+
+    Killing the greenlet that waits for a fan-out does not stop the pool that
+    works through it; without this, every host not started yet would still be
+    connected to and called, for nobody. A host already started goes on, as
+    after Ctrl-C without the agent: its job may be running.
+    """
+
+    def __init__(self, runner: GeventRunner) -> None:
+        self._runner = runner
+        self.forks = runner.forks
+
+    def connect(self, session: HostSession, within: float | None = None) -> None:
+        self._runner.connect(session, within)
+
+    def run(self, fan_out: FanOut) -> None:
+        stopped = False
+        attempt = fan_out.attempt
+
+        def unless_stopped(name: str) -> HostResult:
+            if stopped:
+                return HostResult.from_error(name, FleetError("not started: the client went away", name), 0.0)
+            return attempt(name)
+        try:
+            self._runner.run(dataclasses.replace(fan_out, attempt=unless_stopped))
+        except BaseException:  # GreenletExit: the agent stopped waiting for this run
+            stopped = True
+            raise
+
+
 class AgentFleet:
     """Sessions that outlive one command, over the inventory at `path` (loaded now: a broken one raises)."""
 
@@ -44,6 +79,7 @@ class AgentFleet:
         self._specs: dict[str, HostSpec] = {}  # what each session was made from
         self._fleets: dict[tuple[int | None, int | None], Fleet] = {}
         self._closed_logins = 0  # logins of sessions closed since, for `agent status`
+        self.subscriptions = Subscriptions()
         self.reloads = 0
 
     def inventory(self) -> Inventory:
@@ -58,8 +94,10 @@ class AgentFleet:
         key = (forks, max_connecting)
         fleet = self._fleets.get(key)
         if fleet is None:
-            fleet = self._fleets[key] = Fleet(self._inventory, forks=forks, max_connecting=max_connecting,
-                                              hub="inline", session_factory=self._session)
+            runner = StoppableRunner(GeventRunner(DEFAULT_FORKS if forks is None else forks,
+                                                  DEFAULT_MAX_CONNECTING if max_connecting is None else max_connecting))
+            fleet = self._fleets[key] = Fleet(self._inventory, runner=runner, hub="inline",
+                                              session_factory=self._session)
         return fleet
 
     def reload_if_changed(self) -> None:
@@ -108,4 +146,5 @@ class AgentFleet:
         session = self._sessions.pop(name)
         del self._specs[name]
         self._closed_logins += session.stats.logins
+        self.subscriptions.session_closed(session)
         session.close()

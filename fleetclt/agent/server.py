@@ -28,10 +28,12 @@ from ..errors import FleetError, without_host
 from ..fleet.results import HostResult
 from ..local.state import AgentFiles
 from . import wire
+from .debuglog import relayed_log
 from .fleets import AgentFleet
 from .peer import peer_uid, refusal
 from .rollouts import AgentRollouts
-from .work import action, select_hosts
+from .streams import relay_events
+from .work import run_work, select_hosts
 
 log = logging.getLogger(__name__)
 
@@ -176,18 +178,22 @@ class Agent:
         elif request.op in (wire.ROLLOUT, wire.ATTACH, wire.ROLLOUT_STOP):
             self.rollouts.serve(request, sock)
         else:
-            self._run(request, sock)
+            out = _Stream(sock)
+            selection = lambda: select_hosts(self.fleets.inventory(), request.hosts)[0]  # noqa: E731
+            with relayed_log(request, selection, self.fleets.path, out.send):
+                if request.op == wire.SUBSCRIBE:
+                    relay_events(self.fleets, request, out, lambda: _until_closed(sock))
+                else:
+                    self._run(request, sock, out)
 
-    def _run(self, request: wire.Request, sock: socket.socket) -> None:
+    def _run(self, request: wire.Request, sock: socket.socket, out: _Stream) -> None:
         if request.work is None:
             raise FleetError("a run request without work")
         inventory = self.fleets.inventory()
         names, unverified = select_hosts(inventory, request.hosts)
         fleet = self.fleets.fleet(request.forks, request.max_connecting)
-        _send(sock, wire.selected(inventory.path, names, unverified))
-        out = _Stream(sock)
-        work = gevent.spawn(fleet.run, action(request.work), hosts=names, deadline=request.deadline,
-                            on_result=out.host)
+        out.send(wire.selected(inventory.path, names, unverified))
+        work = gevent.spawn(run_work, fleet, request.work, names, request.deadline, out.host)
         hangup = gevent.spawn(_until_closed, sock)
         gevent.wait([work, hangup], count=1)
         hangup.kill()
@@ -195,6 +201,7 @@ class Agent:
             work.kill()
             return
         work.get()
+        fleet.last_result = None  # the client has them all; kept, each setting's Fleet would hold a run's results
         out.send(wire.end())
 
 

@@ -23,10 +23,16 @@ MAX_LINE = 64 * 1024 * 1024  # one host's result is one line; a bigger one is re
 RUN, HOSTS, STATUS, STOP = "run", "hosts", "status", "stop"
 ROLLOUT, ATTACH, ROLLOUT_STOP = "rollout", "attach", "rollout_stop"   # fleetclt/agent/rollouts.py
 INTERRUPT = "interrupt"   # sent by a foreground rollout's client on Ctrl-C, on the same connection
+SUBSCRIBE = "subscribe"  # `subscribe --hosts`: work.method is the event; events stream until the client hangs up
 # reply kinds
 SELECTED, HOST, END, ROWS, STATE, STOPPING, ERROR = "selected", "host", "end", "rows", "state", "stopping", "error"
-# rollout replies: the run as it stands, one of its events, not a run of this agent, a stop taken
-RUN_INFO, EVENT, NOT_HERE, STOP_TAKEN = "run_info", "event", "not_here", "stop_taken"
+# an event: of a rollout (its run), or of one host's subscription
+EVENT = "event"
+# rollout replies: the run as it stands, not a run of this agent, a stop taken
+RUN_INFO, NOT_HERE, STOP_TAKEN = "run_info", "not_here", "stop_taken"
+# replies of a subscription: a host whose server ended it cleanly, all hosts tried
+ENDED, SUBSCRIBED = "ended", "subscribed"
+LOG = "log"  # a debug log record of the agent, for a client that asked for them (`--debug`); any time
 # why an ERROR reply: the request itself (exit 1 as direct), a client the agent will not serve
 USAGE, STALE, REFUSED = "usage", "stale", "refused"
 
@@ -76,8 +82,8 @@ def decode(line: bytes | bytearray) -> dict[str, Any]:
 class HostWork:
     """What `call` or `ping` does on each host (fleetclt/agent/work.py runs it)."""
 
-    command: str                  # "call" or "ping"
-    method: str = "core.ping"
+    command: str                  # "call", "ping" or "subscribe"
+    method: str = "core.ping"     # subscribe: the event
     params: list[Any] = field(default_factory=list)
     job: bool = False
     timeout: float | None = None
@@ -108,6 +114,7 @@ class Request:
     rollout: RolloutWork | None = None  # rollout only
     run_id: str | None = None           # attach and rollout_stop
     abort: bool = False                 # rollout_stop: abort the running jobs too
+    debug: bool = False           # --debug: the agent sends its log records about the run's hosts
     version: str = ""             # the client's fleetclt version: another one is a stale agent
 
     def to_message(self) -> dict[str, Any]:
@@ -115,7 +122,7 @@ class Request:
         return {key: value for key, value in message.items() if value is not None}
 
 
-_OPS = (RUN, HOSTS, STATUS, STOP, ROLLOUT, ATTACH, ROLLOUT_STOP)
+_OPS = (RUN, HOSTS, STATUS, STOP, SUBSCRIBE, ROLLOUT, ATTACH, ROLLOUT_STOP)
 
 
 def parse_request(message: Mapping[str, Any]) -> Request:
@@ -133,7 +140,7 @@ def parse_request(message: Mapping[str, Any]) -> Request:
                        run_id=_optional(message, "run_id", str), abort=message.get("abort") is True,
                        deadline=_optional(message, "deadline", (int, float)),
                        forks=_optional(message, "forks", int), max_connecting=_optional(message, "max_connecting", int),
-                       version=str(message.get("version", "")))
+                       debug=message.get("debug") is True, version=str(message.get("version", "")))
     except TypeError as exc:
         raise WireError(f"malformed {op} request: {exc}") from None
 
@@ -154,6 +161,26 @@ def selected(inventory: str, names: list[str], unverified: list[str]) -> dict[st
 def host(result: Mapping[str, Any], elapsed: float, text: str) -> dict[str, Any]:
     """One host's outcome: HostResult.to_dict(), its unrounded time, and an error's one-line text."""
     return {"kind": HOST, "result": {**result, "elapsed": elapsed}, "text": text}
+
+
+def event(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One event of one host, as the CLI prints it (work.event_row)."""
+    return {"kind": EVENT, "row": row}
+
+
+def ended(host_name: str) -> dict[str, Any]:
+    """The server of `host_name` ended the subscription cleanly (its source finished); an error is a `host` line."""
+    return {"kind": ENDED, "host": host_name}
+
+
+def subscribed(count: int) -> dict[str, Any]:
+    """Every selected host was tried; `count` of them are subscribed (the others had a `host` line)."""
+    return {"kind": SUBSCRIBED, "count": count}
+
+
+def log_record(name: str, level: int, text: str) -> dict[str, Any]:
+    """One log record of the agent, its message formatted there (frames masked as they were logged)."""
+    return {"kind": LOG, "name": name, "level": level, "message": text}
 
 
 def end() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -101,10 +102,22 @@ class Connection:
                 self._pending = self._decoder.feed(data)
             except wire.WireError as exc:
                 raise NoAgent(f"the agent sent something unreadable ({exc})") from None
+            self._pending = [message for message in self._pending if not _relogged(message)]
         return self._pending.pop(0)
 
     def close(self) -> None:
         self._sock.close()
+
+
+def _relogged(message: Mapping[str, Any]) -> bool:
+    """A `log` line (--debug) goes to this process's log, as the record would without the agent."""
+    if message.get("kind") != wire.LOG:
+        return False
+    level = int(message.get("level", logging.DEBUG))
+    record = logging.makeLogRecord({"name": str(message.get("name", "fleetclt.agent")), "levelno": level,
+                                    "levelname": logging.getLevelName(level), "msg": str(message.get("message"))})
+    logging.getLogger(record.name).handle(record)
+    return True
 
 
 def _removed_if_stale(files: AgentFiles) -> str:
@@ -145,7 +158,7 @@ def ask(args: argparse.Namespace, request: wire.Request,
                           f"(FLEETCLT_AGENT=require; fleetclt -i {path} agent start starts one)")
     if mode == "auto":
         try:
-            pid = start_agent(path, DEFAULT_IDLE)
+            pid = start_agent(path, DEFAULT_IDLE, debug=bool(getattr(args, "debug", False)))
             _say(f"started an agent for {path} (pid {pid}; it stops after {DEFAULT_IDLE / 60:g} min unused)")
             return _exchange(agent_files(path), request)
         except (FleetError, NoAgent, OSError) as exc:
@@ -201,7 +214,7 @@ def request(op: str, args: argparse.Namespace | None = None, work: wire.HostWork
         return wire.Request(op, version=__version__, **fields)
     return wire.Request(op, hosts=args.hosts, work=work, deadline=getattr(args, "deadline", None),
                         forks=getattr(args, "forks", None), max_connecting=getattr(args, "max_connecting", None),
-                        version=__version__, **fields)
+                        debug=bool(getattr(args, "debug", False)), version=__version__, **fields)
 
 
 # -- fleet commands through the agent -------------------------------------------------
@@ -244,10 +257,31 @@ class RemoteRun:
                 on_result(result)
         return FleetResult(results, self.names)
 
+    def relay_events(self, put: Callable[[tuple[str, Any]], None]) -> None:
+        """A subscription's lines as (kind, value): events, failed hosts (HostResult), clean ends, `subscribed`.
 
-def start_run(args: argparse.Namespace, work: wire.HostWork) -> RemoteRun | None:
-    """The run of `work` over --hosts in the agent, or None to run directly."""
-    answer = ask(args, request(wire.RUN, args, work))
+        The agent going away ends it with (ERROR, why): a stream cannot go on directly unseen.
+        """
+        try:
+            while True:
+                message = self._connection.next()
+                kind = message.get("kind")
+                if kind == wire.EVENT:
+                    put((kind, message["row"]))
+                elif kind == wire.HOST:
+                    put((kind, relayed_result(message)))
+                elif kind in (wire.ENDED, wire.SUBSCRIBED):
+                    put((kind, message.get("host", message.get("count"))))
+                else:
+                    put((wire.ERROR, message.get("message") or f"the agent sent a {kind!r} line"))
+                    return
+        except (NoAgent, KeyError) as exc:
+            put((wire.ERROR, f"the agent went away: {exc}"))
+
+
+def start_run(args: argparse.Namespace, work: wire.HostWork, op: str = wire.RUN) -> RemoteRun | None:
+    """The run of `work` over --hosts in the agent (`op`: a run or a subscription), or None to run directly."""
+    answer = ask(args, request(op, args, work))
     if answer is None:
         return None
     connection, first = answer
@@ -296,8 +330,10 @@ def relayed_result(message: Mapping[str, Any]) -> HostResult:
 
 
 # -- starting one ---------------------------------------------------------------------
-def start_agent(path: str, idle: float) -> int:
+def start_agent(path: str, idle: float, debug: bool = False) -> int:
     """Start the agent of the inventory at `path` and return its pid once it serves (or the one already serving).
+
+    `debug`: the agent logs every frame, masked, for `--debug` commands (docs/agent.md).
 
     Secret references resolve in the agent's environment, which is this one, copied
     now: an `env:` reference to an unset variable is refused here rather than failing
@@ -316,7 +352,8 @@ def start_agent(path: str, idle: float) -> int:
     ensure_dir(state_dir())
     log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle), path],
+        process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle),
+                                    *(["--debug"] if debug else []), path],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_fd,
                                    start_new_session=True, close_fds=True)
     finally:

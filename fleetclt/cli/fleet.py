@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ..agent.wire import HostWork
-from ..agent.work import action, select_hosts
-from ..client.session import HostSession
+from ..agent.work import run_work, select_hosts
 from ..fleet.fleet import Fleet
 from ..fleet.results import FleetResult, HostResult, ResultCallback
 from ..fleet.runner import DEFAULT_FORKS, DEFAULT_MAX_CONNECTING
@@ -32,14 +31,18 @@ def add_fleet_options(parser: argparse.ArgumentParser, *, with_forks: bool = Tru
     group = parser.add_argument_group(
         "fleet mode (--hosts PATTERN)", "Hosts, credentials and TLS settings come from the inventory "
         "(-i PATH, $FLEETCLT_INVENTORY or ./inventory.yaml).")
-    group.add_argument("--hosts", metavar="PATTERN",
-                       help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
+    add_hosts_option(group)
     group.add_argument("--output", "-o", choices=output.FORMATS,
                        help="default: table on a terminal, else json")
     if with_forks:
         add_concurrency_options(group)
         group.add_argument("--deadline", type=seconds, metavar="SECONDS",
                            help="stop waiting after this long; unfinished hosts are reported as timeout")
+
+
+def add_hosts_option(parser: Any) -> None:
+    parser.add_argument("--hosts", metavar="PATTERN",
+                        help="all, names, globs, ~regex, a,b (union), &group, !group, @failed")
 
 
 def add_concurrency_options(parser: Any) -> None:
@@ -99,21 +102,20 @@ def run_hosts(args: argparse.Namespace) -> int:
 def run_call(args: argparse.Namespace) -> int:
     work = HostWork("call", args.method, call_params(args, sys.stdin), job=args.job or args.job_print is not None,
                     timeout=args.timeout)
-    return fan_out(args, args.method, each_host(args, action(work)), work)
+    return fan_out(args, args.method, each_host(args, work), work)
 
 
 def run_ping(args: argparse.Namespace) -> int:
     work = HostWork("ping", timeout=args.timeout)
-    return fan_out(args, "core.ping", each_host(args, action(work)), work)
+    return fan_out(args, "core.ping", each_host(args, work), work)
 
 
 FleetRun = Callable[[Fleet, list[str], ResultCallback], FleetResult]
 
 
-def each_host(args: argparse.Namespace, action: Callable[[HostSession], Any]) -> FleetRun:
-    """A FleetRun that applies `action` to each host's session within --deadline."""
-    return lambda fleet, names, on_result: fleet.run(action, hosts=names, deadline=args.deadline,
-                                                     on_result=on_result)
+def each_host(args: argparse.Namespace, work: HostWork) -> FleetRun:
+    """A FleetRun that does `work` on each host within --deadline, as the agent does it."""
+    return lambda fleet, names, on_result: run_work(fleet, work, names, args.deadline, on_result)
 
 
 def fan_out(args: argparse.Namespace, method: str, run: FleetRun, work: HostWork | None = None) -> int:

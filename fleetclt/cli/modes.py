@@ -1,6 +1,6 @@
 """Which options apply where: an option that would be ignored is refused, with the reason, before anything runs.
 
-Two modes share `call` and `ping` (docs/cli.md): fleet mode (`--hosts PATTERN`)
+Two modes share `call`, `ping` and `subscribe` (docs/cli.md): fleet mode (`--hosts PATTERN`)
 takes every host's address, credentials and TLS settings from the inventory, so
 the one-host connection options have nothing to act on there; one-host mode
 (`--uri URI`) has no fan-out, so the fleet options have nothing to act on
@@ -26,7 +26,7 @@ FLEET = {"output": "-o", "deadline": "--deadline", "forks": "--forks", "max_conn
 ONE_HOST_ONLY = {**CONNECTION, "job_print": "-jp"}
 
 FAN_OUT_COMMANDS = ("call", "ping")        # fleet mode with --hosts, one host with --uri
-ONE_HOST_COMMANDS = ("subscribe",)
+EITHER_MODE_COMMANDS = (*FAN_OUT_COMMANDS, "subscribe")
 INVENTORY_COMMANDS = ("hosts", "rollout", "download", "backup", "upload")   # always fleet mode
 
 _FROM_INVENTORY = "in fleet mode (--hosts) each host's address, credentials and TLS settings come from the inventory"
@@ -35,17 +35,25 @@ _JOB_PRINT = ("-jp draws one job's progress, so it applies to one host (--uri); 
 
 
 def is_fleet(args: argparse.Namespace) -> bool:
-    """Fleet mode: --hosts given to call or ping, or a command that always works from the inventory."""
-    return args.command in INVENTORY_COMMANDS or (args.command in FAN_OUT_COMMANDS
-                                                  and option(args, "hosts") is not None)  # --hosts '' is an error
+    """Fleet-mode call or ping (--hosts given), or a command that always works from the inventory."""
+    return args.command in INVENTORY_COMMANDS or (args.command in FAN_OUT_COMMANDS and _hosts_given(args))
+
+
+def fleet_mode(args: argparse.Namespace) -> bool:
+    """is_fleet, or `subscribe --hosts` (which single.py hands to cli/fleet_events.py)."""
+    return is_fleet(args) or (args.command == "subscribe" and _hosts_given(args))
+
+
+def _hosts_given(args: argparse.Namespace) -> bool:
+    return option(args, "hosts") is not None  # --hosts '' is an error, not one-host mode
 
 
 def check(args: argparse.Namespace) -> None:
     """Refuse the first option given that the command, in its mode, would ignore."""
-    if is_fleet(args):
+    if fleet_mode(args):
         _refuse(args, ONE_HOST_ONLY, lambda flag: _JOB_PRINT if flag == "-jp" else
                 f"{flag} does not apply: {_FROM_INVENTORY}")
-    elif args.command in FAN_OUT_COMMANDS or args.command in ONE_HOST_COMMANDS:
+    elif args.command in EITHER_MODE_COMMANDS:
         _refuse(args, FLEET, lambda flag: f"{flag} applies to fleet mode (--hosts PATTERN) only; "
                 f"with --uri, {args.command} works on one host")
     else:

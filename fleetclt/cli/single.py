@@ -23,7 +23,7 @@ from ..client.session import HostSession, SubscriptionEnded
 from ..errors import ConfigError, FleetError
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import CollectionUpdate
-from . import output, stdout
+from . import fleet_events, modes, output, stdout
 from .call_args import call_params, reads_stdin
 from .options import option, read_credentials, secret_on_stdin, tls_policy, warn_plain_api_key, warn_unverified
 
@@ -68,6 +68,8 @@ def run_ping(args: argparse.Namespace) -> int:
 
 
 def run_subscribe(args: argparse.Namespace) -> int:
+    if modes.fleet_mode(args):
+        return fleet_events.run_subscribe(args)
     events: Queue = Queue()
     with open_session(args) as session:
         session.subscribe(args.event, events.put, on_end=events.put)
@@ -89,7 +91,7 @@ def _print_events(events: Queue, number: int | None, timeout: float | None) -> i
     while number is None or seen < number:
         update = _next_event(events, deadline)
         if update is None:
-            print(f"Timeout: {seen} of {number or 'the'} events within {timeout:g} s", file=sys.stderr)
+            print(fleet_events.timed_out(seen, number, timeout or 0.0), file=sys.stderr)
             return 1
         if isinstance(update, SubscriptionEnded):
             if update.resubscribing:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,16 @@ def sim_fleet(count: int, base_address: str, folder: Path) -> SimFleet:
     fleet.inventory_path = folder / "inventory.yaml"
     fleet.inventory_path.write_text(yaml.safe_dump(fleet.inventory({"env": "AGENT_PW"})))
     return fleet
+
+
+@contextmanager
+def sims_running(count: int, base_address: str, folder: Path) -> Iterator[SimFleet]:
+    """sim_fleet(...), stopped afterwards."""
+    fleet = sim_fleet(count, base_address, folder)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
 
 
 class Cli:
@@ -75,3 +87,16 @@ def stop_quietly(cli: Cli, pid: int | None) -> None:
         return
     if cli("agent", "stop").code != 0 and alive(pid):
         os.kill(pid, 9)
+
+
+@contextmanager
+def agent_running(cli: Cli, *options: str) -> Iterator[int]:
+    """An agent for the cli's inventory and state dir (`options` go before `agent start`); its pid.
+    Stopped afterwards whatever happened."""
+    run = cli(*options, "agent", "start", "--idle", "10m")
+    assert run.code == 0, run.err
+    pid = int(run.out.split()[1])
+    try:
+        yield pid
+    finally:
+        stop_quietly(cli, pid)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.agent.helpers import Cli, alive, sim_fleet, stop_quietly
+from tests.agent.helpers import PASSWORD, Cli, agent_running, alive, sim_fleet, stop_quietly
 from tests.helpers import wait_until
 
 
@@ -32,11 +32,8 @@ def cli(sim, tmp_path):
 @pytest.fixture
 def agent(cli):
     """A running agent for the test's inventory and state dir; stopped afterwards whatever happened."""
-    run = cli("agent", "start", "--idle", "10m")
-    assert run.code == 0, run.err
-    pid = int(run.out.split()[1])
-    yield pid
-    stop_quietly(cli, pid)
+    with agent_running(cli) as pid:
+        yield pid
 
 
 def logins(sim) -> list[int]:
@@ -185,3 +182,35 @@ def test_inventory_changes_are_picked_up(sim, cli, agent):
     finally:
         sim.inventory_path.write_text(text)
     assert cli("call", "--hosts", "sim002", "-o", "json", "core.ping", agent="require").code == 0
+
+
+def frames(stderr: str, host: str) -> list[tuple[str, str]]:
+    """The frames --debug logged for `host`: (direction, method or 'reply'), in the order logged."""
+    found = []
+    for line in stderr.splitlines():
+        prefix = f"DEBUG fleetclt.client.link: {host} "
+        if line.startswith(prefix):
+            direction, _, frame = line[len(prefix):].partition(" ")
+            message = orjson.loads(frame)
+            found.append((direction, message.get("method") or message.get("msg") or "reply"))
+    return found
+
+
+def test_debug_through_a_debug_agent_shows_the_same_masked_frames(sim, cli):
+    with agent_running(cli, "--debug"):
+        argv = ("--debug", "call", "--hosts", "sim010", "-o", "json", "system.version")
+        direct, relayed = cli(*argv, agent="off"), cli(*argv, agent="require")
+        again = cli(*argv, agent="require")  # the session is logged in: its frames are the call's only
+    assert relayed.code == direct.code == 0
+    assert orjson.loads(relayed.out)["hosts"]["sim010"]["result"] == "TrueNAS-25.10.1"
+    assert sorted(frames(relayed.err, "sim010")) == sorted(frames(direct.err, "sim010"))
+    assert (">", "auth.login_ex") in frames(relayed.err, "sim010") and '"********"' in relayed.err
+    assert frames(again.err, "sim010") == [(">", "system.version"), ("<", "reply")]
+    for run in (direct, relayed, again):
+        assert PASSWORD not in run.err and PASSWORD not in run.out
+
+
+def test_debug_through_an_agent_without_debug_says_so_once(cli, agent):
+    run = cli("--debug", "call", "--hosts", "sim011", "-o", "json", "system.version", agent="require")
+    assert run.code == 0 and run.err.count("this agent logs no frames") == 1
+    assert "fleetclt.client.link: sim011 >" not in run.err
