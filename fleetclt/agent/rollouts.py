@@ -103,7 +103,7 @@ class AgentRun(BaseObserver):
         self.viewers.clear()
 
     def _send(self, name: str, **fields: Any) -> None:
-        line = wire.encode(wire.event(name, **fields))
+        line = wire.encode(wire.run_event(name, **fields))
         for viewer in list(self.viewers):
             viewer.put(line)
 
@@ -144,7 +144,7 @@ class AgentRun(BaseObserver):
 
     @staticmethod
     def _finished_line(result: RolloutResult) -> bytes:
-        return wire.encode(wire.event("finished", stop_reason=result.stop_reason,
+        return wire.encode(wire.run_event("finished", stop_reason=result.stop_reason,
                                       records=[_record(r) for r in result.hosts.values()]))
 
 

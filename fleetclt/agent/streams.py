@@ -59,7 +59,7 @@ class Listener:
             log.warning("a subscriber fell %d events behind: its stream ends", BACKLOG)
             self._queue.put(wire.error(f"the command fell more than {BACKLOG} events behind the agent"))
             return
-        self._queue.put(wire.event(row))
+        self._queue.put(wire.host_event(row))
 
     def ended(self, host_name: str, notice: SubscriptionEnded) -> None:
         if not self.closed:

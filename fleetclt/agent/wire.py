@@ -163,7 +163,7 @@ def host(result: Mapping[str, Any], elapsed: float, text: str) -> dict[str, Any]
     return {"kind": HOST, "result": {**result, "elapsed": elapsed}, "text": text}
 
 
-def event(row: Mapping[str, Any]) -> dict[str, Any]:
+def host_event(row: Mapping[str, Any]) -> dict[str, Any]:
     """One event of one host, as the CLI prints it (work.event_row)."""
     return {"kind": EVENT, "row": row}
 
@@ -219,7 +219,7 @@ def run_info(**fields: Any) -> dict[str, Any]:
     return {"kind": RUN_INFO, **fields}
 
 
-def event(name: str, **fields: Any) -> dict[str, Any]:
+def run_event(name: str, **fields: Any) -> dict[str, Any]:
     """One observer event of a rollout (fleetclt/rollout/observer.py), `finished` last."""
     return {"kind": EVENT, "event": name, **fields}
 
