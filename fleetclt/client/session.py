@@ -60,7 +60,8 @@ from ..protocol.jsonrpc import Event as ProtocolEvent
 from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
-from .login import Credentials, LoginBudget, log_in, refuse_insecure_key, will_log_in
+from .login import Credentials, LoginBudget, ScramRoute, log_in, login_calls, refuse_insecure_key, will_log_in
+from .login_scram import HostOffers
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
@@ -149,6 +150,7 @@ class HostSession:
         self.stats = SessionStats()
         self._closed = False
         self._auth_failure: AuthError | None = None
+        self._offers = HostOffers()  # what the host offers API keys (SCRAM), learned on a connect
         self._supervisor: gevent.Greenlet | None = None
         self._wake_supervisor = Event()
         self._watch_jobs = False  # job events are subscribed from the first job on
@@ -566,7 +568,8 @@ class HostSession:
         budget = LoginBudget(self._throttle, self._budget_key(), self.name)
         max_wait = None if until is None else max(0.0, until - time.monotonic())
         try:
-            budget.take_first(max_wait, self._waiting_for_login)
+            budget.take_first(max_wait, self._waiting_for_login,
+                              login_calls(self._credentials, self._endpoint, self._offers))
         finally:
             self._login_due = None
         return budget
@@ -769,7 +772,7 @@ class HostSession:
         if budget is None:
             return
         try:
-            if log_in(link, self._credentials, budget, self.timeouts.login):
+            if log_in(link, self._credentials, budget, self.timeouts.login, ScramRoute(self._endpoint, self._offers)):
                 link.logged_in()
                 self.stats.logins += 1
         except AuthError as exc:
@@ -777,4 +780,4 @@ class HostSession:
             raise
 
     def _refuse_insecure_key(self) -> None:
-        refuse_insecure_key(self.name, self._endpoint, self._credentials)
+        refuse_insecure_key(self.name, self._endpoint, self._credentials, self._offers)
