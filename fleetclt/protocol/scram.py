@@ -122,13 +122,17 @@ class ScramExchange:
         if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
             raise ScramError(f"the server asks for {iterations} PBKDF2 iterations, outside "
                              f"{MIN_ITERATIONS}-{MAX_ITERATIONS}")
+        challenge = Challenge(_b64(salt, "salt"), iterations)
         self._server_first, self._combined_nonce = message, nonce
-        return Challenge(_b64(salt, "salt"), iterations)
+        return challenge
 
     def client_final(self, keys: ScramKeys) -> str:
         """The client-final message, with the proof that we hold the keys."""
         if not self._server_first:
             raise ScramError("client-final before the server-first message")
+        size = hashlib.new(self._hash).digest_size
+        if {len(keys.client_key), len(keys.stored_key), len(keys.server_key)} != {size}:
+            raise ScramError(f"the SCRAM keys are not {self._hash.upper()} keys ({size} bytes each)")
         channel = base64.b64encode(self._gs2.encode() + self._binding).decode()
         without_proof = f"c={channel},r={self._combined_nonce}"
         auth_message = f"{self._first_bare},{self._server_first},{without_proof}".encode()
