@@ -25,6 +25,7 @@ from ..errors import (
     SessionError,
     StandbyError,
     ThrottledError,
+    ValidationError,
 )
 from ..protocol.api_keys import PrecomputedKey, api_key_material
 from ..protocol.endpoint import Endpoint
@@ -221,8 +222,13 @@ def _logged_in_with_scram(link: Link, creds: Credentials, budget: LoginBudget, t
         if route.offers.scram is None:
             route.offers.scram = _offers_scram(link, budget, timeout)
         if route.offers.scram:
-            _check_reply(link.host_name, _scram_reply(link, principal, material, budget, timeout, route.offers))
-            return True
+            try:
+                reply = _scram_reply(link, principal, material, budget, timeout, route.offers)
+            except ValidationError:  # SCRAM is no mechanism here: HA failover to an older controller, a rollback
+                route.offers.scram = False
+            else:
+                _check_reply(link.host_name, reply)
+                return True
     if isinstance(material, PrecomputedKey):
         raise AuthError("the API key file holds precomputed SCRAM material, which logs in only where the host "
                         "offers SCRAM (TrueNAS 26.0 and later, not over a Unix socket); give the raw key "

@@ -59,7 +59,7 @@ class ScramKeys:
 def derive_keys(secret: str, salt: bytes, iterations: int, hash_name: str = HASH) -> ScramKeys:
     """SaltedPassword = Hi(secret), then the three keys: the slow part (PBKDF2), done once per
     (secret, salt, iterations) by whoever caches it."""
-    salted = hashlib.pbkdf2_hmac(hash_name, saslprep(secret).encode(), salt, iterations)
+    salted = hashlib.pbkdf2_hmac(hash_name, _prepared(secret, "API key").encode(), salt, iterations)
     client_key = hmac.digest(salted, b"Client Key", hash_name)
     return ScramKeys(client_key, hashlib.new(hash_name, client_key).digest(),
                      hmac.digest(salted, b"Server Key", hash_name))
@@ -90,7 +90,7 @@ class ScramExchange:
 
     def __init__(self, principal: str, binding: bytes | None = None, *, nonce: str | None = None,
                  hash_name: str = HASH) -> None:
-        name = saslprep(principal).replace("=", "=3D").replace(",", "=2C")
+        name = _prepared(principal, "user name").replace("=", "=3D").replace(",", "=2C")
         self._gs2 = f"p={BINDING_TYPE},," if binding is not None else "n,,"
         self._binding = binding or b""
         self._nonce = nonce or base64.b64encode(secrets.token_bytes(24)).decode()
@@ -102,10 +102,6 @@ class ScramExchange:
 
     def __repr__(self) -> str:
         return f"<ScramExchange {'bound' if self._binding else 'unbound'}>"
-
-    @property
-    def bound(self) -> bool:
-        return bool(self._binding)
 
     def client_first(self) -> str:
         return self._gs2 + self._first_bare
@@ -151,6 +147,14 @@ class ScramExchange:
             raise ScramError("the server-final message carries no server signature")
         if not hmac.compare_digest(_b64(fields["v"], "server signature"), expected):
             raise ScramError("the server's signature is wrong: it does not know this API key")
+
+
+def _prepared(text: str, what: str) -> str:
+    """SASLprep (RFC 4013), which RFC 5802 asks of names and passwords."""
+    try:
+        return str(saslprep(text))
+    except ScramException:
+        raise ScramError(f"the {what} has characters SCRAM does not allow (RFC 4013)") from None
 
 
 def _fields(message: str, what: str) -> dict[str, str]:

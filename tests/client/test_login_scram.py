@@ -202,3 +202,18 @@ def test_a_plain_key_gives_back_the_token_kept_for_scram(make_host, session_for,
         session.call("core.ping")
     calls = host.counters.calls_by_method
     assert (calls["auth.mechanism_choices"], calls["auth.login_ex"], host.counters.logins_api_key) == (1, 3, 3)
+
+
+def test_a_controller_without_scram_after_a_failover_gets_the_plain_rule(make_host, session_for):
+    """The session learned SCRAM on a 26.0 controller; its peer still runs 25.10 (an HA upgrade
+    goes one controller at a time). login_ex refuses the SCRAM tag there (a validation error,
+    api/v25_10_x/auth.py AuthLoginExArgs) before any key is used: the key goes plain, as allowed."""
+    new = make_host(version="26.0.0-BETA.3", api_keys={KEY: "admin"}, scram_iterations=ITERATIONS)
+    old = make_host(name="nas01b", address="127.0.0.2", version="25.10.1", api_keys={KEY: "admin"})
+    session = session_for(new, credentials=Credentials("admin", api_key=Secret(KEY), allow_plain_api_key=True),
+                          controllers=[old.uri])
+    assert session.call("core.ping") == "pong" and new.counters.logins_scram == 1
+    new.stop()
+    assert session.call("core.ping") == "pong"
+    assert old.counters.calls_by_method["auth.login_ex"] == 2 and old.counters.logins_api_key == 1
+    assert old.counters.calls_by_method["auth.mechanism_choices"] == 0

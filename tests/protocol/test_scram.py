@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 import pytest
 from gevent import ssl
@@ -90,7 +91,7 @@ def test_precomputed_keys_log_in_without_the_key():
 def test_a_bound_exchange_carries_the_certificates_hash(tls_files):
     """tls-server-end-point (RFC 5929 §4.1): a SHA-256-signed certificate binds its SHA-256 hash;
     scramp's server computes its own from the PEM file the host serves."""
-    pem = open(tls_files["cert"]).read()
+    pem = Path(tls_files["cert"]).read_text()
     der = ssl.PEM_cert_to_DER_cert(pem)
     assert binding_data(der) == hashlib.sha256(der).digest()
     exchange = ScramExchange("admin:7", binding_data(der))
@@ -100,7 +101,7 @@ def test_a_bound_exchange_carries_the_certificates_hash(tls_files):
 
 def test_binding_to_another_certificate_is_refused(tls_files):
     from scramp import ScramException
-    pem = open(tls_files["cert"]).read()
+    pem = Path(tls_files["cert"]).read_text()
     exchange = ScramExchange("admin:7", hashlib.sha256(b"another certificate").digest())
     with pytest.raises(ScramException, match="channel bindings don't match"):
         run(exchange, scramp_server(("tls-server-end-point", pem)))
