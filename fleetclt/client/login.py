@@ -147,15 +147,18 @@ class ScramRoute:
     offers: HostOffers
 
 
-def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float,
-           route: ScramRoute | None = None) -> bool:
+def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float, route: ScramRoute) -> bool:
     """Log in with whatever credential is given; False when there is none."""
+    try:
+        return _log_in(link, creds, budget, timeout, route)
+    finally:
+        budget.refund()  # tokens taken for login_ex calls that never came (a plain key after all)
+
+
+def _log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float, route: ScramRoute) -> bool:
     if creds.api_key is not None:
-        try:
-            if _logged_in_with_scram(link, creds, budget, timeout, route):
-                return True
-        finally:
-            budget.refund()  # a token taken for a second SCRAM step that never came
+        if _logged_in_with_scram(link, creds, budget, timeout, route):
+            return True
         attempt = _api_key_attempt(creds)
     elif creds.password is not None:
         attempt = _password_attempt(creds)
@@ -210,15 +213,14 @@ def _principal(creds: Credentials) -> str | None:
 
 
 def _logged_in_with_scram(link: Link, creds: Credentials, budget: LoginBudget, timeout: float,
-                          route: ScramRoute | None) -> bool:
+                          route: ScramRoute) -> bool:
     """True once logged in with SCRAM; False when the key goes plain instead, which is checked
     here to be allowed: refused (before it is sent) where the server could revoke it, and
     always for precomputed material, which only SCRAM can use."""
     assert creds.api_key is not None
     material = api_key_material(creds.api_key)
     principal = scram_principal(creds.username, material)
-    if route is not None and principal is not None and route.offers.may_use_scram(route.endpoint) \
-            and link.dialect.has_login_ex:
+    if principal is not None and route.offers.may_use_scram(route.endpoint) and link.dialect.has_login_ex:
         if route.offers.scram is None:
             route.offers.scram = _offers_scram(link, budget, timeout)
         if route.offers.scram:
@@ -233,8 +235,7 @@ def _logged_in_with_scram(link: Link, creds: Credentials, budget: LoginBudget, t
         raise AuthError("the API key file holds precomputed SCRAM material, which logs in only where the host "
                         "offers SCRAM (TrueNAS 26.0 and later, not over a Unix socket); give the raw key "
                         "(raw_key) for this host", link.host_name)
-    if route is not None:
-        refuse_insecure_key(link.host_name, route.endpoint, creds)
+    refuse_insecure_key(link.host_name, route.endpoint, creds)
     return False
 
 

@@ -62,17 +62,18 @@ class KeyCache:
 
     def keys(self, secret: str, challenge: Challenge) -> ScramKeys:
         ident = (hashlib.sha256(secret.encode()).digest(), challenge.salt, challenge.iterations)
-        pending = self._keys.get(ident)
-        if pending is not None:
-            keys: ScramKeys = pending.get()
-            return keys
+        while (pending := self._keys.get(ident)) is not None:
+            done: ScramKeys | None = pending.get()
+            if done is not None:
+                return done
+            # that derivation failed or its greenlet was killed: the next waiter derives
         pending = self._keys[ident] = AsyncResult()
         self.derivations += 1
         try:
-            keys = get_hub().threadpool.apply(derive_keys, (secret, challenge.salt, challenge.iterations))
-        except BaseException as exc:  # waiters must not hang, nor a failure stay cached
+            keys: ScramKeys = get_hub().threadpool.apply(derive_keys, (secret, challenge.salt, challenge.iterations))
+        except BaseException:  # waiters must not hang, nor a failure stay cached
             del self._keys[ident]
-            pending.set_exception(exc)
+            pending.set(None)
             raise
         pending.set(keys)
         return keys

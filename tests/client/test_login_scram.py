@@ -18,12 +18,12 @@ import pytest
 
 from fleetclt.client import login
 from fleetclt.client.login import Credentials
-from fleetclt.client.login_scram import DERIVED
+from fleetclt.client.login_scram import DERIVED, KeyCache
 from fleetclt.client.session import HostSession, Timeouts
 from fleetclt.client.throttle import AuthThrottle, MemoryStore, TokenBucket
 from fleetclt.client.tls import TLSPolicy
 from fleetclt.errors import AuthError, InsecureCredentialError, ThrottledError
-from fleetclt.protocol.scram import derive_keys
+from fleetclt.protocol.scram import Challenge, ScramError, derive_keys
 from fleetclt.secret import Secret
 from fleetclt.sim.auth_scram import key_salt
 from tests.client.fake_time import FakeTime
@@ -217,3 +217,15 @@ def test_a_controller_without_scram_after_a_failover_gets_the_plain_rule(make_ho
     assert session.call("core.ping") == "pong"
     assert old.counters.calls_by_method["auth.login_ex"] == 2 and old.counters.logins_api_key == 1
     assert old.counters.calls_by_method["auth.mechanism_choices"] == 0
+
+
+def test_the_key_cache_derives_once_for_its_waiters_and_keeps_no_failure():
+    cache = KeyCache()
+    challenge = Challenge(b"0123456789abcdef", ITERATIONS)
+    jobs = [gevent.spawn(cache.keys, "secret", challenge) for _ in range(20)]
+    gevent.joinall(jobs, timeout=30, raise_error=True)
+    assert cache.derivations == 1 and len({id(job.value) for job in jobs}) == 1
+    bad = [gevent.spawn(cache.keys, "bell\x07", challenge) for _ in range(3)]  # SASLprep refuses control characters
+    gevent.joinall(bad, timeout=30)
+    assert all(isinstance(job.exception, ScramError) for job in bad), "each waiter gets the error, none hangs"
+    assert cache.derivations == 4 and "secret" not in repr(cache)
