@@ -261,7 +261,8 @@ def _scram_reply(link: Link, principal: str, material: str | PrecomputedKey, bud
     """The exchange, bound to the TLS certificate unless the host is known to refuse binding.
 
     A host without channel binding (26.0.0-BETA.2) refuses a bound client-first
-    message before any proof is sent: then once more unbound, and the session remembers.
+    message before any proof is sent: then once more unbound, and the session remembers;
+    but only where the certificate is checked, or the refusal could be a downgrade.
     """
     certificate = link.ws.peer_certificate() if offers.binds is not False else None
 
@@ -271,6 +272,10 @@ def _scram_reply(link: Link, principal: str, material: str | PrecomputedKey, bud
     try:
         reply = scram_exchange(call, principal, material, certificate)
         if certificate is not None and offers.binds is None and _refused(reply):
+            if not offers.tls_checked:
+                raise AuthError("the host refused a channel-bound SCRAM login, and with its certificate "
+                                "unchecked fleetclt does not retry unbound (whoever is in the middle could be "
+                                "the one refusing): pin tls_fingerprint or check the certificate", link.host_name)
             offers.binds = False
             log.info("%s: the host refused a channel-bound SCRAM login; logging in without binding",
                      link.host_name)

@@ -32,11 +32,14 @@ class HostOffers:
     """What one host offers API keys, learned on a connect and kept for its session.
 
     `scram` None: not asked yet. `binds` None: no channel-bound exchange tried yet;
-    False: the host refused one (26.0.0-BETA.2 has no channel binding).
+    False: the host refused one (26.0.0-BETA.2 has no channel binding). `tls_checked`:
+    the session checks the server's certificate (CA or pin), so nobody in the middle can
+    be the one refusing a bound exchange to get an unbound one relayed.
     """
 
     scram: bool | None = None
     binds: bool | None = None
+    tls_checked: bool = True
 
     def may_use_scram(self, endpoint: Endpoint) -> bool:
         """Not known to be missing, and possible at all: never over the Unix socket (the server

@@ -150,7 +150,8 @@ class HostSession:
         self.stats = SessionStats()
         self._closed = False
         self._auth_failure: AuthError | None = None
-        self._offers = HostOffers()  # what the host offers API keys (SCRAM), learned on a connect
+        # what the host offers API keys (SCRAM), learned on a connect
+        self._offers = HostOffers(tls_checked=self._tls.verify or self._tls.fingerprint is not None)
         self._supervisor: gevent.Greenlet | None = None
         self._wake_supervisor = Event()
         self._watch_jobs = False  # job events are subscribed from the first job on

@@ -229,3 +229,16 @@ def test_the_key_cache_derives_once_for_its_waiters_and_keeps_no_failure():
     gevent.joinall(bad, timeout=30)
     assert all(isinstance(job.exception, ScramError) for job in bad), "each waiter gets the error, none hangs"
     assert cache.derivations == 4 and "secret" not in repr(cache)
+
+
+def test_with_tls_checks_off_a_refused_binding_is_not_retried_unbound(make_host, session_for, tls_files):
+    """Without a checked certificate, a refusal of the bound message may come from a man in the
+    middle who would relay the unbound exchange: auth_failed after that one message."""
+    host = scram_host(make_host, version="26.0.0-BETA.2", proxied_from=None, certfile=tls_files["cert"],
+                      keyfile=tls_files["key"])
+    session = key_session(session_for, host, tls=TLSPolicy(verify=False))
+    with pytest.raises(AuthError, match="does not retry unbound"):
+        session.call("core.ping")
+    assert host.counters.calls_by_method["auth.login_ex"] == 1 and host.counters.logins_scram == 0
+    pinned = key_session(session_for, host, tls=TLSPolicy(fingerprint=tls_files["pin"]))
+    assert pinned.call("core.ping") == "pong", "a pinned certificate is checked: unbound after the refusal"
