@@ -30,10 +30,9 @@ from ..errors import (
 from ..protocol.api_keys import PrecomputedKey, api_key_material
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
-from ..protocol.scram import ScramError
 from ..secret import Secret
 from .link import Link
-from .login_scram import HostOffers, scram_exchange, scram_principal
+from .login_scram import HostOffers, bound_or_not, scram_principal
 from .throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
@@ -224,8 +223,11 @@ def _logged_in_with_scram(link: Link, creds: Credentials, budget: LoginBudget, t
         if route.offers.scram is None:
             route.offers.scram = _offers_scram(link, budget, timeout)
         if route.offers.scram:
+            def call(data: dict[str, Any]) -> Any:
+                return _throttled(link, "auth.login_ex", [data], budget, timeout)
             try:
-                reply = _scram_reply(link, principal, material, budget, timeout, route.offers)
+                reply = bound_or_not(link.host_name, call, principal, material, link.ws.peer_certificate(),
+                                     route.offers)
             except ValidationError:  # SCRAM is no mechanism here: HA failover to an older controller, a rollback
                 route.offers.scram = False
             else:
@@ -254,41 +256,6 @@ def _offers_scram(link: Link, budget: LoginBudget, timeout: float) -> bool:
             return False
         raise
     return isinstance(choices, list) and "SCRAM" in choices
-
-
-def _scram_reply(link: Link, principal: str, material: str | PrecomputedKey, budget: LoginBudget,
-                 timeout: float, offers: HostOffers) -> Any:
-    """The exchange, bound to the TLS certificate unless the host is known to refuse binding.
-
-    A host without channel binding (26.0.0-BETA.2) refuses a bound client-first
-    message before any proof is sent: then once more unbound, and the session remembers;
-    but only where the certificate is checked, or the refusal could be a downgrade.
-    """
-    certificate = link.ws.peer_certificate() if offers.binds is not False else None
-
-    def call(data: dict[str, Any]) -> Any:
-        return _throttled(link, "auth.login_ex", [data], budget, timeout)
-
-    try:
-        reply = scram_exchange(call, principal, material, certificate)
-        if certificate is not None and offers.binds is None and _refused(reply):
-            if not offers.tls_checked:
-                raise AuthError("the host refused a channel-bound SCRAM login, and with its certificate "
-                                "unchecked fleetclt does not retry unbound (whoever is in the middle could be "
-                                "the one refusing): pin tls_fingerprint or check the certificate", link.host_name)
-            offers.binds = False
-            log.info("%s: the host refused a channel-bound SCRAM login; logging in without binding",
-                     link.host_name)
-            return scram_exchange(call, principal, material, None)
-    except ScramError as exc:
-        raise AuthError(f"SCRAM login failed: {exc}", link.host_name) from None
-    if certificate is not None and not _refused(reply):
-        offers.binds = True
-    return reply
-
-
-def _refused(reply: Any) -> bool:
-    return isinstance(reply, dict) and reply.get("response_type") == "AUTH_ERR"
 
 
 _warned_key_only = False

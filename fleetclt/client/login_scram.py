@@ -11,6 +11,7 @@ event loop, however many hosts and reconnects share the key (KeyCache).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ from typing import Any
 from gevent import get_hub
 from gevent.event import AsyncResult
 
+from ..errors import AuthError
 from ..protocol.api_keys import PrecomputedKey
 from ..protocol.endpoint import Endpoint
-from ..protocol.scram import Challenge, ScramExchange, ScramKeys, binding_data, derive_keys
+from ..protocol.scram import Challenge, ScramError, ScramExchange, ScramKeys, binding_data, derive_keys
 
-__all__ = ["DERIVED", "HostOffers", "KeyCache", "ScramCall", "scram_exchange", "scram_principal"]
+__all__ = ["DERIVED", "HostOffers", "KeyCache", "ScramCall", "bound_or_not", "scram_exchange", "scram_principal"]
+
+log = logging.getLogger(__name__)
 
 ScramCall = Callable[[dict[str, Any]], Any]  # one auth.login_ex call, through the auth budget
 
@@ -119,6 +123,38 @@ def scram_exchange(call: ScramCall, principal: str, material: str | PrecomputedK
         return final
     exchange.verify_server_final(final["rfc_str"])
     return {"response_type": "SUCCESS", "user_info": final.get("user_info")}
+
+
+def bound_or_not(host: str, call: ScramCall, principal: str, material: str | PrecomputedKey,
+                 certificate: bytes | None, offers: HostOffers) -> Any:
+    """The exchange, bound to the TLS `certificate` unless the host is known to refuse binding.
+
+    A host without channel binding (26.0.0-BETA.2) refuses a bound client-first
+    message before any proof is sent: then once more unbound, and the session remembers;
+    but only where the certificate is checked, or the refusal could be a downgrade.
+    A ScramError (a malformed or unproven server answer) is an AuthError for `host`.
+    """
+    if offers.binds is False:
+        certificate = None
+    try:
+        reply = scram_exchange(call, principal, material, certificate)
+        if certificate is not None and offers.binds is None and _refused(reply):
+            if not offers.tls_checked:
+                raise AuthError("the host refused a channel-bound SCRAM login, and with its certificate "
+                                "unchecked fleetclt does not retry unbound (whoever is in the middle could be "
+                                "the one refusing): pin tls_fingerprint or check the certificate", host)
+            offers.binds = False
+            log.info("%s: the host refused a channel-bound SCRAM login; logging in without binding", host)
+            return scram_exchange(call, principal, material, None)
+    except ScramError as exc:
+        raise AuthError(f"SCRAM login failed: {exc}", host) from None
+    if certificate is not None and not _refused(reply):
+        offers.binds = True
+    return reply
+
+
+def _refused(reply: Any) -> bool:
+    return isinstance(reply, dict) and reply.get("response_type") == "AUTH_ERR"
 
 
 def _step(scram_type: str, rfc_str: str) -> dict[str, Any]:
