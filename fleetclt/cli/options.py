@@ -28,7 +28,7 @@ from ..client.login import Credentials
 from ..client.tls import TLSPolicy
 from ..errors import ConfigError
 from ..inventory.vault import use_password_file
-from ..protocol.api_keys import plain_api_key
+from ..protocol.api_keys import api_key_material
 from ..protocol.endpoint import normalize_fingerprint
 from ..protocol.otp import totp_secret
 from ..secret import Location, Secret
@@ -284,6 +284,6 @@ def _check_readable(secret: Secret, kind: str) -> None:
     """Fail now, with exit 1, if an env variable or file secret cannot be read, or an API key
     file holds no key fleetclt can send."""
     if kind == "api_key":
-        plain_api_key(secret)
+        api_key_material(secret)
     else:
         secret.reveal()

@@ -2,6 +2,7 @@
 
 `auth.login_ex` (PASSWORD_PLAIN or API_KEY_PLAIN) first; `auth.login` /
 `auth.login_with_api_key` on servers without it (the legacy dialect always).
+An API key goes with SCRAM where the host offers it (login_scram.py), else plain.
 Every attempt spends a token of the auth budget (LoginBudget): the first is
 taken before the socket opens, so no unauthenticated call goes out unless a
 login follows at once (docs/protocol.md §6); EBUSY blocks the budget for the
@@ -13,6 +14,7 @@ which the session does not remember, so it logs in again after a failover.
 from __future__ import annotations
 
 import errno
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,14 +27,18 @@ from ..errors import (
     SessionError,
     StandbyError,
     ThrottledError,
+    ValidationError,
 )
-from ..protocol.api_keys import plain_api_key
+from ..protocol.api_keys import PrecomputedKey, api_key_material
 from ..protocol.endpoint import Endpoint
 from ..protocol.jsonrpc import is_method_missing, is_rate_limited
 from ..secret import Secret
 from .link import Link
-from .login_otp import LEGACY_REFUSED, Prompt, asks_for_code, continue_login, upfront_code
+from .login_otp import LEGACY_REFUSED, Prompt, asks_for_code, continue_login, password_calls, upfront_code
+from .login_scram import HostOffers, bound_or_not, scram_principal
 from .throttle import AuthThrottle
+
+log = logging.getLogger(__name__)
 
 _HINTS = {"AUTH_ERR": "username or secret refused",
           "EXPIRED": "credential expired or revoked",
@@ -95,7 +101,7 @@ class LoginBudget:
 
     `take_first` runs before the socket opens and takes a token for each of the
     `calls` the login is expected to make (two when a two-factor code will follow
-    the password, login_otp.login_calls), so the connection never idles waiting for
+    the password; SCRAM's two login_ex: login_calls), so the connection never idles waiting for
     one; the login spends them, and a fallback login (a server without
     auth.login_ex) takes another. Tokens not spent (a socket that never opened, a
     login that needed fewer calls) go back with `refund`.
@@ -134,26 +140,49 @@ class LoginBudget:
         self._throttle.block(self._key)
 
 
+def login_calls(creds: Credentials, endpoint: Endpoint, offers: HostOffers) -> int:
+    """The unauthenticated calls a connect's login is expected to make, each a budget token taken
+    up front (refunded when not made): two when an API key may go with SCRAM, or when a two-factor
+    code is configured to follow the password (login_otp.password_calls); else one."""
+    if creds.api_key is None:
+        return password_calls(creds)
+    return 2 if offers.may_use_scram(endpoint) and _principal(creds) is not None else 1
+
+
 def will_log_in(creds: Credentials) -> bool:
     """A connect with these credentials logs in (and spends a token of the auth budget)."""
     return creds.api_key is not None or creds.password is not None
 
 
-def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float) -> bool:
+@dataclass(frozen=True)
+class ScramRoute:
+    """Where an API key may go with SCRAM: the connected endpoint and what its host offers."""
+
+    endpoint: Endpoint
+    offers: HostOffers
+
+
+def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float, route: ScramRoute) -> bool:
     """Log in with whatever credential is given; False when there is none."""
+    try:
+        return _log_in(link, creds, budget, timeout, route)
+    finally:
+        budget.refund()  # tokens taken for login_ex calls that never came (a plain key after all)
+
+
+def _log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float, route: ScramRoute) -> bool:
     if creds.api_key is not None:
+        if _logged_in_with_scram(link, creds, budget, timeout, route):
+            return True
         attempt = _api_key_attempt(creds)
     elif creds.password is not None:
         attempt = _password_attempt(creds, link.dialect.has_login_ex)
     else:
         return False
-    try:
-        reply = _first_reply(link, attempt, budget, timeout)
-        if asks_for_code(reply):
-            reply = continue_login(link.host_name, creds,
-                                   lambda method, params: _throttled(link, method, params, budget, timeout))
-    finally:
-        budget.refund()  # a token taken for a call the login did not make
+    reply = _first_reply(link, attempt, budget, timeout)
+    if asks_for_code(reply):
+        reply = continue_login(link.host_name, creds,
+                               lambda method, params: _throttled(link, method, params, budget, timeout))
     if reply is False and len(attempt.fallback_params or ()) > 2:
         raise AuthError(LEGACY_REFUSED, link.host_name)
     _check_reply(link.host_name, reply)
@@ -164,6 +193,9 @@ def _first_reply(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: fl
     try:
         return _call(link, attempt, budget, timeout)
     except RemoteCallError as exc:
+        if attempt.method == "auth.login_with_api_key" and is_method_missing(exc):
+            raise AuthError("the host has no auth.login_with_api_key (removed in API v27): set the API key "
+                            "owner's username", link.host_name) from None
         if exc.errno != errno.EOPNOTSUPP:
             raise
         raise _level_refusal(link.host_name, attempt) from None
@@ -177,18 +209,90 @@ def _level_refusal(host: str, attempt: _Attempt) -> AuthError:
                      "log in with a password and a two-factor code instead", host)
 
 
-def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials) -> None:
+def refuse_insecure_key(host: str, endpoint: Endpoint, creds: Credentials, offers: HostOffers | None = None) -> None:
     """TrueNAS revokes a plain API key that reaches it over what it sees as an insecure origin
     (docs/protocol.md §5). Loopback counts as secure, but an SSH port forward, a container port
     mapping or a proxy makes a ws:// client on 127.0.0.1 look remote to it, and fleetclt cannot
-    tell: so ws:// never carries the key unless the host opts in (`allow_plain_api_key`)."""
+    tell: so ws:// never carries the key unless the host opts in (`allow_plain_api_key`).
+    With `offers`, a key that may still go with SCRAM (it never crosses the wire) is let through:
+    the login decides once it knows what the host offers."""
     if creds.api_key is None or endpoint.scheme == "wss" or endpoint.unix_path or creds.allow_plain_api_key:
         return
+    named = _principal(creds) is not None
+    if offers is not None and offers.may_use_scram(endpoint) and named:
+        return
+    no_scram = ("the host does not offer SCRAM (TrueNAS 26.0 and later), which never sends the key" if named
+                else "SCRAM, which never sends the key, needs the key owner's username")
     raise InsecureCredentialError(
         "refusing to send the API key over ws://: the server revokes it for good unless it sees a "
-        "secure origin; use wss:// (with tls_fingerprint for a self-signed certificate), or "
+        f"secure origin, and {no_scram}; use wss:// (with tls_fingerprint for a self-signed certificate), or "
         "allow_plain_api_key: true (--allow-plain-api-key) if the server itself sees loopback "
         "(docs/inventory.md)", host)
+
+
+def _principal(creds: Credentials) -> str | None:
+    """``user:KEY_ID`` for SCRAM, None when the key cannot go with SCRAM (no owner known)."""
+    assert creds.api_key is not None
+    return scram_principal(creds.username, api_key_material(creds.api_key))
+
+
+def _logged_in_with_scram(link: Link, creds: Credentials, budget: LoginBudget, timeout: float,
+                          route: ScramRoute) -> bool:
+    """True once logged in with SCRAM; False when the key goes plain instead, which is checked
+    here to be allowed: refused (before it is sent) where the server could revoke it, and
+    always for precomputed material, which only SCRAM can use."""
+    assert creds.api_key is not None
+    material = api_key_material(creds.api_key)
+    principal = scram_principal(creds.username, material)
+    if principal is not None and route.offers.may_use_scram(route.endpoint) and link.dialect.has_login_ex:
+        if route.offers.scram is None:
+            route.offers.scram = _offers_scram(link, budget, timeout)
+        if route.offers.scram:
+            def call(data: dict[str, Any]) -> Any:
+                return _throttled(link, "auth.login_ex", [data], budget, timeout)
+            try:
+                reply = bound_or_not(link.host_name, call, principal, material, link.ws.peer_certificate(),
+                                     route.offers)
+            except ValidationError:  # SCRAM is no mechanism here: HA failover to an older controller, a rollback
+                route.offers.scram = False
+            else:
+                _check_reply(link.host_name, reply)
+                return True
+    if isinstance(material, PrecomputedKey):
+        raise AuthError("the API key file holds precomputed SCRAM material, which logs in only where the host "
+                        "offers SCRAM (TrueNAS 26.0 and later, not over a Unix socket); give the raw key "
+                        "(raw_key) for this host", link.host_name)
+    refuse_insecure_key(link.host_name, route.endpoint, creds)
+    return False
+
+
+def _offers_scram(link: Link, budget: LoginBudget, timeout: float) -> bool:
+    """auth.mechanism_choices, no login needed. It rides on the connect's first token like
+    system.boot_id: the server counts each method apart (docs/protocol.md §6), and it is asked
+    once per session. An error says no: 24.10 lacks the method, and 25.04.2 to 25.10 raise
+    on it before login."""
+    try:
+        choices = link.call("auth.mechanism_choices", [], timeout)
+    except SessionError as exc:
+        if is_rate_limited(exc):
+            budget.refused()
+            raise _rate_limited(link.host_name) from None
+        if isinstance(exc, RemoteCallError):
+            return False
+        raise
+    return isinstance(choices, list) and "SCRAM" in choices
+
+
+_warned_key_only = False
+
+
+def _warn_key_only_login() -> None:
+    """Once per process: auth.login_with_api_key goes with API v27 (docs/protocol.md §5)."""
+    global _warned_key_only
+    if not _warned_key_only:
+        _warned_key_only = True
+        log.warning("an API key without a username logs in with auth.login_with_api_key, which TrueNAS "
+                    "removes in API v27 (and cannot use SCRAM): set the key owner's username")
 
 
 def _password_attempt(creds: Credentials, continues: bool) -> _Attempt:
@@ -206,8 +310,10 @@ def _password_attempt(creds: Credentials, continues: bool) -> _Attempt:
 def _api_key_attempt(creds: Credentials) -> _Attempt:
     """API_KEY_PLAIN needs the key's owner; without one, the key-only login (deprecated) finds it."""
     assert creds.api_key is not None
-    key = plain_api_key(creds.api_key)
+    key = api_key_material(creds.api_key)
+    assert isinstance(key, str)  # precomputed material never goes plain (_logged_in_with_scram)
     if not creds.username:
+        _warn_key_only_login()
         return _Attempt("API key", "auth.login_with_api_key", [key])
     data = {"mechanism": "API_KEY_PLAIN", "username": creds.username, "api_key": key}
     return _Attempt("API key", "auth.login_ex", [data], "auth.login_with_api_key", [key])
@@ -232,9 +338,13 @@ def _throttled(link: Link, method: str, params: list[Any], budget: LoginBudget, 
     except SessionError as exc:
         if is_rate_limited(exc):
             budget.refused()
-            raise ThrottledError("the host refused the login: rate limit exceeded (EBUSY); "
-                                 "waiting out its 60 s window", link.host_name) from None
+            raise _rate_limited(link.host_name) from None
         raise
+
+
+def _rate_limited(host: str) -> ThrottledError:
+    return ThrottledError("the host refused the login: rate limit exceeded (EBUSY); waiting out its 60 s window",
+                          host)
 
 
 def _check_reply(host: str, reply: Any) -> None:

@@ -44,12 +44,12 @@ LEGACY_REFUSED = ("login failed: username, password or two-factor code refused; 
                   "check otp_secret (or --otp-code) and this machine's clock")
 
 
-def login_calls(creds: Credentials) -> int:
-    """Unauthenticated calls a login with these credentials is expected to make: a password with
-    a code configured makes two where the server asks for it (the code prompted for is not known
-    to be needed, so its call takes its token when it comes)."""
+def password_calls(creds: Credentials) -> int:
+    """Unauthenticated calls a password login is expected to make: two with a code configured,
+    where the server asks for it (the code prompted for is not known to be needed, so its call
+    takes its token when it comes)."""
     configured = creds.otp_secret is not None or creds.otp_code is not None
-    return 2 if creds.api_key is None and creds.password is not None and configured else 1
+    return 2 if creds.password is not None and configured else 1
 
 
 def asks_for_code(reply: Any) -> bool:

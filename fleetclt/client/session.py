@@ -60,8 +60,8 @@ from ..protocol.jsonrpc import Event as ProtocolEvent
 from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
-from .login import Credentials, LoginBudget, log_in, refuse_insecure_key, will_log_in
-from .login_otp import login_calls
+from .login import Credentials, LoginBudget, ScramRoute, log_in, login_calls, refuse_insecure_key, will_log_in
+from .login_scram import HostOffers
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
@@ -150,6 +150,8 @@ class HostSession:
         self.stats = SessionStats()
         self._closed = False
         self._auth_failure: AuthError | None = None
+        # what the host offers API keys (SCRAM), learned on a connect
+        self._offers = HostOffers(tls_checked=self._tls.verify or self._tls.fingerprint is not None)
         self._supervisor: gevent.Greenlet | None = None
         self._wake_supervisor = Event()
         self._watch_jobs = False  # job events are subscribed from the first job on
@@ -564,7 +566,8 @@ class HostSession:
         """A token for the login this connect makes (None without a credential), waited for until `until`."""
         if not will_log_in(self._credentials):
             return None
-        budget = LoginBudget(self._throttle, self._budget_key(), self.name, login_calls(self._credentials))
+        budget = LoginBudget(self._throttle, self._budget_key(), self.name,
+                             login_calls(self._credentials, self._endpoint, self._offers))
         max_wait = None if until is None else max(0.0, until - time.monotonic())
         try:
             budget.take_first(max_wait, self._waiting_for_login)
@@ -770,7 +773,7 @@ class HostSession:
         if budget is None:
             return
         try:
-            if log_in(link, self._credentials, budget, self.timeouts.login):
+            if log_in(link, self._credentials, budget, self.timeouts.login, ScramRoute(self._endpoint, self._offers)):
                 link.logged_in()
                 self.stats.logins += 1
         except AuthError as exc:
@@ -778,4 +781,4 @@ class HostSession:
             raise
 
     def _refuse_insecure_key(self) -> None:
-        refuse_insecure_key(self.name, self._endpoint, self._credentials)
+        refuse_insecure_key(self.name, self._endpoint, self._credentials, self._offers)

@@ -76,6 +76,14 @@ class WebSocket:
         """The socket's descriptor: a link polls it to see a close that arrived while it was idle."""
         return int(self._sock.fileno())
 
+    def peer_certificate(self) -> bytes | None:
+        """The server's certificate (DER) on a wss:// connection, checked or not; None without TLS.
+        SCRAM binds the login to it (tls-server-end-point, docs/protocol.md §5)."""
+        if not isinstance(self._sock, ssl.SSLSocket):
+            return None
+        der = self._sock.getpeercert(binary_form=True)
+        return bytes(der) if der else None
+
     def send(self, text: str) -> None:
         """One text frame; encoded here while open (cheaper than wsproto's send), else by wsproto."""
         if self._ws.state is ConnectionState.OPEN:

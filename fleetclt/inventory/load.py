@@ -22,7 +22,7 @@ import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError, InventoryError
-from ..protocol.api_keys import plain_api_key
+from ..protocol.api_keys import api_key_material
 from ..protocol.endpoint import API_PATH, DEFAULT_PORTS, Endpoint
 from ..protocol.otp import totp_secret
 from ..protocol.redact import MASK, redact
@@ -102,7 +102,7 @@ class HostSpec:
             return "no credential: set password or api_key in the inventory"
         try:
             if self.api_key is not None:
-                plain_api_key(self.api_key)
+                api_key_material(self.api_key)
             if self.password is not None:
                 self.password.reveal()
             if self.otp_secret is not None:

@@ -3,24 +3,30 @@
 A key is a raw ``ID-SECRET`` string, alone or inside a JSON object or an INI
 section (``[TRUENAS_API_KEY]``, the only section, or none) as ``raw_key``. The
 same formats may instead hold material precomputed for SCRAM (``client_key``,
-``stored_key``, ``server_key``, ``api_key_id``): that never yields the key
-itself, so it is refused here with the reason (docs/protocol.md §5). Errors
-never quote the text: it is a secret, and the parsers' own messages would.
+``stored_key``, ``server_key`` in base64, ``api_key_id``, and optionally
+``username``), as `api_key.convert_raw_key` answers it: that logs in with SCRAM
+only, never as a plain key, since it does not contain the key (docs/protocol.md
+§5). Errors never quote the text: it is a secret, and the parsers' own messages
+would.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import configparser
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import ConfigError
+from .scram import ScramKeys
 
-__all__ = ["plain_api_key"]
+__all__ = ["PrecomputedKey", "api_key_material"]
 
 INI_SECTION = "TRUENAS_API_KEY"
 _PRECOMPUTED = ("client_key", "stored_key", "server_key")
-_FIELDS = ("raw_key", "api_key_id") + _PRECOMPUTED
+_FIELDS = ("raw_key", "api_key_id", "username") + _PRECOMPUTED
 _INI_LINE = re.compile(rf"^\s*(\[[^\]\n]*\]|(?:{'|'.join(_FIELDS)})\s*[=:])", re.MULTILINE)
 
 
@@ -31,8 +37,21 @@ class KeySource(Protocol):
     def error(self, message: str) -> ConfigError: ...
 
 
-def plain_api_key(key: KeySource) -> str:
-    """The key to send; a ConfigError naming where the key was written when it has none."""
+@dataclass(frozen=True, repr=False)
+class PrecomputedKey:
+    """SCRAM material for one API key, without the key: it can log in with SCRAM only."""
+
+    key_id: int
+    keys: ScramKeys
+    username: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<PrecomputedKey {self.key_id}>"
+
+
+def api_key_material(key: KeySource) -> str | PrecomputedKey:
+    """The raw key, or the SCRAM material that stands for it; a ConfigError naming where the key
+    was written when it holds neither."""
     text = key.reveal()  # an unset variable or unreadable file raises its own error, naming where
     try:
         return key_in(text)
@@ -40,10 +59,12 @@ def plain_api_key(key: KeySource) -> str:
         raise key.error(str(exc)) from None
 
 
-def key_in(text: str) -> str:
-    """The raw key of a JSON or INI key file's text, else the text itself (stripped).
+def key_in(text: str) -> str | PrecomputedKey:
+    """The raw key of a JSON or INI key file's text, its precomputed SCRAM material, else the
+    text itself (stripped).
 
-    ConfigError when the text is JSON or INI without a usable ``raw_key``.
+    ConfigError when the text is JSON or INI with neither a usable ``raw_key`` nor all the
+    precomputed fields.
     """
     text = text.strip()
     if not text.startswith("{") and not _INI_LINE.search(text):
@@ -78,14 +99,39 @@ def _ini_fields(text: str) -> dict[str, Any]:
     raise ConfigError(f"an API key file with several INI sections needs one named [{INI_SECTION}]")
 
 
-def _raw_key(fields: dict[str, Any], form: str) -> str:
+def _raw_key(fields: dict[str, Any], form: str) -> str | PrecomputedKey:
     raw = fields.get("raw_key")
     if isinstance(raw, str) and raw.strip():
         return raw.strip()
     if "raw_key" in fields:
         raise ConfigError(f"raw_key in the {form} API key is not a non-empty string")
     if any(name in fields for name in _PRECOMPUTED):
-        raise ConfigError(f"the {form} API key holds only precomputed SCRAM material (client_key, "
-                          "stored_key, server_key), which needs a SCRAM login; fleetclt does not "
-                          "support SCRAM yet: give the raw key (raw_key) instead")
+        return _precomputed(fields, form)
     raise ConfigError(f"the {form} API key has no raw_key")
+
+
+def _precomputed(fields: dict[str, Any], form: str) -> PrecomputedKey:
+    """client_key, stored_key and server_key (all three: the server's proof is checked) and the key's id."""
+    missing = [name for name in _PRECOMPUTED + ("api_key_id",) if name not in fields]
+    if missing:
+        raise ConfigError(f"the {form} API key holds precomputed SCRAM material without {', '.join(missing)}")
+    key_id = fields["api_key_id"]
+    if isinstance(key_id, str) and key_id.strip().isdigit():
+        key_id = int(key_id)
+    if not isinstance(key_id, int) or isinstance(key_id, bool) or key_id <= 0:
+        raise ConfigError(f"api_key_id in the {form} API key is not a positive integer")
+    username = fields.get("username")
+    if username is not None and not (isinstance(username, str) and username.strip()):
+        raise ConfigError(f"username in the {form} API key is not a non-empty string")
+    keys = ScramKeys(*(_base64(fields[name], name, form) for name in _PRECOMPUTED))
+    return PrecomputedKey(key_id, keys, username.strip() if username else None)
+
+
+def _base64(value: Any, name: str, form: str) -> bytes:
+    try:
+        decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        raise ConfigError(f"{name} in the {form} API key is not base64")
+    return decoded

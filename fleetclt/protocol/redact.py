@@ -53,6 +53,7 @@ CONTEXT_FIELDS = frozenset(name.lower() for name in SECRET_FIELDS) - CREDENTIAL_
 POSITIONAL_SECRETS = frozenset({"auth.login", "auth.login_with_api_key", "auth.login_with_token",
                                 "auth.login_ex", "auth.login_ex_continue"})
 _URL_TOKEN = re.compile(r"(auth_token=)[^&#\s\"']+")
+_SCRAM_PROOF = re.compile(r"(,p=)[^,]*")
 SECRET_RESULTS = frozenset({"auth.generate_token"})  # methods that answer a bare credential
 _secret_replies: set[Any] = set()                     # ids of such calls logged, whose reply is not yet
 
@@ -106,10 +107,19 @@ def redact_frame(text: str | bytes) -> str:
     if isinstance(message, dict) and message.get("method") in POSITIONAL_SECRETS:
         params = message.get("params")
         if isinstance(params, list):
-            message = {**message, "params": [p if isinstance(p, dict) else MASK for p in params]}
+            message = {**message, "params": [_scram_proof_masked(p) if isinstance(p, dict) else MASK for p in params]}
     if isinstance(message, dict):
         message = _secret_result_masked(message)
     return ejson.dumps(redact(message))
+
+
+def _scram_proof_masked(data: dict[str, Any]) -> dict[str, Any]:
+    """A SCRAM client-final message shows all but its proof (`,p=`): the user, key id and
+    nonces are what a debug log is read for (docs/protocol.md §5)."""
+    text = data.get("rfc_str")
+    if data.get("mechanism") != "SCRAM" or not isinstance(text, str):
+        return data
+    return {**data, "rfc_str": _SCRAM_PROOF.sub(rf"\g<1>{MASK}", text)}
 
 
 def _secret_result_masked(message: dict[str, Any]) -> dict[str, Any]:

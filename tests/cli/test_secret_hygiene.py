@@ -119,6 +119,32 @@ def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, otp_nas, m
                for text in texts)
 
 
+def test_scram_login_at_debug_level_shows_no_key_derived_key_or_proof(files, make_host, tmp_path, caplog):
+    """A 26.0 host and a precomputed key file: the client-final message's proof is masked in the
+    logged frame, and neither the key, its derived keys nor the file's text appear anywhere
+    (plugins/auth_/login_ex_impl.py `login_ex_scram`, plugins/api_key.py `convert_raw_key`)."""
+    import base64
+
+    from fleetclt.protocol.scram import derive_keys
+    from fleetclt.sim.auth_scram import key_salt
+    nas26 = make_host(name="nas26", version="26.0.0-BETA.3", api_keys={API_KEY: "admin"}, scram_iterations=4096,
+                      proxied_from="192.0.2.7")
+    key_id, secret = API_KEY.split("-", 1)
+    keys = derive_keys(secret, key_salt("nas26", key_id), 4096)
+    derived = [base64.b64encode(getattr(keys, name)).decode() for name in ("client_key", "stored_key", "server_key")]
+    precomputed = tmp_path / "nas26.json"
+    precomputed.write_text(json.dumps({"client_key": derived[0], "stored_key": derived[1], "server_key": derived[2],
+                                       "api_key_id": int(key_id), "username": "admin"}))
+    precomputed.chmod(0o600)
+    outputs = [run_cli(files, "--uri", nas26.uri, "-U", "admin", "-K", str(files["key"]), "call", "auth.me"),
+               run_cli(files, "--uri", nas26.uri, "-K", str(precomputed), "call", "auth.me"),
+               run_cli(files, "--uri", nas26.uri, "-U", "admin", "-K", str(files["key"]), "--allow-plain-api-key",
+                       "ping")]
+    assert nas26.counters.logins_scram == 3 and not nas26.revoked_keys
+    assert all(output.count("CLIENT_FINAL_MESSAGE") == output.count(f",p={MASK}") == 1 for output in outputs)
+    assert all(leaked not in output for leaked in (*SECRETS, *derived) for output in outputs)
+
+
 # --- every secret field of the middleware's models (fleetclt/protocol/secret_fields.py) -------
 
 

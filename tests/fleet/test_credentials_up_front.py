@@ -62,7 +62,8 @@ def test_cli_reports_a_host_without_credential_and_runs_the_rest(make_host, tmp_
 
 def test_inventory_key_files_in_midclt_formats(make_host, tmp_path):
     """An `api_key: {file: ...}` is read as midclt reads it (truenas_api_client/auth_api_key.py):
-    the INI file's raw_key logs in; a file of precomputed SCRAM material is refused up front."""
+    the INI file's raw_key logs in; precomputed SCRAM material is refused by a host without SCRAM
+    (25.10, plugins/auth.py `mechanism_choices`) before any login call."""
     key = "4-" + "i" * 40
     good, scram = make_host("good", api_keys={key: "admin"}), make_host("scram", api_keys={key: "admin"})
     (tmp_path / "good.ini").write_text(f"[TRUENAS_API_KEY]\nraw_key = {key}\napi_key_id = 4\n")
@@ -79,8 +80,7 @@ hosts:
     with Fleet(parse_inventory(text, str(tmp_path / "inventory.yaml"))) as fleet:
         result = fleet.call("auth.me")
     assert result["good"].ok and result["good"].result["pw_name"] == "admin"
-    assert result["scram"].status.value == "auth_failed" and scram.counters.connections == 0
+    assert result["scram"].status.value == "auth_failed" and scram.counters.calls_by_method["auth.login_ex"] == 0
     assert str(result["scram"].error) == (
-        f"scram: {tmp_path}/inventory.yaml:4: hosts.scram.api_key: the JSON API key holds only precomputed "
-        "SCRAM material (client_key, stored_key, server_key), which needs a SCRAM login; fleetclt does not "
-        f"support SCRAM yet: give the raw key (raw_key) instead (file:scram.json)")
+        "scram: the API key file holds precomputed SCRAM material, which logs in only where the host offers "
+        "SCRAM (TrueNAS 26.0 and later, not over a Unix socket); give the raw key (raw_key) for this host")

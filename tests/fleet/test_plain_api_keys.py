@@ -32,7 +32,8 @@ def test_a_key_over_ws_through_a_port_forward_is_refused_unsent_and_survives(mak
         rows = [fleet.call("core.ping")["fwd01"] for _ in range(2)]
     assert [row.status.value for row in rows] == ["auth_failed", "auth_failed"]
     assert "refusing to send the API key over ws://" in str(rows[0].error) and KEY not in str(rows[0].error)
-    assert host.counters.connections == 0 and host.counters.calls_by_method["auth.login_ex"] == 0
+    assert host.counters.connections == 1, "asked whether it offers SCRAM (25.10 does not), once"
+    assert host.counters.calls_by_method["auth.login_ex"] == 0
     assert not host.revoked_keys, "nothing was sent, so the key still works"
 
 
@@ -63,5 +64,5 @@ hosts:
         "local, fwd: the server revokes it for good unless it sees a loopback client; an SSH port forward, a "
         "container port mapping or a TLS-terminating proxy without X-Https in front of them does not count"]
     assert "expired or revoked" in rows["fwd"]["error"]["reason"] and KEY in fwd.revoked_keys
-    assert refused.counters.connections == 0 and not refused.revoked_keys
+    assert refused.counters.calls_by_method["auth.login_ex"] == 0 and not refused.revoked_keys
     assert KEY not in run.stdout + run.stderr

@@ -1,11 +1,13 @@
 """API key files in the formats midclt reads (truenas_api_client/auth_api_key.py, get_key_material):
-a raw key, JSON or INI with `raw_key`; precomputed SCRAM material alone is refused with the reason."""
+a raw key, JSON or INI with `raw_key`, or the precomputed SCRAM material plugins/api_key.py
+`convert_raw_key` answers (base64 keys, `api_key_id`), here with an optional `username`."""
 from __future__ import annotations
 
 import pytest
 
 from fleetclt.errors import ConfigError
-from fleetclt.protocol.api_keys import key_in
+from fleetclt.protocol.api_keys import PrecomputedKey, key_in
+from fleetclt.protocol.scram import ScramKeys
 
 RAW = "1-uz8DhKHFhRIUQIvjzabPYtpy5wf1DJ3ZBLlDgNVhRAFT7Y6pJGUlm0n3apwxWEU4"
 PRECOMPUTED = {"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy", "api_key_id": 1}
@@ -30,10 +32,36 @@ def test_text_in_no_known_format_is_the_key_itself():
 @pytest.mark.parametrize("text", [
     '{"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy", "api_key_id": 1}',
     "[TRUENAS_API_KEY]\n" + "".join(f"{name} = {value}\n" for name, value in PRECOMPUTED.items()),
+    '{"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy", "api_key_id": 1, '
+    '"salt": "c2FsdA==", "iterations": 500000}',
 ])
-def test_precomputed_material_alone_says_it_needs_scram(text):
-    with pytest.raises(ConfigError, match="precomputed SCRAM material .* does not support SCRAM yet"):
+def test_precomputed_material_is_scram_only_key_material(text):
+    material = key_in(text)
+    assert isinstance(material, PrecomputedKey) and material.key_id == 1 and material.username is None
+    assert material.keys == ScramKeys(b"client", b"stored", b"server")
+    assert "Y2xpZW50" not in repr(material) and "client" not in repr(material.keys)
+
+
+def test_precomputed_material_may_name_the_key_owner():
+    material = key_in('{"username": "backup", "api_key_id": 3, "client_key": "Y2xpZW50", '
+                      '"stored_key": "c3RvcmVk", "server_key": "c2VydmVy"}')
+    assert isinstance(material, PrecomputedKey) and (material.username, material.key_id) == ("backup", 3)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('{"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "api_key_id": 1}', "without server_key"),
+    ('{"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy"}', "without api_key_id"),
+    ('{"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy", "api_key_id": "x"}',
+     "api_key_id .* not a positive integer"),
+    ('{"client_key": "secretXYZ!", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy", "api_key_id": 1}',
+     "client_key .* not base64"),
+    ('{"client_key": "Y2xpZW50", "stored_key": "c3RvcmVk", "server_key": "c2VydmVy", "api_key_id": 1, '
+     '"username": ""}', "username .* not a non-empty string"),
+])
+def test_broken_precomputed_material_says_what_is_missing_without_quoting_it(text, reason):
+    with pytest.raises(ConfigError, match=reason) as failure:
         key_in(text)
+    assert "secretXYZ" not in str(failure.value) and "Y2xpZW50" not in str(failure.value)
 
 
 @pytest.mark.parametrize(("text", "reason"), [
