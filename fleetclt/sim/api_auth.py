@@ -15,6 +15,7 @@ from .api_core import ui_urls
 from .auth_mechanisms import STEPS, check_mechanism, level, succeed, user_info
 from .auth_otp import code_is_valid
 from .auth_session import Credential
+from .config import release_tuple
 from .failures import CallError, ValidationErrors
 from .registry import Param, api
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 NO_AUTH = {"auth_required": False}
 SINCE_25_04 = (25, 4)
+_CHOICES_NEED_LOGIN = (release_tuple("25.04.2"), release_tuple("26.0.0-BETA.1"))  # see mechanism_choices
 _FIELDS = {"PASSWORD_PLAIN": ("username", "password"), "API_KEY_PLAIN": ("username", "api_key"),
            "TOKEN_PLAIN": ("token",), "OTP_TOKEN": ("otp_token",), "SCRAM": ("scram_type", "rfc_str")}
 _SCRAM_TYPES = ("CLIENT_FIRST_MESSAGE", "CLIENT_FINAL_MESSAGE")
@@ -94,7 +96,15 @@ def login_ex_continue(conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
 
 @api("auth.mechanism_choices", since=SINCE_25_04, **NO_AUTH)
 def mechanism_choices(conn: Connection) -> list[str]:
-    """The mechanisms of the host's assurance level, in the server's order."""
+    """The mechanisms of the host's assurance level, in the server's order.
+
+    From TS-25.04.2 to the last 25.10 the method reads `may_create_auth_token` of the
+    connection's credential without checking there is one, so before a login it fails
+    with the AttributeError's text as an EINVAL "Method call error" (rpc.py
+    process_method_call); 26.0 checks first. It needs no login on 25.04.0/.1 and 26.0.
+    """
+    if conn.credential is None and _CHOICES_NEED_LOGIN[0] <= conn.host.config.release < _CHOICES_NEED_LOGIN[1]:
+        raise CallError("'NoneType' object has no attribute 'may_create_auth_token'", errno.EINVAL)
     return list(level(conn).mechanisms)
 
 

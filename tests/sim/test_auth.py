@@ -97,5 +97,19 @@ def test_expired_sessions_get_207_on_next_call(client, host):
     assert client.call("system.info")["error"]["data"]["error"] == 207
 
 
-def test_mechanism_choices_needs_no_login(client):
+@pytest.mark.parametrize(("version", "before_login"), [("25.04.0", True), ("25.04.2.6", False), ("25.10.1", False),
+                                                       ("26.0.0-BETA.3", True)])
+def test_mechanism_choices_before_a_login_fail_on_25_04_2_to_25_10(make_host, client_for, version, before_login):
+    """plugins/auth.py `mechanism_choices`: from TS-25.04.2 to TS-25.10.6 it reads
+    `app.authenticated_credentials.may_create_auth_token` unchecked, so before a login the
+    AttributeError comes back as an EINVAL "Method call error" (api/base/server/ws_handler/rpc.py
+    process_method_call); TS-25.04.0 did not look, TS-26.0.0-BETA.3 checks for a credential."""
+    client = client_for(make_host(version=version))
+    reply = client.call("auth.mechanism_choices")
+    if before_login:
+        assert set(reply["result"]) >= {"PASSWORD_PLAIN", "API_KEY_PLAIN"}
+    else:
+        assert (reply["error"]["code"], reply["error"]["data"]["errname"]) == (-32001, "EINVAL")
+        assert "may_create_auth_token" in reply["error"]["data"]["reason"]
+    client.login()
     assert set(client.result("auth.mechanism_choices")) >= {"PASSWORD_PLAIN", "API_KEY_PLAIN"}
