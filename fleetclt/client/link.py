@@ -69,7 +69,8 @@ class Link:
         self.host_name, self.ws, self.dialect = host_name, ws, dialect
         self._on_event = on_event
         self._on_down = on_down
-        self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe] = {}
+        self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe | _Background] = {}
+        self._background = 0  # of them, calls no caller waits for (a session token request)
         self._window = BoundedSemaphore(window)
         self._limit = ANONYMOUS_LIMIT  # the largest message the server takes now
         self.boot_id: str | None = None  # the middleware boot this connection reached (set by the session)
@@ -137,8 +138,8 @@ class Link:
 
     @property
     def in_flight(self) -> int:
-        """Calls sent and not yet answered."""
-        return len(self._pending)
+        """Calls sent and not yet answered, but for background ones (they keep no caller waiting)."""
+        return len(self._pending) - self._background
 
     def start_call(self, method: str, params: list[Any], settle: Settle) -> PendingCall | None:
         """Send one call without waiting; `settle(value, error)` runs in the reader when it ends.
@@ -152,6 +153,29 @@ class Link:
         if len(frame) > self._limit and self._oversize(method, len(frame)) or not self._take_slot():
             return None
         return self._start(call_id, frame, settle, method)
+
+    def start_background(self, method: str, params: list[Any], settle: Settle) -> bool:
+        """A call no caller waits for (a session token request), answered to `settle` in the reader.
+
+        Like `probe`, outside the window (at most one is out at a time), and not
+        in `in_flight`: the caller's calls neither wait behind it nor lose the
+        closed-while-idle check to it. False, nothing sent, on a dead link.
+        """
+        call_id, frame = self.dialect.request(method, params)
+        if self.dead.is_set() or self._closed_while_idle():
+            return False
+        self._pending[call_id] = _Background(self, call_id, settle)
+        self._background += 1
+        try:
+            self._send(frame, call_id, method)
+        except NotSent:
+            self._background -= 1
+            return False
+        return True
+
+    def _background_ended(self, call_id: RequestId) -> None:
+        if self._pending.pop(call_id, None) is not None:
+            self._background -= 1
 
     def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
@@ -178,7 +202,7 @@ class Link:
         request sent after that close would be lost though it never reached the
         server. Costs one poll() per call on an idle link (docs/performance.md §3).
         """
-        if self._pending or not self._poll.poll(0):
+        if self.in_flight or not self._poll.poll(0):
             return False
         gevent.idle()  # the loop polls first: the reader takes what is there, a close kills the link
         return bool(self.dead.is_set())
@@ -310,7 +334,7 @@ class Link:
         else:
             self._on_event(event)
 
-    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | _Probe | None:
+    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | _Probe | _Background | None:
         """The unsettled waiter of a reply's call; None (logged) for an unknown id."""
         waiter = self._pending.get(call_id)
         if waiter is None:
@@ -382,3 +406,27 @@ class _Probe:
 
     def set_exception(self, error: BaseException) -> None:
         self._pending.pop(self._call_id, None)
+
+
+class _Background:
+    """A background call's entry in `_pending`: it leaves when answered or when the link dies."""
+
+    __slots__ = ("_link", "_call_id", "_settle", "_done")
+
+    def __init__(self, link: Link, call_id: RequestId, settle: Settle) -> None:
+        self._link, self._call_id, self._settle, self._done = link, call_id, settle, False
+
+    def ready(self) -> bool:
+        return self._done
+
+    def set(self, value: Any) -> None:
+        self._end(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._end(None, error)
+
+    def _end(self, value: Any, error: BaseException | None) -> None:
+        if not self._done:
+            self._done = True
+            self._link._background_ended(self._call_id)
+            self._settle(value, error)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import gevent
-from gevent.event import Event
+from gevent.event import AsyncResult, Event
 from gevent.lock import Semaphore
 
 from ..errors import (
@@ -60,10 +60,11 @@ from ..protocol.jsonrpc import Event as ProtocolEvent
 from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
-from .login import Credentials, LoginBudget, log_in, refuse_insecure_key, will_log_in
+from .login import Credentials, LoginBudget, log_in, log_in_with_token, refuse_insecure_key, will_log_in
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
+from .tokens import SessionTokens
 from .transport import open_websocket
 
 __all__ = ["EndCallback", "EventCallback", "HostSession", "ProgressCallback", "SessionStats", "SubscriptionEnded",
@@ -107,6 +108,7 @@ class Timeouts:
     keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
     silence: float | None = 5.0      # calls in flight and nothing received this long: a websocket ping checks
+    session_token: int | None = 300  # ttl of the token reconnects log in with (client/tokens.py); None: none
 
 
 @dataclass
@@ -114,10 +116,17 @@ class SessionStats:
     """What a session did, for tests, benchmarks and the soak report."""
 
     connects: int = 0
-    logins: int = 0
+    logins: int = 0          # all of them: with the credential, and with a session token
+    token_logins: int = 0
+    tokens: int = 0          # session tokens received
     drops: int = 0
     restarts_seen: int = 0
     jobs_reattached: int = 0
+
+    @property
+    def primary_logins(self) -> int:
+        """Logins with the password or API key itself."""
+        return self.logins - self.token_logins
 
 
 class HostSession:
@@ -156,6 +165,8 @@ class HostSession:
         self._job_events_lock = Semaphore()
         self._version: tuple[str | None, Version] | None = None  # (boot id, version) it was asked under
         self._login_due: float | None = None  # while a connect waits for the budget: when its token comes
+        self._tokens = SessionTokens(name, self.timeouts.session_token if will_log_in(self._credentials) else None,
+                                     self._token_made)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -602,7 +613,7 @@ class HostSession:
         """
         steps = SetUpCalls(link, self.timeouts.connect)
         boot_id = steps.call("system.boot_id", [])
-        self._login(link, budget)
+        self._login(link, budget, boot_id)
         self._check_keepalive(link)
         watch_jobs = self._watch_jobs  # once: a first job may start meanwhile and subscribes itself
         if watch_jobs:
@@ -617,6 +628,7 @@ class HostSession:
         if watch_jobs:
             self._job_events_on = link
         self._note_boot(link, boot_id.get())
+        self._tokens.ask(link)  # after the set-up: the caller's first call goes out behind it
         self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
 
     def _follow_jobs(self) -> None:
@@ -684,9 +696,10 @@ class HostSession:
         reads = link.ws.reads
         while True:
             left = None if due is None else max(0.0, due - time.monotonic())
-            wait = silence if left is None else left if silence is None else min(silence, left)
-            if link.dead.wait(wait):
+            waits = [w for w in (silence, left, self._tokens.due_in(link)) if w is not None]
+            if link.dead.wait(min(waits) if waits else None):
                 return
+            self._tokens.ask_if_due(link)  # an idle connection's token is replaced before it expires
             if due is not None and time.monotonic() >= due:
                 self._keepalive(link)
                 return
@@ -765,16 +778,25 @@ class HostSession:
         return failures + 1
 
     # -- login -----------------------------------------------------------------------
-    def _login(self, link: Link, budget: LoginBudget | None) -> None:
+    def _login(self, link: Link, budget: LoginBudget | None, boot_id: AsyncResult) -> None:
+        """With the session token when one may work (a refused one falls back once), else the credential."""
         if budget is None:
             return
-        try:
-            if log_in(link, self._credentials, budget, self.timeouts.login):
-                link.logged_in()
-                self.stats.logins += 1
-        except AuthError as exc:
-            self._auth_failure = exc
-            raise
+        token = self._tokens.take(boot_id, self.timeouts.connect)
+        if token is not None and log_in_with_token(link, token, budget, self.timeouts.login):
+            self.stats.token_logins += 1
+        else:
+            try:
+                if not log_in(link, self._credentials, budget, self.timeouts.login):
+                    return
+            except AuthError as exc:
+                self._auth_failure = exc
+                raise
+        link.logged_in()
+        self.stats.logins += 1
+
+    def _token_made(self) -> None:
+        self.stats.tokens += 1
 
     def _refuse_insecure_key(self) -> None:
         refuse_insecure_key(self.name, self._endpoint, self._credentials)
