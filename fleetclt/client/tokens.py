@@ -68,7 +68,7 @@ class SessionTokens:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._host, self._ttl, self._on_made, self._clock = host, ttl, on_made, clock
         self._held: _Held | None = None
-        self._asking = False
+        self._asking: float | None = None  # since when a request is out
         self._next_at = 0.0                 # when to ask again (no token held, or the one held half used)
         self._refused = ttl is None         # the host makes none (STIG), or the session wants none
 
@@ -89,21 +89,25 @@ class SessionTokens:
 
     def due_in(self, link: Link) -> float | None:
         """Seconds until a token should be asked for on `link`; None: none will be."""
-        if self._refused or self._asking or not link.is_logged_in:
+        if self._refused or not link.is_logged_in:
             return None
-        return max(0.0, self._next_at - self._clock())
+        now = self._clock()
+        if self._asking is not None:  # the next is due half a ttl after this request, answered or not
+            due = self._asking + self._lifetime() / 2
+            return due - now if due > now else None
+        return max(0.0, self._next_at - now)
 
     def ask(self, link: Link) -> None:
         """Ask for the next token on a logged-in connection, without waiting for the answer."""
-        if self._refused or self._asking or not link.is_logged_in:
+        if self._refused or self._asking is not None or not link.is_logged_in:
             return
         assert self._ttl is not None
         params = token_request(self._ttl, single_use=False, has_single_use=link.dialect.has_login_ex)
         asked_at, boot_id = self._clock(), link.boot_id
-        self._asking = True
+        self._asking = asked_at
         settle = partial(self._settle, boot_id=boot_id, asked_at=asked_at)
         if not link.start_background(GENERATE_TOKEN, params, settle):
-            self._asking = False
+            self._asking = None
             self._next_at = asked_at + min(RETRY, self._lifetime() / 2)
 
     def ask_if_due(self, link: Link) -> None:
@@ -112,7 +116,7 @@ class SessionTokens:
 
     def _settle(self, reply: Any, error: BaseException | None, boot_id: str | None, asked_at: float) -> None:
         """In the connection's reader: hold the new token; a refusal ends tokens for this session."""
-        self._asking = False
+        self._asking = None
         if isinstance(error, RemoteCallError):
             self._refused = True  # EOPNOTSUPP: STIG makes no multi-use tokens
             log.debug("%s: no session tokens from this host (errno %s); logging in with the credential",
