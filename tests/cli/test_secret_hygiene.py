@@ -16,9 +16,24 @@ from fleetclt.fleet.fleet import Fleet
 from fleetclt.inventory.load import parse_inventory
 from fleetclt.protocol.redact import IDENTITY_FIELDS, MASK
 from fleetclt.protocol.secret_fields import SECRET_FIELDS
+from fleetclt.sim.auth_tokens import TokenStore
+from tests.helpers import wait_until
 
 PASSWORD, API_KEY = "pw-Zq81-never-leak", "9-key-Xr55-never-leak"
 SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1])
+
+
+@pytest.fixture
+def tokens_made(monkeypatch):
+    """Every session token the simulator makes (it runs in this process, the CLI's too)."""
+    made: list[str] = []
+    create = TokenStore.create
+
+    def recorded(self, *args, **kwargs):
+        made.append(create(self, *args, **kwargs))
+        return made[-1]
+    monkeypatch.setattr(TokenStore, "create", recorded)
+    return made
 
 
 @pytest.fixture
@@ -50,7 +65,7 @@ def run_cli(files, *args, stdin=None):
     return result.stdout + result.stderr
 
 
-def test_cli_at_debug_level_never_writes_a_secret(files, nas):
+def test_cli_at_debug_level_never_writes_a_secret(files, nas, tokens_made):
     outputs = [
         run_cli(files, "--uri", nas.uri, "-U", "admin", "--password-env", "HYGIENE_PW", "call", "system.info"),
         run_cli(files, "--uri", nas.uri, "-U", "admin", "-K", str(files["key"]), "--allow-plain-api-key", "call",
@@ -62,8 +77,9 @@ def test_cli_at_debug_level_never_writes_a_secret(files, nas):
     ]
     written = [p.read_text(errors="replace") for p in Path(files["state"]).rglob("*") if p.is_file()]
     assert any("rollouts" in str(p) for p in Path(files["state"]).rglob("*.jsonl")), "a journal was written"
-    assert all(secret not in text for secret in SECRETS for text in outputs + written)
+    assert all(secret not in text for secret in SECRETS + tuple(tokens_made) for text in outputs + written)
     assert MASK in outputs[0] and "auth.login_ex" in outputs[0], "frames were logged, masked"
+    assert tokens_made and "auth.generate_token" in outputs[0], "session tokens were made, their frames logged"
 
 
 def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, monkeypatch, caplog):
@@ -81,6 +97,28 @@ def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, monkeypatc
               str([r.to_dict() for r in result.values()])]
     assert not result.failed and MASK in caplog.text
     assert all(secret not in text for secret in SECRETS for text in texts)
+
+
+@pytest.mark.parametrize("version", ["24.10.2", "25.10.1"])
+def test_a_session_token_never_reaches_logs_errors_or_reprs(make_host, session_for, tokens_made, caplog, version):
+    """The token's reply, its TOKEN_PLAIN (or 24.10's login_with_token) login, and a refused one."""
+    caplog.set_level(logging.DEBUG)
+    nas = make_host(version=version, users={"admin": PASSWORD})
+    session = session_for(nas, password=PASSWORD)
+    session.connect()
+    for made in (1, 2):
+        wait_until(lambda: session.stats.tokens == made)  # noqa: B023 (waited for at once)
+        nas.drop_connections()
+        assert session.call("core.ping", retry_safe=True) == "pong"
+    nas.tokens = TokenStore(nas.clock)  # the held token dies: refused, then the password
+    nas.drop_connections()
+    assert session.call("core.ping", retry_safe=True) == "pong"
+    assert session.stats.token_logins == 2 and session.stats.primary_logins == 2
+    login = "auth.login_with_token" if version == "24.10.2" else '"TOKEN_PLAIN"'
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
+    assert login in logged and MASK in logged, "the token logins' frames were logged, masked"
+    texts = [logged, repr(session), repr(session.stats), repr(session._tokens)]
+    assert len(tokens_made) == 4 and all(token not in text for token in tokens_made for text in texts)
 
 
 # --- every secret field of the middleware's models (fleetclt/protocol/secret_fields.py) -------
