@@ -69,7 +69,7 @@ class Link:
         self.host_name, self.ws, self.dialect = host_name, ws, dialect
         self._on_event = on_event
         self._on_down = on_down
-        self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe | _Background] = {}
+        self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe] = {}
         self._background = 0  # of them, calls no caller waits for (a session token request)
         self._window = BoundedSemaphore(window)
         self._limit = ANONYMOUS_LIMIT  # the largest message the server takes now
@@ -164,7 +164,7 @@ class Link:
         call_id, frame = self.dialect.request(method, params)
         if self.dead.is_set() or self._closed_while_idle():
             return False
-        self._pending[call_id] = _Background(self, call_id, settle)
+        self._pending[call_id] = PendingCall(self, call_id, settle, background=True)
         self._background += 1
         try:
             self._send(frame, call_id, method)
@@ -173,9 +173,6 @@ class Link:
             return False
         return True
 
-    def _background_ended(self, call_id: RequestId) -> None:
-        if self._pending.pop(call_id, None) is not None:
-            self._background -= 1
 
     def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
@@ -207,9 +204,13 @@ class Link:
         gevent.idle()  # the loop polls first: the reader takes what is there, a close kills the link
         return bool(self.dead.is_set())
 
-    def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None) -> None:
+    def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None,
+                 background: bool) -> None:
         self._pending.pop(call_id, None)
-        self._window.release()
+        if background:
+            self._background -= 1
+        else:
+            self._window.release()
         settle(value, error)
 
     def send(self, frame: str) -> None:
@@ -334,7 +335,7 @@ class Link:
         else:
             self._on_event(event)
 
-    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | _Probe | _Background | None:
+    def _waiter(self, call_id: RequestId) -> AsyncResult | PendingCall | _Probe | None:
         """The unsettled waiter of a reply's call; None (logged) for an unknown id."""
         waiter = self._pending.get(call_id)
         if waiter is None:
@@ -365,12 +366,13 @@ def _may_have_run(error: SessionError) -> SessionError:
 
 
 class PendingCall:
-    """A `start_call` on the wire: what `_pending` needs of an AsyncResult, settled inline."""
+    """A `start_call` (or `start_background`) on the wire: what `_pending` needs of an AsyncResult, settled inline."""
 
-    __slots__ = ("_link", "_call_id", "_settle", "_done")
+    __slots__ = ("_link", "_call_id", "_settle", "_done", "_background")
 
-    def __init__(self, link: Link, call_id: RequestId, settle: Settle) -> None:
+    def __init__(self, link: Link, call_id: RequestId, settle: Settle, background: bool = False) -> None:
         self._link, self._call_id, self._settle, self._done = link, call_id, settle, False
+        self._background = background
 
     def ready(self) -> bool:
         return self._done
@@ -378,12 +380,12 @@ class PendingCall:
     def set(self, value: Any) -> None:
         if not self._done:
             self._done = True
-            self._link._settled(self._call_id, self._settle, value, None)
+            self._link._settled(self._call_id, self._settle, value, None, self._background)
 
     def set_exception(self, error: BaseException) -> None:
         if not self._done:
             self._done = True
-            self._link._settled(self._call_id, self._settle, None, error)
+            self._link._settled(self._call_id, self._settle, None, error, self._background)
 
     def cancel(self, error: SessionError) -> None:
         """Give up on the call (its deadline passed): settle it with `error` now."""
@@ -407,26 +409,3 @@ class _Probe:
     def set_exception(self, error: BaseException) -> None:
         self._pending.pop(self._call_id, None)
 
-
-class _Background:
-    """A background call's entry in `_pending`: it leaves when answered or when the link dies."""
-
-    __slots__ = ("_link", "_call_id", "_settle", "_done")
-
-    def __init__(self, link: Link, call_id: RequestId, settle: Settle) -> None:
-        self._link, self._call_id, self._settle, self._done = link, call_id, settle, False
-
-    def ready(self) -> bool:
-        return self._done
-
-    def set(self, value: Any) -> None:
-        self._end(value, None)
-
-    def set_exception(self, error: BaseException) -> None:
-        self._end(None, error)
-
-    def _end(self, value: Any, error: BaseException | None) -> None:
-        if not self._done:
-            self._done = True
-            self._link._background_ended(self._call_id)
-            self._settle(value, error)

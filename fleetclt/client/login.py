@@ -12,8 +12,8 @@ which the session does not remember, so it logs in again after a failover.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,7 @@ def log_in_with_token(link: Link, token: Secret, budget: LoginBudget, timeout: f
     another origin, a level that takes no tokens): the caller logs in with its
     credential then. Through the budget like any login (docs/protocol.md §5, §6).
     """
+    params: list[Any]
     if link.dialect.has_login_ex:
         data = {"mechanism": "TOKEN_PLAIN", "token": token.reveal(), "login_options": {"user_info": False}}
         method, params = "auth.login_ex", [data]

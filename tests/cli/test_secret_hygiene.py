@@ -17,7 +17,7 @@ from fleetclt.inventory.load import parse_inventory
 from fleetclt.protocol.redact import IDENTITY_FIELDS, MASK
 from fleetclt.protocol.secret_fields import SECRET_FIELDS
 from fleetclt.sim.auth_tokens import TokenStore
-from tests.helpers import wait_until
+from tests.helpers import record_tokens, wait_until
 
 PASSWORD, API_KEY = "pw-Zq81-never-leak", "9-key-Xr55-never-leak"
 SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1])
@@ -26,14 +26,7 @@ SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1])
 @pytest.fixture
 def tokens_made(monkeypatch):
     """Every session token the simulator makes (it runs in this process, the CLI's too)."""
-    made: list[str] = []
-    create = TokenStore.create
-
-    def recorded(self, *args, **kwargs):
-        made.append(create(self, *args, **kwargs))
-        return made[-1]
-    monkeypatch.setattr(TokenStore, "create", recorded)
-    return made
+    return record_tokens(monkeypatch)
 
 
 @pytest.fixture
