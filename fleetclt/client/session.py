@@ -498,7 +498,9 @@ class HostSession:
                 self._refuse_insecure_key()
                 self._link = self._reconnect(None if within is None else time.monotonic() + within)
                 self._start_supervisor()
-                self._wake_supervisor.set()
+                self._wake_supervisor.set()  # it asks for the session token once the caller's call is out
+                if self._supervisor is None:
+                    gevent.spawn(self._tokens.ask, self._link)
             return self._link
 
     def _reconnect(self, until: float | None) -> Link:
@@ -628,7 +630,6 @@ class HostSession:
         if watch_jobs:
             self._job_events_on = link
         self._note_boot(link, boot_id.get())
-        self._tokens.ask(link)  # after the set-up: the caller's first call goes out behind it
         self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
 
     def _follow_jobs(self) -> None:

@@ -12,8 +12,8 @@ log see the credential itself once per session. What the design rests on
   with the credential without trying the token;
 - a STIG host (assurance level 2) makes no multi-use tokens (EOPNOTSUPP): the
   session stops asking, quietly.
-The request goes out after the connection's set-up, without waiting: the
-caller's first call is sent behind it, not after its answer.
+The request goes out from the session's background greenlet once the caller's
+first call is on the wire, outside the call window, and nobody waits for it.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from .link import Link
 log = logging.getLogger(__name__)
 
 GENERATE_TOKEN = "auth.generate_token"
-RETRY = 5.0  # seconds before asking again when a connection's window had no room for the request
+RETRY = 5.0  # seconds before asking again when a request could not be sent
 
 
 def token_request(ttl: int, *, single_use: bool, has_single_use: bool) -> list[Any]:
@@ -69,7 +69,7 @@ class SessionTokens:
         self._host, self._ttl, self._on_made, self._clock = host, ttl, on_made, clock
         self._held: _Held | None = None
         self._asking: float | None = None  # since when a request is out
-        self._next_at = 0.0                 # when to ask again (no token held, or the one held half used)
+        self._retry_at = 0.0                # with no token held: when to ask (now, unless a send just failed)
         self._refused = ttl is None         # the host makes none (STIG), or the session wants none
 
     def take(self, boot_id: AsyncResult, timeout: float) -> Secret | None:
@@ -95,7 +95,8 @@ class SessionTokens:
         if self._asking is not None:  # the next is due half a ttl after this request, answered or not
             due = self._asking + self._lifetime() / 2
             return due - now if due > now else None
-        return max(0.0, self._next_at - now)
+        due = self._retry_at if self._held is None else self._held.asked_at + self._lifetime() / 2
+        return max(0.0, due - now)
 
     def ask(self, link: Link) -> None:
         """Ask for the next token on a logged-in connection, without waiting for the answer."""
@@ -108,7 +109,7 @@ class SessionTokens:
         settle = partial(self._settle, boot_id=boot_id, asked_at=asked_at)
         if not link.start_background(GENERATE_TOKEN, params, settle):
             self._asking = None
-            self._next_at = asked_at + min(RETRY, self._lifetime() / 2)
+            self._retry_at = asked_at + min(RETRY, self._lifetime() / 2)
 
     def ask_if_due(self, link: Link) -> None:
         if self.due_in(link) == 0.0:
@@ -131,7 +132,6 @@ class SessionTokens:
             log.debug("%s", exc)
             return
         self._on_made()
-        self._next_at = asked_at + self._lifetime() / 2
 
     def _lifetime(self) -> float:
         assert self._ttl is not None

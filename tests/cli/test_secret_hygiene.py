@@ -103,9 +103,11 @@ def test_a_session_token_never_reaches_logs_errors_or_reprs(make_host, session_f
         wait_until(lambda: session.stats.tokens == made)  # noqa: B023 (waited for at once)
         nas.drop_connections()
         assert session.call("core.ping", retry_safe=True) == "pong"
+    wait_until(lambda: session.stats.tokens == 3)
     nas.tokens = TokenStore(nas.clock)  # the held token dies: refused, then the password
     nas.drop_connections()
     assert session.call("core.ping", retry_safe=True) == "pong"
+    wait_until(lambda: session.stats.tokens == 4)
     assert session.stats.token_logins == 2 and session.stats.primary_logins == 2
     login = "auth.login_with_token" if version == "24.10.2" else '"TOKEN_PLAIN"'
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
