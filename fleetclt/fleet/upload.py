@@ -8,9 +8,9 @@ the job it starts to its end. Per host:
    its own (client/tokens.py): no attributes (core.download's carry some, and
    /_upload refuses those), bound to our address, single use from 25.04 (24.10
    has no such option; its token lives its TTL). The token goes in
-   `Authorization: Token`, never on a command line,
-   in a log or in an error; the `--debug` frame log masks the reply
-   (redact.py). It is never a password: no Basic auth, TLS or not.
+   `Authorization: Token`, never on a command line, in a log or in an error;
+   the `--debug` frame log masks the reply (redact.py). It is never a
+   password: no Basic auth, TLS or not.
 2. POST /_upload to the controller the session is connected to, with the
    inventory's TLS settings. Each file is read once per host, from the page
    cache to the socket with sendfile on a plain connection, in buffered reads on
