@@ -15,9 +15,11 @@ import pyotp
 import pytest
 
 from fleetclt.client.session import Credentials, Timeouts
+from fleetclt.client.throttle import AuthThrottle, MemoryStore, TokenBucket
 from fleetclt.client.tokens import SessionTokens
 from fleetclt.errors import ConnectionLost
 from fleetclt.sim import ManualClock, SimClock
+from tests.client.fake_time import FakeTime
 from tests.faultproxy import FaultProxy
 from tests.helpers import wait_until
 
@@ -111,6 +113,21 @@ def test_a_token_the_server_let_expire_falls_back_to_the_password_once(make_host
     cut(session, proxy)
     assert session.call("core.ping") == "pong"
     assert (host.counters.logins_password, host.counters.logins_token, host.counters.logins_failed) == (2, 1, 1)
+
+
+def test_a_fallback_login_spends_its_own_token_of_the_login_budget(make_host, proxied):
+    """The server counts the refused token login and the password login: so does the budget."""
+    fake = FakeTime()
+    throttle = AuthThrottle(bucket=TokenBucket(2, 6, fake.clock), sleep=fake.sleep, store=MemoryStore())
+    host = make_host(clock=ManualClock())
+    session, proxy = proxied(host, throttle=throttle)
+    session.connect()
+    wait_until(lambda: session.stats.tokens == 1)
+    host.clock.advance(TTL + 1)
+    cut(session, proxy)
+    assert session.call("core.ping") == "pong"
+    assert fake.slept == [pytest.approx(6)], "the third login of the run waited for the budget"
+    assert (host.counters.logins_failed, host.counters.logins_password) == (1, 2)
 
 
 def test_an_idle_connection_renews_its_token_before_it_expires(make_host, proxied):
