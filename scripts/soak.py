@@ -11,7 +11,9 @@ The simulator runs in a child process (this script with --serve) so the client's
 RSS and fds are measured alone and each side gets a core. The child plays the
 chaos (drop_connections / restart on random hosts, seeded) and samples every
 host's login counter once a second, to report the most logins any host saw in
-any 60 s window. The parent drives a Fleet: rounds over random host samples,
+any 60 s window. The child also reports logins by mechanism: with the credential or with a
+session token, per host, and which hosts needed the credential more often than
+once plus once per restart. The parent drives a Fleet: rounds over random host samples,
 each host doing a call (core.ping / system.info) or a job (service.control,
 followed by events, re-attached by id after a drop) until the time is up.
 
@@ -72,9 +74,11 @@ def serve(args: argparse.Namespace) -> int:
     print(json.dumps({h.name: h.uri for h in fleet.hosts}), flush=True)
     rng = random.Random(args.seed)
     chaos = {"drops": 0, "restarts": 0}
+    restarted: collections.Counter[str] = collections.Counter()  # by host
     peaks: dict[str, int] = {}
     make_chaos = _cuts if args.churn else _chaos
-    workers = [gevent.spawn(make_chaos, fleet, rng, args, chaos), gevent.spawn(_sample_logins, fleet, peaks)]
+    workers = [gevent.spawn(make_chaos, fleet, rng, args, chaos, restarted),
+               gevent.spawn(_sample_logins, fleet, peaks)]
     gevent.get_hub().threadpool.apply(sys.stdin.readline)  # blocks a thread, not the hub
     gevent.killall(workers)
     totals: collections.Counter[str] = collections.Counter()
@@ -84,12 +88,29 @@ def serve(args: argparse.Namespace) -> int:
     print(json.dumps({"counters": dict(totals), "chaos": chaos, "boot_ids": sum(boot_ids.values()),
                       "more_boot_ids_than_logins": sorted(h.name for h in fleet.hosts
                                                           if boot_ids[h.name] > h.counters.logins_ok),
-                      "max_logins_per_60s": max(peaks.values(), default=0)}), flush=True)
+                      "max_logins_per_60s": max(peaks.values(), default=0),
+                      "logins_by_mechanism": _logins_by_mechanism(fleet.hosts, restarted)}), flush=True)
     fleet.stop()
     return 0
 
 
-def _cuts(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[str, int]) -> None:
+def _logins_by_mechanism(hosts: list[Any], restarted: collections.Counter[str]) -> dict[str, Any]:
+    """Logins with the credential (password, API key, two-factor, SCRAM) and with a session token,
+    per host: the most and total of each, and the hosts that saw more credential logins than
+    their first one and one per restart of their middleware (its tokens die with it), with how many."""
+    primary = {h.name: h.counters.logins_password + h.counters.logins_api_key + h.counters.logins_two_factor
+               + h.counters.logins_scram for h in hosts}
+    token = {h.name: h.counters.logins_token for h in hosts}
+    extra = {name: count - 1 - restarted[name] for name, count in primary.items() if count > 1 + restarted[name]}
+    return {"primary": sum(primary.values()), "token": sum(token.values()),
+            "max_primary_per_host": max(primary.values(), default=0),
+            "max_token_per_host": max(token.values(), default=0),
+            "hosts_with_extra_primary": len(extra), "extra_primary": sum(extra.values()),
+            "extra_primary_by_host": dict(sorted(extra.items())[:20])}
+
+
+def _cuts(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[str, int],
+          restarted: collections.Counter[str]) -> None:
     """Every second, `args.cuts` random connected hosts lose their connections at random moments; restarts too."""
     import gevent
 
@@ -105,10 +126,12 @@ def _cuts(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[
             if rng.random() < args.restart_rate:
                 host.restart(args.restart_downtime)
                 chaos["restarts"] += 1
+                restarted[host.name] += 1
         gevent.sleep(max(0.0, second + 1.0 - time.monotonic()))
 
 
-def _chaos(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[str, int]) -> None:
+def _chaos(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict[str, int],
+           restarted: collections.Counter[str]) -> None:
     """Each tick: every host is dropped with p=drop_rate*tick, restarted with p=restart_rate*tick."""
     import gevent
 
@@ -120,6 +143,7 @@ def _chaos(fleet: Any, rng: random.Random, args: argparse.Namespace, chaos: dict
             if roll < args.restart_rate * tick:
                 host.restart(args.restart_downtime)
                 chaos["restarts"] += 1
+                restarted[host.name] += 1
             elif roll < (args.restart_rate + args.drop_rate) * tick:
                 host.drop_connections()
                 chaos["drops"] += 1

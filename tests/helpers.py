@@ -22,6 +22,19 @@ def wait_until(predicate, timeout=10.0, step=0.005):
             gevent.sleep(step)
 
 
+def record_tokens(monkeypatch) -> list[str]:
+    """Every auth token the in-process simulator makes from now on, to look for in what was written."""
+    from fleetclt.sim.auth_tokens import TokenStore
+    made: list[str] = []
+    create = TokenStore.create
+
+    def recorded(self, *args, **kwargs):
+        made.append(create(self, *args, **kwargs))
+        return made[-1]
+    monkeypatch.setattr(TokenStore, "create", recorded)
+    return made
+
+
 START_TIMEOUT = 30
 
 

@@ -70,6 +70,7 @@ class Link:
         self._on_event = on_event
         self._on_down = on_down
         self._pending: dict[RequestId, AsyncResult | PendingCall | _Probe] = {}
+        self._background = 0  # of them, calls no caller waits for (a session token request)
         self._window = BoundedSemaphore(window)
         self._limit = ANONYMOUS_LIMIT  # the largest message the server takes now
         self.boot_id: str | None = None  # the middleware boot this connection reached (set by the session)
@@ -137,8 +138,8 @@ class Link:
 
     @property
     def in_flight(self) -> int:
-        """Calls sent and not yet answered."""
-        return len(self._pending)
+        """Calls sent and not yet answered, but for background ones (they keep no caller waiting)."""
+        return len(self._pending) - self._background
 
     def start_call(self, method: str, params: list[Any], settle: Settle) -> PendingCall | None:
         """Send one call without waiting; `settle(value, error)` runs in the reader when it ends.
@@ -152,6 +153,26 @@ class Link:
         if len(frame) > self._limit and self._oversize(method, len(frame)) or not self._take_slot():
             return None
         return self._start(call_id, frame, settle, method)
+
+    def start_background(self, method: str, params: list[Any], settle: Settle) -> bool:
+        """A call no caller waits for (a session token request), answered to `settle` in the reader.
+
+        Like `probe`, outside the window (at most one is out at a time), and not
+        in `in_flight`: the caller's calls neither wait behind it nor lose the
+        closed-while-idle check to it. False, nothing sent, on a dead link.
+        """
+        call_id, frame = self.dialect.request(method, params)
+        if self.dead.is_set() or self._closed_while_idle():
+            return False
+        self._pending[call_id] = PendingCall(self, call_id, settle, background=True)
+        self._background += 1
+        try:
+            self._send(frame, call_id, method)
+        except NotSent:
+            self._background -= 1
+            return False
+        return True
+
 
     def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
@@ -178,14 +199,18 @@ class Link:
         request sent after that close would be lost though it never reached the
         server. Costs one poll() per call on an idle link (docs/performance.md §3).
         """
-        if self._pending or not self._poll.poll(0):
+        if self.in_flight or not self._poll.poll(0):
             return False
         gevent.idle()  # the loop polls first: the reader takes what is there, a close kills the link
         return bool(self.dead.is_set())
 
-    def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None) -> None:
+    def _settled(self, call_id: RequestId, settle: Settle, value: Any, error: BaseException | None,
+                 background: bool) -> None:
         self._pending.pop(call_id, None)
-        self._window.release()
+        if background:
+            self._background -= 1
+        else:
+            self._window.release()
         settle(value, error)
 
     def send(self, frame: str) -> None:
@@ -341,12 +366,13 @@ def _may_have_run(error: SessionError) -> SessionError:
 
 
 class PendingCall:
-    """A `start_call` on the wire: what `_pending` needs of an AsyncResult, settled inline."""
+    """A `start_call` (or `start_background`) on the wire: what `_pending` needs of an AsyncResult, settled inline."""
 
-    __slots__ = ("_link", "_call_id", "_settle", "_done")
+    __slots__ = ("_link", "_call_id", "_settle", "_done", "_background")
 
-    def __init__(self, link: Link, call_id: RequestId, settle: Settle) -> None:
+    def __init__(self, link: Link, call_id: RequestId, settle: Settle, background: bool = False) -> None:
         self._link, self._call_id, self._settle, self._done = link, call_id, settle, False
+        self._background = background
 
     def ready(self) -> bool:
         return self._done
@@ -354,12 +380,12 @@ class PendingCall:
     def set(self, value: Any) -> None:
         if not self._done:
             self._done = True
-            self._link._settled(self._call_id, self._settle, value, None)
+            self._link._settled(self._call_id, self._settle, value, None, self._background)
 
     def set_exception(self, error: BaseException) -> None:
         if not self._done:
             self._done = True
-            self._link._settled(self._call_id, self._settle, None, error)
+            self._link._settled(self._call_id, self._settle, None, error, self._background)
 
     def cancel(self, error: SessionError) -> None:
         """Give up on the call (its deadline passed): settle it with `error` now."""
@@ -382,3 +408,4 @@ class _Probe:
 
     def set_exception(self, error: BaseException) -> None:
         self._pending.pop(self._call_id, None)
+

@@ -201,6 +201,29 @@ def _first_reply(link: Link, attempt: _Attempt, budget: LoginBudget, timeout: fl
         raise _level_refusal(link.host_name, attempt) from None
 
 
+def log_in_with_token(link: Link, token: Secret, budget: LoginBudget, timeout: float) -> bool:
+    """A session token instead of the credential: TOKEN_PLAIN, or 24.10's auth.login_with_token.
+
+    False when the host refused it, however (expired, its middleware restarted,
+    another origin, a level that takes no tokens): the caller logs in with its
+    credential then. Through the budget like any login (docs/protocol.md §5, §6).
+    """
+    params: list[Any]
+    if link.dialect.has_login_ex:
+        data = {"mechanism": "TOKEN_PLAIN", "token": token.reveal(), "login_options": {"user_info": False}}
+        method, params = "auth.login_ex", [data]
+    else:
+        method, params = "auth.login_with_token", [token.reveal()]
+    try:
+        reply = _throttled(link, method, params, budget, timeout)
+    except RemoteCallError as exc:
+        log.debug("%s: token login refused (errno %s)", link.host_name, exc.errno)
+        return False
+    if isinstance(reply, dict) and reply.get("response_type") == "REDIRECT":
+        raise _standby(link.host_name, reply.get("urls"))
+    return reply is True or (isinstance(reply, dict) and reply.get("response_type") == "SUCCESS")
+
+
 def _level_refusal(host: str, attempt: _Attempt) -> AuthError:
     """EOPNOTSUPP: the host's authenticator assurance level (STIG mode) does not take this
     mechanism at all, whatever the credential (docs/protocol.md §5): as final as a wrong secret."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import gevent
-from gevent.event import Event
+from gevent.event import AsyncResult, Event
 from gevent.lock import Semaphore
 
 from ..errors import (
@@ -60,11 +60,13 @@ from ..protocol.jsonrpc import Event as ProtocolEvent
 from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
-from .login import Credentials, LoginBudget, ScramRoute, log_in, login_calls, refuse_insecure_key, will_log_in
+from .login import (Credentials, LoginBudget, ScramRoute, log_in, log_in_with_token, login_calls, refuse_insecure_key,
+                    will_log_in)
 from .login_scram import HostOffers
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
 from .tls import TLSPolicy
+from .tokens import SessionTokens
 from .transport import open_websocket
 
 __all__ = ["EndCallback", "EventCallback", "HostSession", "ProgressCallback", "SessionStats", "SubscriptionEnded",
@@ -108,6 +110,7 @@ class Timeouts:
     keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
     silence: float | None = 5.0      # calls in flight and nothing received this long: a websocket ping checks
+    session_token: int | None = 300  # ttl of the token reconnects log in with (client/tokens.py); None: none
 
 
 @dataclass
@@ -115,10 +118,17 @@ class SessionStats:
     """What a session did, for tests, benchmarks and the soak report."""
 
     connects: int = 0
-    logins: int = 0
+    logins: int = 0          # all of them: with the credential, and with a session token
+    token_logins: int = 0
+    tokens: int = 0          # session tokens received
     drops: int = 0
     restarts_seen: int = 0
     jobs_reattached: int = 0
+
+    @property
+    def primary_logins(self) -> int:
+        """Logins with the password or API key itself."""
+        return self.logins - self.token_logins
 
 
 class HostSession:
@@ -159,6 +169,8 @@ class HostSession:
         self._job_events_lock = Semaphore()
         self._version: tuple[str | None, Version] | None = None  # (boot id, version) it was asked under
         self._login_due: float | None = None  # while a connect waits for the budget: when its token comes
+        self._tokens = SessionTokens(name, self.timeouts.session_token if will_log_in(self._credentials) else None,
+                                     self._token_made)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -490,7 +502,9 @@ class HostSession:
                 self._refuse_insecure_key()
                 self._link = self._reconnect(None if within is None else time.monotonic() + within)
                 self._start_supervisor()
-                self._wake_supervisor.set()
+                self._wake_supervisor.set()  # it asks for the session token once the caller's call is out
+                if self._supervisor is None:
+                    gevent.spawn(self._tokens.ask, self._link)
             return self._link
 
     def _reconnect(self, until: float | None) -> Link:
@@ -606,7 +620,7 @@ class HostSession:
         """
         steps = SetUpCalls(link, self.timeouts.connect)
         boot_id = steps.call("system.boot_id", [])
-        self._login(link, budget)
+        self._login(link, budget, boot_id)
         self._check_keepalive(link)
         watch_jobs = self._watch_jobs  # once: a first job may start meanwhile and subscribes itself
         if watch_jobs:
@@ -688,9 +702,10 @@ class HostSession:
         reads = link.ws.reads
         while True:
             left = None if due is None else max(0.0, due - time.monotonic())
-            wait = silence if left is None else left if silence is None else min(silence, left)
-            if link.dead.wait(wait):
+            waits = [w for w in (silence, left, self._tokens.due_in(link)) if w is not None]
+            if link.dead.wait(min(waits) if waits else None):
                 return
+            self._tokens.ask_if_due(link)  # an idle connection's token is replaced before it expires
             if due is not None and time.monotonic() >= due:
                 self._keepalive(link)
                 return
@@ -769,16 +784,27 @@ class HostSession:
         return failures + 1
 
     # -- login -----------------------------------------------------------------------
-    def _login(self, link: Link, budget: LoginBudget | None) -> None:
+    def _login(self, link: Link, budget: LoginBudget | None, boot_id: AsyncResult) -> None:
+        """With the session token when one may work (a refused one falls back once), else the credential."""
         if budget is None:
             return
-        try:
-            if log_in(link, self._credentials, budget, self.timeouts.login, ScramRoute(self._endpoint, self._offers)):
-                link.logged_in()
-                self.stats.logins += 1
-        except AuthError as exc:
-            self._auth_failure = exc
-            raise
+        token = self._tokens.take(boot_id, self.timeouts.connect)
+        if token is not None and log_in_with_token(link, token, budget, self.timeouts.login):
+            budget.refund()  # tokens taken up front for a login of more calls (SCRAM, a two-factor code)
+            self.stats.token_logins += 1
+        else:
+            try:
+                if not log_in(link, self._credentials, budget, self.timeouts.login,
+                              ScramRoute(self._endpoint, self._offers)):
+                    return
+            except AuthError as exc:
+                self._auth_failure = exc
+                raise
+        link.logged_in()
+        self.stats.logins += 1
+
+    def _token_made(self) -> None:
+        self.stats.tokens += 1
 
     def _refuse_insecure_key(self) -> None:
         refuse_insecure_key(self.name, self._endpoint, self._credentials, self._offers)

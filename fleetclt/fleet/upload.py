@@ -4,12 +4,13 @@
 host as the multipart body /_upload reads (docs/protocol.md §16) and follows
 the job it starts to its end. Per host:
 
-1. `auth.generate_token` on the host's session: a token of no attributes
-   (core.download's carry some, and /_upload refuses those), bound to our
-   address, single use from 25.04 (24.10 has no such option; its token lives
-   its TTL). The token goes in `Authorization: Token`, never on a command line,
-   in a log or in an error; the `--debug` frame log masks the reply
-   (redact.py). It is never a password: no Basic auth, TLS or not.
+1. `auth.generate_token` on the host's session, asked as the session asks for
+   its own (client/tokens.py): no attributes (core.download's carry some, and
+   /_upload refuses those), bound to our address, single use from 25.04 (24.10
+   has no such option; its token lives its TTL). The token goes in
+   `Authorization: Token`, never on a command line, in a log or in an error;
+   the `--debug` frame log masks the reply (redact.py). It is never a
+   password: no Basic auth, TLS or not.
 2. POST /_upload to the controller the session is connected to, with the
    inventory's TLS settings. Each file is read once per host, from the page
    cache to the socket with sendfile on a plain connection, in buffered reads on
@@ -33,6 +34,7 @@ from ..client.bandwidth import Bandwidth
 from ..client.http import BodyPiece, FileSlice, http_request
 from ..client.job_watch import ProgressCallback
 from ..client.session import HostSession
+from ..client.tokens import GENERATE_TOKEN, token_of, token_request
 from ..errors import ConfigError, TransferError
 from ..protocol.endpoint import Endpoint
 from ..protocol.jobs import JobRef
@@ -85,9 +87,8 @@ def bandwidth_of(rate: float | None) -> Bandwidth | None:
 
 def upload_token(session: HostSession) -> str:
     """A token for one upload (see the module docstring); held in no log, error or result."""
-    if session.host_version() >= SINGLE_USE_FROM:
-        return str(session.call("auth.generate_token", TOKEN_TTL, {}, True, True))
-    return str(session.call("auth.generate_token", TOKEN_TTL, {}, True))
+    params = token_request(TOKEN_TTL, single_use=True, has_single_use=session.host_version() >= SINGLE_USE_FROM)
+    return token_of(session.call(GENERATE_TOKEN, *params), session.name).reveal()
 
 
 def start_upload(session: HostSession, files: Sequence[UploadSource], method: str,

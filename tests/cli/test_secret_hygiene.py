@@ -23,6 +23,8 @@ from fleetclt.protocol.otp import code_at
 from fleetclt.protocol.redact import IDENTITY_FIELDS, MASK
 from fleetclt.protocol.secret_fields import SECRET_FIELDS
 from fleetclt.sim import SimClock
+from fleetclt.sim.auth_tokens import TokenStore
+from tests.helpers import record_tokens, wait_until
 
 PASSWORD, API_KEY = "pw-Zq81-never-leak", "9-key-Xr55-never-leak"
 OTP_SECRET = "GEZDGNBVGY3DQOJQMFRGGZDFMZTWQ2LK"
@@ -33,6 +35,12 @@ SECRETS = (PASSWORD, API_KEY, API_KEY.split("-", 1)[1], OTP_SECRET, OTP_SECRET.l
 def two_factor_codes(since: float) -> list[str]:
     """Every code of the steps from `since` to now, as a JSON string (a bare 6-digit run could be anything)."""
     return [f'"{code_at(OTP_SECRET, at)}"' for at in range(int(since) - 30, int(time.time()) + 31, 30)]
+
+
+@pytest.fixture
+def tokens_made(monkeypatch):
+    """Every session token the simulator makes (it runs in this process, the CLI's too)."""
+    return record_tokens(monkeypatch)
 
 
 @pytest.fixture
@@ -70,7 +78,7 @@ def run_cli(files, *args, stdin=None):
     return result.stdout + result.stderr
 
 
-def test_cli_at_debug_level_never_writes_a_secret(files, nas, otp_nas):
+def test_cli_at_debug_level_never_writes_a_secret(files, nas, otp_nas, tokens_made):
     start = time.time()
     outputs = [
         run_cli(files, "--uri", otp_nas.uri, "-U", "admin", "--password-env", "HYGIENE_PW", "--otp-secret-env",
@@ -85,10 +93,12 @@ def test_cli_at_debug_level_never_writes_a_secret(files, nas, otp_nas):
     ]
     written = [p.read_text(errors="replace") for p in Path(files["state"]).rglob("*") if p.is_file()]
     assert any("rollouts" in str(p) for p in Path(files["state"]).rglob("*.jsonl")), "a journal was written"
-    assert all(secret not in text for secret in SECRETS + tuple(two_factor_codes(start)) for text in outputs + written)
+    leaks = SECRETS + tuple(two_factor_codes(start)) + tuple(tokens_made)
+    assert all(secret not in text for secret in leaks for text in outputs + written)
     assert MASK in outputs[1] and "auth.login_ex" in outputs[1], "frames were logged, masked"
     assert "auth.login_ex_continue" in outputs[0] and '"provisioning_uri": "********"' in outputs[0]
     assert otp_nas.counters.logins_two_factor == 3, "one single-host, fleet and rollout login each"
+    assert tokens_made and "auth.generate_token" in outputs[1], "session tokens were made, their frames logged"
 
 
 def test_api_at_debug_level_never_logs_or_raises_a_secret(files, nas, otp_nas, monkeypatch, caplog):
@@ -143,6 +153,30 @@ def test_scram_login_at_debug_level_shows_no_key_derived_key_or_proof(files, mak
     assert nas26.counters.logins_scram == 3 and not nas26.revoked_keys
     assert all(output.count("CLIENT_FINAL_MESSAGE") == output.count(f",p={MASK}") == 1 for output in outputs)
     assert all(leaked not in output for leaked in (*SECRETS, *derived) for output in outputs)
+
+
+@pytest.mark.parametrize("version", ["24.10.2", "25.10.1"])
+def test_a_session_token_never_reaches_logs_errors_or_reprs(make_host, session_for, tokens_made, caplog, version):
+    """The token's reply, its TOKEN_PLAIN (or 24.10's login_with_token) login, and a refused one."""
+    caplog.set_level(logging.DEBUG)
+    nas = make_host(version=version, users={"admin": PASSWORD})
+    session = session_for(nas, password=PASSWORD)
+    session.connect()
+    for made in (1, 2):
+        wait_until(lambda: session.stats.tokens == made)  # noqa: B023 (waited for at once)
+        nas.drop_connections()
+        assert session.call("core.ping", retry_safe=True) == "pong"
+    wait_until(lambda: session.stats.tokens == 3)
+    nas.tokens = TokenStore(nas.clock)  # the held token dies: refused, then the password
+    nas.drop_connections()
+    assert session.call("core.ping", retry_safe=True) == "pong"
+    wait_until(lambda: session.stats.tokens == 4)
+    assert session.stats.token_logins == 2 and session.stats.primary_logins == 2
+    login = "auth.login_with_token" if version == "24.10.2" else '"TOKEN_PLAIN"'
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
+    assert login in logged and MASK in logged, "the token logins' frames were logged, masked"
+    texts = [logged, repr(session), repr(session.stats), repr(session._tokens)]
+    assert len(tokens_made) == 4 and all(token not in text for token in tokens_made for text in texts)
 
 
 # --- every secret field of the middleware's models (fleetclt/protocol/secret_fields.py) -------

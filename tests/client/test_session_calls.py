@@ -121,6 +121,7 @@ def test_replies_are_matched_out_of_order(host, session_for):
 def test_fifty_concurrent_calls_never_exceed_the_window(host, session_for):
     session = session_for(host)
     session.connect()
+    wait_until(lambda: session.stats.tokens == 1)  # the session token request (outside the window) is answered
     host.set_stall(True)
     calls = [gevent.spawn(session.call, "core.ping") for _ in range(50)]
     wait_until(lambda: host.counters.peak_inflight >= 10)
@@ -219,8 +220,10 @@ def test_job_events_not_subscribed_in_time_fail_the_job_call_unstarted(host, ses
 
 
 def test_a_window_smaller_than_the_set_up_still_connects(host, session_for):
-    """With one call on the wire at a time the set-up calls wait for the slot instead of failing."""
-    session = session_for(host, window=1)
+    """With one call on the wire at a time the set-up calls wait for the slot instead of failing.
+
+    No session token: its request goes outside the window, as the keepalive's probe does."""
+    session = session_for(host, window=1, timeouts=Timeouts(connect=5, call=10, session_token=None))
     session.subscribe("user.query", lambda event: None)
     assert session.call("core.ping") == "pong"
     assert host.counters.peak_inflight == 1

@@ -12,8 +12,7 @@ from fleetclt import ConfigError, Fleet, Status, TransferError, parse_inventory
 from fleetclt.sim import Faults, SimClock
 from fleetclt.sim.api_files import files_of
 from fleetclt.sim.api_upload import write_update_image
-from fleetclt.sim.auth_tokens import TokenStore
-from tests.helpers import four_versions, inline_fleet, wait_until
+from tests.helpers import four_versions, inline_fleet, record_tokens, wait_until
 
 MIB = 1024 * 1024
 
@@ -106,17 +105,11 @@ def test_a_backup_restores_and_the_host_reboots(sim, fleet, tmp_path):
 
 
 def test_no_token_reaches_logs_or_results(sim, fleet, image, caplog, monkeypatch):
-    made: list[str] = []
-    create = TokenStore.create
-
-    def recorded(self, *args, **kwargs):
-        made.append(create(self, *args, **kwargs))
-        return made[-1]
-    monkeypatch.setattr(TokenStore, "create", recorded)
+    made = record_tokens(monkeypatch)
     caplog.set_level(logging.DEBUG, logger="fleetclt")
     sim["sim004"].data.users[0]["roles"] = []
     result = fleet.upload("update.file", {}, files=image)
-    assert len(made) == 4 and set(result.failed) == {"sim004"}
+    assert len(made) == 8 and set(result.failed) == {"sim004"}, "a session token and an upload token per host"
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("fleetclt.sim"))
     text += repr(result) + json.dumps([str(r.to_dict()) for r in result.values()])
     assert '"method":"auth.generate_token"' in text.replace(" ", ""), "the frames were logged"
