@@ -121,10 +121,14 @@ class Subscriptions:
                 fan = self._fans.get(key)
                 if fan is None:
                     fan = _Fan(session.name, lambda: self._forget(key))
+                    # listening first: a source's first events reach the fan inside subscribe (a
+                    # file tail's lines come before the server's answer, and the session holds them)
+                    fan.listeners.add(listener)
                     session.subscribe(event, fan.event, on_end=fan.end)  # a refusal raises: that host's failed row
                     self._fans[key] = fan
-            if not listener.closed:  # the client may have hung up while its host subscribed
-                fan.listeners.add(listener)
+            fan.listeners.add(listener)
+            if listener.closed:  # the client hung up while its host subscribed
+                fan.listeners.discard(listener)
         return join
 
     def _forget(self, key: tuple[HostSession, str]) -> None:
