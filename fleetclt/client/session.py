@@ -60,8 +60,16 @@ from ..protocol.jsonrpc import Event as ProtocolEvent
 from ..protocol.versions import NGINX_IDLE, Version, is_renamed, method_for, nginx_closes_idle, parse_version
 from .job_watch import Call, JobWatch, ProgressCallback
 from .link import Link, PendingCall, Settle
-from .login import (Credentials, LoginBudget, ScramRoute, log_in, log_in_with_token, login_calls, refuse_insecure_key,
-                    will_log_in)
+from .login import (
+    Credentials,
+    LoginBudget,
+    ScramRoute,
+    log_in,
+    log_in_with_token,
+    login_calls,
+    refuse_insecure_key,
+    will_log_in,
+)
 from .login_scram import HostOffers
 from .setup_calls import SetUpCalls
 from .throttle import AuthThrottle, Backoff
@@ -110,7 +118,7 @@ class Timeouts:
     keepalive: float | None = 25.0   # under 60 (and not None) for hosts before 26.0: see _check_keepalive
     ping: float = 10.0
     silence: float | None = 5.0      # calls in flight and nothing received this long: a websocket ping checks
-    session_token: int | None = 300  # ttl of the token reconnects log in with (client/tokens.py); None: none
+    session_token: int | None = 600  # ttl of the token reconnects log in with (client/tokens.py); None: none
 
 
 @dataclass
@@ -391,6 +399,7 @@ class HostSession:
         until = time.monotonic() + timeout
         for attempt in range(3):
             link = self._ensure_link(max(0.0, until - time.monotonic()) if attempt else timeout)
+            self._tokens.used(link)
             try:
                 return link.call(method, params, timeout), link
             except NotSent:
@@ -705,7 +714,7 @@ class HostSession:
             waits = [w for w in (silence, left, self._tokens.due_in(link)) if w is not None]
             if link.dead.wait(min(waits) if waits else None):
                 return
-            self._tokens.ask_if_due(link)  # an idle connection's token is replaced before it expires
+            self._tokens.ask_if_due(link)  # a used connection's token is replaced before it expires
             if due is not None and time.monotonic() >= due:
                 self._keepalive(link)
                 return

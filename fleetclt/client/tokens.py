@@ -6,8 +6,13 @@ wrapped in a Secret; its next connect logs in with it, so PAM and the audit
 log see the credential itself once per session. What the design rests on
 (docs/protocol.md §5):
 - a token unused for its ttl dies, and a session logged in with a token
-  destroys it when it ends: every token serves one connect, a new one is asked
-  for after every login, and the one held is replaced once half its ttl old;
+  destroys it when it ends: every token serves one connect, and a new one is
+  asked for after every login;
+- every generate_token is an audited call (from 25.04): the token held is
+  replaced once half its ttl old only while the session is used (a caller's
+  call since it was made). An idle session lets it lapse rather than write an
+  audit record every few minutes for every host; its next connect, if the link
+  drops, logs in with the credential, as it would have without tokens;
 - tokens die with the middleware: a connect that finds a new boot id logs in
   with the credential without trying the token;
 - a STIG host (assurance level 2) makes no multi-use tokens (EOPNOTSUPP): the
@@ -71,6 +76,7 @@ class SessionTokens:
         self._asking: float | None = None  # since when a request is out
         self._retry_at = 0.0                # with no token held: when to ask (now, unless a send just failed)
         self._refused = ttl is None         # the host makes none (STIG), or the session wants none
+        self._used = False                  # a caller's call since the token held (or asked for) was asked
 
     def take(self, boot_id: AsyncResult, timeout: float) -> Secret | None:
         """The token for this connect's login, if it may still work; None: log in with the credential.
@@ -95,8 +101,18 @@ class SessionTokens:
         if self._asking is not None:  # the next is due half a ttl after this request, answered or not
             due = self._asking + self._lifetime() / 2
             return due - now if due > now else None
-        due = self._retry_at if self._held is None else self._held.asked_at + self._lifetime() / 2
-        return max(0.0, due - now)
+        if self._held is None:
+            return max(0.0, self._retry_at - now)
+        if not self._used:
+            return None  # idle: the token lapses (see the module's docstring)
+        return max(0.0, self._held.asked_at + self._lifetime() / 2 - now)
+
+    def used(self, link: Link) -> None:
+        """A caller's call goes out on `link`: the session is in use, so its token is kept fresh."""
+        self._used = True
+        held = self._held
+        if held is not None and self._asking is None and self._clock() - held.asked_at >= self._lifetime() / 2:
+            self.ask(link)
 
     def ask(self, link: Link) -> None:
         """Ask for the next token on a logged-in connection, without waiting for the answer."""
@@ -105,7 +121,7 @@ class SessionTokens:
         assert self._ttl is not None
         params = token_request(self._ttl, single_use=False, has_single_use=link.dialect.has_login_ex)
         asked_at, boot_id = self._clock(), link.boot_id
-        self._asking = asked_at
+        self._asking, self._used = asked_at, False
         settle = partial(self._settle, boot_id=boot_id, asked_at=asked_at)
         if not link.start_background(GENERATE_TOKEN, params, settle):
             self._asking = None

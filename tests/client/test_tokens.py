@@ -16,14 +16,13 @@ import pytest
 
 from fleetclt.client.session import Credentials, Timeouts
 from fleetclt.client.throttle import AuthThrottle, MemoryStore, TokenBucket
-from fleetclt.client.tokens import SessionTokens
 from fleetclt.errors import ConnectionLost
 from fleetclt.sim import ManualClock, SimClock
 from tests.client.fake_time import FakeTime
 from tests.faultproxy import FaultProxy
 from tests.helpers import wait_until
 
-TTL = 300
+TTL = 600  # Timeouts.session_token's default
 
 
 @pytest.fixture
@@ -130,15 +129,35 @@ def test_a_fallback_login_spends_its_own_token_of_the_login_budget(make_host, pr
     assert (host.counters.logins_failed, host.counters.logins_password) == (1, 2)
 
 
-def test_an_idle_connection_renews_its_token_before_it_expires(make_host, proxied):
-    """Nobody uses a held token, so the server's ttl runs from its making: half-way, a new one."""
+def test_a_used_connection_renews_its_token_before_it_expires(make_host, proxied):
+    """Nobody logs in with a held token, so the server's ttl runs from its making: while the
+    session makes calls, a new one is asked for half-way."""
     host = make_host(clock=SimClock(speed=1))
     session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, session_token=2))
     session.connect()
-    wait_until(lambda: session.stats.tokens == 3)  # made, then renewed twice: the first one has expired
+    wait_until(lambda: session.call("core.ping") == "pong" and session.stats.tokens == 3)  # renewed twice
     cut(session, proxy)
     assert session.call("core.ping") == "pong"
     assert (host.counters.logins_password, host.counters.logins_token, host.counters.logins_failed) == (1, 1, 0)
+
+
+def test_an_idle_connection_lets_its_token_lapse_and_renews_it_when_used_again(make_host, proxied):
+    """Each generate_token is an audited call (plugins/auth.py, 25.04+): an idle session asks for
+    none, however many keepalives go by past half the token's ttl; its next call asks for one.
+    The session's token clock is moved by hand; the keepalive runs on real time."""
+    host = make_host()
+    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, keepalive=0.1))
+    now = [0.0]
+    session._tokens._clock = lambda: now[0]
+    session.connect()
+    wait_until(lambda: session.stats.tokens == 1)
+    now[0] += TTL * 0.75
+    pings = called(host, "core.ping")
+    wait_until(lambda: called(host, "core.ping") >= pings + 3)  # three keepalive rounds, idle
+    assert called(host, "auth.generate_token") == 1, "no renewal while idle"
+    assert session.call("system.info")["hostname"] == "nas01"
+    wait_until(lambda: session.stats.tokens == 2)
+    assert called(host, "auth.generate_token") == 2
 
 
 def test_a_token_older_than_its_ttl_is_not_tried(make_host, proxied):
@@ -171,30 +190,21 @@ def test_the_first_call_does_not_wait_for_the_token(make_host, session_for):
     wait_until(lambda: session.stats.tokens == 1)
 
 
-def test_a_stig_host_makes_no_tokens_and_is_not_asked_again(make_host, session_for, caplog):
-    """plugins/auth.py generate_token at level 2: EOPNOTSUPP for a multi-use token. The session stops
-    asking, quietly (debug log), and never sends TOKEN_PLAIN. Logged in by hand with a password and
-    a code: the session's own login has no second factor yet."""
+def test_a_stig_host_makes_no_tokens_and_is_not_asked_again(make_host, proxied, caplog):
+    """plugins/auth.py generate_token at level 2: EOPNOTSUPP for a multi-use token. The session
+    logs in with a password and a two-factor code, stops asking for tokens, quietly (debug log),
+    never sends TOKEN_PLAIN, and logs in after a cut with the password and a code again."""
     secret = pyotp.random_base32()
-    host = make_host(version="25.10.1", stig=True, clock=ManualClock(), otp_secrets={"admin": secret})
-    session = session_for(host, credentials=Credentials())
-    session.connect()
-    link = session._live_link()
-    link.call("auth.login_ex", [{"mechanism": "PASSWORD_PLAIN", "username": "admin", "password": "fleetclt-sim"}], 5)
-    reply = link.call("auth.login_ex_continue",
-                      [{"mechanism": "OTP_TOKEN", "otp_token": pyotp.TOTP(secret).at(host.clock.wall())}], 5)
-    assert reply["response_type"] == "SUCCESS" and reply["authenticator"] == "LEVEL_2"
-    link.logged_in()
-    made = []
-    tokens = SessionTokens("stig01", TTL, lambda: made.append(1))
+    host = make_host(version="25.10.1", stig=True, clock=SimClock(speed=1), otp_secrets={"admin": secret})
+    session, proxy = proxied(host, credentials=Credentials("admin", "fleetclt-sim", otp_secret=secret))
     with caplog.at_level(logging.DEBUG, logger="fleetclt.client.tokens"):
-        tokens.ask(link)
-        wait_until(lambda: tokens._asking is None)
-    assert "no session tokens from this host" in caplog.text
-    assert tokens.due_in(link) is None, "never asked again"
-    assert made == [] and called(host, "auth.generate_token") == 1
-    assert called(host, "auth.login_ex") == 1 and host.counters.logins_token == host.counters.logins_failed == 0
-    assert link.call("core.ping", [], 5) == "pong"
+        assert session.call("auth.me")["pw_name"] == "admin"
+        wait_until(lambda: "no session tokens from this host" in caplog.text)
+    cut(session, proxy)
+    assert session.call("core.ping") == "pong"
+    assert called(host, "auth.generate_token") == 1, "never asked again"
+    assert (host.counters.logins_two_factor, host.counters.logins_token, host.counters.logins_failed) == (2, 0, 0)
+    assert session.stats.tokens == 0 and session.stats.token_logins == 0
 
 
 def test_no_token_without_a_credential(host, session_for):
