@@ -28,13 +28,11 @@ log = logging.getLogger("fleetclt.agent")
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m fleetclt.agent")
     parser.add_argument("--idle", type=float, required=True, help="stop after this many seconds unused")
-    parser.add_argument("--debug", action="store_true", help="log every frame, masked, for --debug commands")
     parser.add_argument("inventory", help="the inventory's absolute path")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.debug:  # records reach the --debug commands (agent/debuglog.py); the log file keeps warnings only
-        logging.getLogger().handlers[0].setLevel(logging.WARNING)
-        logging.getLogger("fleetclt").setLevel(logging.DEBUG)
+    # the file keeps warnings only, also while the library logs frames for a --debug command (agent/debuglog.py)
+    logging.getLogger().handlers[0].setLevel(logging.WARNING)
     gevent.config.track_greenlet_tree = False  # as the CLI, for the same reason (docs/performance.md §1)
     gc.freeze()
     try:

@@ -2,10 +2,9 @@
 
 The frames are logged where they are sent and read, in the agent's sessions,
 already masked (protocol/redact.py): the client prints the same lines as
-without the agent. A session logs its frames only when debug logging was on as
-it connected, and logging every frame costs every command, so the agent logs
-frames only when started with `--debug` (`fleetclt --debug agent start`); a
-debug command sent to another agent is told so once (docs/agent.md).
+without the agent. Masking every frame costs (about 36 µs per call and reply),
+so the library logs at DEBUG only while a `--debug` request is being served;
+the agent's log file keeps warnings only (docs/agent.md).
 """
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ from typing import Any
 from . import wire
 
 LIBRARY = logging.getLogger("fleetclt")
-NO_FRAMES = ("this agent logs no frames (it was started without --debug): `fleetclt --debug -i {path} agent "
-             "start` starts one that does (stop this one first), or --no-agent runs directly")
+_debugging = [0]  # requests with `debug` being served: the library logs at DEBUG while there is one
 
 
 class _Relay(logging.Handler):
@@ -37,19 +35,20 @@ class _Relay(logging.Handler):
 
 
 @contextmanager
-def relayed_log(request: wire.Request, names: Callable[[], list[str]], path: str,
+def relayed_log(request: wire.Request, names: Callable[[], list[str]],
                 send: Callable[[Mapping[str, Any]], None]) -> Iterator[None]:
     """While the body runs, the records about `names()` go to `send` if the request asked for them."""
     if not request.debug:
         yield
         return
-    if not LIBRARY.isEnabledFor(logging.DEBUG):
-        send(wire.log_record("fleetclt.agent", logging.WARNING, NO_FRAMES.format(path=path)))
-        yield
-        return
     relay = _Relay(set(names()), send)
     LIBRARY.addHandler(relay)
+    _debugging[0] += 1
+    LIBRARY.setLevel(logging.DEBUG)
     try:
         yield
     finally:
+        _debugging[0] -= 1
+        if not _debugging[0]:
+            LIBRARY.setLevel(logging.NOTSET)
         LIBRARY.removeHandler(relay)

@@ -180,7 +180,7 @@ class Agent:
         else:
             out = _Stream(sock)
             selection = lambda: select_hosts(self.fleets.inventory(), request.hosts)[0]  # noqa: E731
-            with relayed_log(request, selection, self.fleets.path, out.send):
+            with relayed_log(request, selection, out.send):
                 if request.op == wire.SUBSCRIBE:
                     relay_events(self.fleets, request, out, lambda: _until_closed(sock))
                 else:

@@ -40,7 +40,7 @@ def add_agent_command(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     path = inventory_file(args)
     if args.agent_action == "start":
-        pid = start_agent(path, args.idle, debug=args.debug)
+        pid = start_agent(path, args.idle)
         print(f"agent {pid} serves {path} (stops after {_human(args.idle)} unused)", flush=True)
         return ExitStatus.OK
     try:

@@ -158,7 +158,7 @@ def ask(args: argparse.Namespace, request: wire.Request,
                           f"(FLEETCLT_AGENT=require; fleetclt -i {path} agent start starts one)")
     if mode == "auto":
         try:
-            pid = start_agent(path, DEFAULT_IDLE, debug=bool(getattr(args, "debug", False)))
+            pid = start_agent(path, DEFAULT_IDLE)
             _say(f"started an agent for {path} (pid {pid}; it stops after {DEFAULT_IDLE / 60:g} min unused)")
             return _exchange(agent_files(path), request)
         except (FleetError, NoAgent, OSError) as exc:
@@ -330,10 +330,8 @@ def relayed_result(message: Mapping[str, Any]) -> HostResult:
 
 
 # -- starting one ---------------------------------------------------------------------
-def start_agent(path: str, idle: float, debug: bool = False) -> int:
+def start_agent(path: str, idle: float) -> int:
     """Start the agent of the inventory at `path` and return its pid once it serves (or the one already serving).
-
-    `debug`: the agent logs every frame, masked, for `--debug` commands (docs/agent.md).
 
     Secret references resolve in the agent's environment, which is this one, copied
     now: an `env:` reference to an unset variable is refused here rather than failing
@@ -353,7 +351,7 @@ def start_agent(path: str, idle: float, debug: bool = False) -> int:
     log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle),
-                                    *(["--debug"] if debug else []), path],
+                                    path],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_fd,
                                    start_new_session=True, close_fds=True)
     finally:

@@ -81,7 +81,6 @@ class Link:
         self._connected = AsyncResult()
         self.dead = Event()
         self.error: SessionError | None = None
-        self._wire_log = log.isEnabledFor(logging.DEBUG)  # --debug: every frame, credentials masked
         self._reader = gevent.spawn(self._read_loop)
 
     def handshake(self, timeout: float) -> None:
@@ -276,7 +275,7 @@ class Link:
         A send that failed never put a whole message on the wire (a frame cut
         short is no message to the server), so that call never ran.
         """
-        if self._wire_log:
+        if log.isEnabledFor(logging.DEBUG):  # --debug (or an agent relaying to one): masked
             log.debug("%s > %s", self.host_name, redact_frame(frame))
         try:
             self.ws.send(frame)
@@ -297,7 +296,7 @@ class Link:
             self._die(ConnectionLost(f"reader failed: {exc!r}", self.host_name))
 
     def _receive_one(self, text: str) -> None:
-        if self._wire_log:
+        if log.isEnabledFor(logging.DEBUG):  # --debug (or an agent relaying to one): masked
             log.debug("%s < %s", self.host_name, redact_frame(text))
         self._dispatch_text(text)
 
