@@ -139,7 +139,8 @@ def warn_plain_api_key(names: Sequence[str], setting: str) -> None:
     """One warning per run, naming the hosts whose API key may go over ws:// ({setting}): if the
     server does not see a loopback client, it revokes the key (docs/inventory.md)."""
     hosts, them = _hosts(names)
-    print(f"fleetclt: warning: the API key goes unencrypted over ws:// ({setting}) to {hosts}: the server "
+    print(f"fleetclt: warning: the API key goes unencrypted over ws:// ({setting}) to {hosts} unless the host "
+          f"offers SCRAM (TrueNAS 26.0 and later), which never sends it: the server "
           f"revokes it for good unless it sees a loopback client; an SSH port forward, a container port "
           f"mapping or a TLS-terminating proxy without X-Https in front of {them} does not count",
           file=sys.stderr, flush=True)

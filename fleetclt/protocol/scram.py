@@ -10,8 +10,9 @@ client takes only a password and runs PBKDF2 inside every exchange, so it can
 neither reuse keys derived once for a (key, salt, iterations) nor log in from
 the precomputed ``client_key``/``stored_key``/``server_key`` material an API key
 file may hold instead of the key. Both need the exchange to start from the three
-keys, which is a handful of HMACs. The channel-binding value of a certificate is
-scramp's (the certificate's own signature hash, RFC 5929 §4.1).
+keys, which is a handful of HMACs. scramp's SASLprep prepares names and keys; the
+channel-binding value of a certificate is hashed here, with asn1crypto (scramp's own
+dependency) naming the certificate's signature hash (RFC 5929 §4.1).
 
 Nothing here logs or formats a key, a proof or a signature: errors say what was
 wrong, never with which bytes. scramp (and the asn1crypto it loads) is imported
@@ -64,13 +65,15 @@ def derive_keys(secret: str, salt: bytes, iterations: int, hash_name: str = HASH
 
 
 def binding_data(certificate_der: bytes) -> bytes:
-    """The tls-server-end-point value of the server's certificate (RFC 5929 §4.1)."""
-    from scramp.core import CBindData
-    from scramp.utils import ScramException
+    """The tls-server-end-point value of the server's certificate (RFC 5929 §4.1): its DER hashed
+    with the hash of its own signature algorithm, SHA-256 for MD5 and SHA-1. asn1crypto's public
+    API reads the algorithm (scramp 1.5 has the same code, but not as public API)."""
+    from asn1crypto.x509 import Certificate
     try:
-        return bytes(CBindData.from_der(certificate_der))
-    except ScramException as exc:
-        raise ScramError(f"cannot bind SCRAM to the server's certificate: {exc}") from None
+        algorithm = Certificate.load(certificate_der, strict=True).hash_algo
+    except ValueError:
+        raise ScramError("cannot bind SCRAM to the server's certificate: no signature hash found in it") from None
+    return hashlib.new("sha256" if algorithm in ("md5", "sha1") else algorithm, certificate_der).digest()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ API_KEY = "3-abc4f00dfeed"
 RUN_TIMEOUT = 20
 PLAIN_KEY = "--allow-plain-api-key"   # the simulator sees these loopback clients as they are
 PLAIN_KEY_WARNING = (
-    "fleetclt: warning: the API key goes unencrypted over ws:// (--allow-plain-api-key) to host 127.0.0.1: the "
+    "fleetclt: warning: the API key goes unencrypted over ws:// (--allow-plain-api-key) to host 127.0.0.1 unless the "
+    "host offers SCRAM (TrueNAS 26.0 and later), which never sends it: the "
     "server revokes it for good unless it sees a loopback client; an SSH port forward, a container port mapping "
     "or a TLS-terminating proxy without X-Https in front of it does not count\n")
 

@@ -61,7 +61,8 @@ hosts:
     warnings = [line for line in run.stderr.splitlines() if "unencrypted over ws://" in line]
     assert warnings == [
         "fleetclt: warning: the API key goes unencrypted over ws:// (allow_plain_api_key: true) to 2 hosts "
-        "local, fwd: the server revokes it for good unless it sees a loopback client; an SSH port forward, a "
+        "local, fwd unless the host offers SCRAM (TrueNAS 26.0 and later), which never sends it: the server "
+        "revokes it for good unless it sees a loopback client; an SSH port forward, a "
         "container port mapping or a TLS-terminating proxy without X-Https in front of them does not count"]
     assert "expired or revoked" in rows["fwd"]["error"]["reason"] and KEY in fwd.revoked_keys
     assert refused.counters.calls_by_method["auth.login_ex"] == 0 and not refused.revoked_keys
