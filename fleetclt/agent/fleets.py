@@ -3,8 +3,9 @@
 The agent runs the library's Fleet (docs/agent.md): a Fleet per `--forks` /
 `--max-connecting` setting asked for, every one of them over the same sessions,
 so a host is logged in once whatever the flags. When the inventory file changes
-it is read again: the sessions of hosts removed or changed are closed, and the
-next command opens them from the new settings. A file that no longer loads is
+it is read again: the sessions of hosts removed or changed are closed (those of a
+running rollout's hosts once it ends), and the next command opens them from the new
+settings. A file that no longer loads is
 the error of every command until it is fixed, as it would be without the agent.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable
 
 from ..client.session import HostSession
 from ..errors import ConfigError, FleetError
@@ -79,6 +81,8 @@ class AgentFleet:
         self._specs: dict[str, HostSpec] = {}  # what each session was made from
         self._fleets: dict[tuple[int | None, int | None], Fleet] = {}
         self._closed_logins = 0  # logins of sessions closed since, for `agent status`
+        self._held: Counter[str] = Counter()  # hosts of running rollouts: their sessions follow jobs
+        self._stale: set[str] = set()  # held hosts the inventory changed: closed once released
         self.subscriptions = Subscriptions()
         self.reloads = 0
 
@@ -116,11 +120,33 @@ class AgentFleet:
         self._inventory = inventory
         self._fleets.clear()  # they hold the old inventory; the sessions they share stay in _sessions
         gone = [name for name, spec in self._specs.items() if inventory.hosts.get(name) != spec]
+        held = {name for name in gone if self._held[name]}
+        self._stale |= held
         for name in gone:
-            self._drop(name)
+            if name not in held:
+                self._drop(name)
         self.reloads += 1
-        log.warning("inventory re-read: %d hosts, %d sessions closed (host removed or changed)",
-                    len(inventory.hosts), len(gone))
+        log.warning("inventory re-read: %d hosts, %d sessions closed (host removed or changed)%s",
+                    len(inventory.hosts), len(gone) - len(held),
+                    f", {len(held)} kept until their rollout ends" if held else "")
+
+    def hold(self, names: Iterable[str]) -> None:
+        """A rollout runs on these hosts: an inventory change does not close their sessions under
+        its jobs (it would lose them: the host would end failed while its job goes on)."""
+        for name in names:
+            self._held[name] += 1
+
+    def release(self, names: Iterable[str]) -> None:
+        """The rollout ended: the sessions an inventory change was waiting for are closed now."""
+        for name in names:
+            self._held[name] -= 1
+            if self._held[name] > 0:
+                continue
+            del self._held[name]
+            if name in self._stale:
+                self._stale.discard(name)
+                if name in self._specs and self._inventory.hosts.get(name) != self._specs[name]:
+                    self._drop(name)
 
     def figures(self) -> dict[str, object]:
         """Sessions by state and logins so far, for `agent status`."""

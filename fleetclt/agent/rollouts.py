@@ -193,6 +193,7 @@ class AgentRollouts:
         log.warning("rollout %s %s: %s on %d hosts%s", rollout.run_id, "resumed" if work.resume else "started",
                     rollout.plan.method, len(rollout.records), ", detached" if work.detach else "")
         viewer = None if work.detach else run.watch(unverified=unverified, plain=plain)
+        self.fleets.hold(rollout.records)
         run.greenlet = gevent.spawn(self._drive, run)
         if viewer is None:
             _reply(sock, run.info(unverified=unverified, plain=plain))  # gone already: the run goes on all the same
@@ -207,6 +208,7 @@ class AgentRollouts:
             log.exception("rollout %s failed in the agent", run.rollout.run_id)
         finally:
             self.runs.pop(run.rollout.run_id, None)
+            self.fleets.release(run.rollout.records)
             run.tell_end()
 
     def _view(self, run: AgentRun, viewer: _Viewer, sock: socket.socket, *, owner: bool) -> None:

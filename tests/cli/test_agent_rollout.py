@@ -16,6 +16,7 @@ from pathlib import Path
 import gevent
 import orjson
 import pytest
+import yaml
 
 from tests.agent.helpers import alive
 from tests.cli.rollout_helpers import cli_env, finish, first_line, fleetclt, kill, running_in_journal, served
@@ -257,3 +258,22 @@ def test_a_killed_foreground_client_stops_its_rollout_as_a_killed_process_would(
     hold(sim, False)
     code, out, err = finish(cli(sim, env, "rollout", "--resume", run_id, "-o", "json"))
     assert code == 0 and orjson.loads(out)["summary"] == {"ok": 10} and started(sim) == [1] * 10, err
+
+
+def test_an_inventory_edit_mid_rollout_waits_for_the_rollout_before_it_remakes_the_host(sim, env, agent):
+    """A changed host's session is not closed under its running job (the job would be lost to the
+    rollout: the host ended failed while its job went on); it is re-made once the rollout ends."""
+    run_id = held_in_stage_one(sim, env)
+    data = yaml.safe_load(sim.inventory_path.read_text())
+    data["hosts"]["sim001"].setdefault("vars", {})["site"] = "moved"
+    sim.inventory_path.write_text(yaml.safe_dump(data))
+    logins = sim["sim001"].counters.logins_ok
+    code, out, err = finish(cli(sim, env, "hosts", "--hosts", "sim001", "-o", "json"))  # the agent re-reads it
+    assert code == 0 and orjson.loads(out)["hosts"]["sim001"]["vars"]["site"] == "moved", err
+    hold(sim, False)
+    code, out, err = finish(cli(sim, env, "rollout", "attach", run_id, "-o", "json"))
+    assert code == 0, err
+    assert {name: row["status"] for name, row in orjson.loads(out)["hosts"].items()} == dict.fromkeys(NAMES, "ok")
+    assert sim["sim001"].counters.logins_ok == logins, "its session followed the job to the end"
+    assert finish(cli(sim, env, "call", "--hosts", "sim001", "core.ping"))[0] == 0
+    assert sim["sim001"].counters.logins_ok == logins + 1, "then it was re-made from the new settings"
