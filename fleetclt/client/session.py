@@ -149,9 +149,9 @@ class HostSession:
         self.name = name
         self._endpoint = Endpoint.parse(uri)
         self._probe_path = self._endpoint.target in ("", "/")
-        # An HA pair as one host: `uri` and the other controllers' URIs, tried in turn (docs/protocol.md §5).
+        # An HA pair as one host: `uri` and the other controllers' URIs, tried in turn, the one in use
+        # first (docs/protocol.md §5).
         self._controllers = [self._endpoint] + [Endpoint.parse(other) for other in controllers if other != uri]
-        self._controller = 0  # the one in use
         self._credentials = credentials or Credentials()
         self._tls = tls or TLSPolicy()
         self.timeouts = timeouts or Timeouts()
@@ -552,8 +552,8 @@ class HostSession:
             try:
                 return self._open(until)
             except (StandbyError, UnreachableError) as exc:
-                self._controller = (self._controller + 1) % len(self._controllers)
-                following = self._endpoint = self._controllers[self._controller]
+                self._controllers.append(self._controllers.pop(0))
+                following = self._endpoint = self._controllers[0]
                 self._probe_path = following.target in ("", "/")
                 self._refuse_insecure_key()
                 log.info("%s: %s; trying the controller at %s", self.name, without_host(exc), following.uri)
