@@ -87,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     debug = False
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            modes.refuse_misplaced(parser, args, extras)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         debug = args.debug
         # Each greenlet would keep the stack that spawned it: at thousands of hosts, many
         # more objects for the cyclic GC to rescan as the heap grows (docs/performance.md §1).

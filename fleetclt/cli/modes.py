@@ -60,6 +60,16 @@ def check(args: argparse.Namespace) -> None:
         _refuse(args, CONNECTION, lambda flag: f"{flag} does not apply to `fleetclt {args.command}`")
 
 
+def refuse_misplaced(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """A connection option after a command that takes none (`hosts -U bob`): the reason, not
+    argparse's usage screen. Before the command it is parsed, and check() refuses it the same way."""
+    flag = extras[0].split("=", 1)[0]
+    known = {string for action in parser._actions if action.dest in CONNECTION for string in action.option_strings}
+    if flag in known:
+        raise ConfigError(f"{flag} does not apply to `fleetclt {args.command}`"
+                          + (f": {_FROM_INVENTORY}" if args.command in INVENTORY_COMMANDS else ""))
+
+
 def _refuse(args: argparse.Namespace, flags: dict[str, str], reason: Callable[[str], str]) -> None:
     for dest, flag in flags.items():
         if _given(option(args, dest)):

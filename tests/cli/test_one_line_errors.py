@@ -73,6 +73,11 @@ IGNORED = [
     (["--uri", "ws://127.0.0.1:1", "ping", "--forks", "3"], "--forks applies to fleet mode"),
     (["--uri", "ws://127.0.0.1:1", "ping", "--max-connecting", "3"], "--max-connecting applies to fleet mode"),
     (["--uri", "ws://127.0.0.1:1", "fingerprint", "127.0.0.1:1"], "--uri does not apply to `fleetclt fingerprint`"),
+    # after a command that takes no connection options: the reason, not argparse's usage screen
+    (["hosts", "-U", "bob"], "-U does not apply to `fleetclt hosts`: in fleet mode"),
+    (["rollout", "list", "--insecure"], "--insecure does not apply to `fleetclt rollout`"),
+    (["agent", "status", "--password-env=PW"], "--password-env does not apply to `fleetclt agent`"),
+    (["hosts", "--bogus"], "error: unrecognized arguments: --bogus"),
 ]
 
 
