@@ -376,9 +376,10 @@ class HostSession:
             self._unsubscribe_on_server(event)
 
     def _unsubscribe_on_server(self, event: str) -> None:
-        link, sub_id = self._sub_ids.pop(event, (None, None))
-        if link is None or link.dead.is_set():
+        on = self._sub_ids.pop(event, None)
+        if on is None or on[0].dead.is_set():
             return
+        link, sub_id = on
         with self._change(event):
             try:
                 link.unsubscribe(sub_id, self.timeouts.call)

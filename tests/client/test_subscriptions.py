@@ -8,9 +8,9 @@ import pytest
 from gevent.queue import Queue
 
 from fleetclt.client.session import SubscriptionEnded
-from fleetclt.errors import ConnectionLost, RemoteCallError, ValidationError
+from fleetclt.errors import RemoteCallError, ValidationError
 from fleetclt.sim.failures import ENOTAUTHENTICATED, CallError
-from tests.faultproxy import FaultProxy
+from tests.client.proxied import cut
 from tests.helpers import wait_until
 
 
@@ -111,31 +111,6 @@ def on_server(host, name):
     return [list(conn.subscriptions.values()).count(name) + sources.count(conn) for conn in host.connections]
 
 
-@pytest.fixture
-def proxied(session_for):
-    """A session to `host` through a fault proxy (JSON-RPC, or DDP on 24.10), and the proxy."""
-    proxies = []
-
-    def make(host):
-        proxy = FaultProxy((host.address, host.port)).start()
-        proxies.append(proxy)
-        path = "/websocket" if host.config.legacy_only else "/api/current"
-        return session_for(host, uri=proxy.uri(path=path)), proxy
-
-    yield make
-    for proxy in proxies:
-        proxy.close()
-
-
-def cut(session, proxy):
-    """Reset the connection as the next reply comes down; then a call connects afresh."""
-    proxy.faults.reset_after = proxy.down_bytes
-    with pytest.raises(ConnectionLost):
-        session.call("core.ping")
-    proxy.faults.reset_after = None
-    assert session.call("core.ping") == "pong"
-
-
 def published_and_flushed(host, session, number):
     """Publish an event, then a round trip: what the server sent for it has arrived by then."""
     host.publish("custom.event", "changed", number, {"n": number})
@@ -156,6 +131,7 @@ def test_unsubscribe_stops_events_and_a_reconnect_does_not_send_it_again(make_ho
     assert on_server(host, "custom.event") == [0]
     published_and_flushed(host, session, 2)
     cut(session, proxy)
+    assert session.call("core.ping") == "pong"
     assert session.stats.connects == 2 and on_server(host, "custom.event") == [0], "not sent again"
     published_and_flushed(host, session, 3)
     assert events.empty()
@@ -179,6 +155,7 @@ def test_two_subscribers_share_one_server_subscription_until_the_last_leaves(mak
     host.sources.append("/var/log/middlewared.log", "later\n")
     assert second.get(timeout=10).fields == {"data": "later\n"}
     cut(session, proxy)
+    assert session.call("core.ping") == "pong"
     assert on_server(host, name) == [1], "the one left is sent again, once"
     assert second.get(timeout=10).fields == {"data": "later\n"}, "a new subscription: the source's tail"
     session.unsubscribe(name, second.put)
