@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
+from gevent.event import AsyncResult
 from gevent.queue import Queue
 
 from ..client.session import HostSession, SubscriptionEnded
@@ -124,16 +125,23 @@ class Subscriptions:
 
         def join(session: HostSession) -> None:
             subscriber = _Joined(session, event, listener)
-            subscribing = gevent.spawn(session.subscribe, event, subscriber.on_event, on_end=subscriber.on_end)
-            subscribing.link_value(lambda _: self._subscribed(subscriber, joined))
-            subscribing.get()  # a refusal raises: that host's failed row
+            outcome = AsyncResult()
+            gevent.spawn(self._subscribe, subscriber, joined, outcome)
+            outcome.get()  # a refusal raises: that host's failed row
 
         return join
 
-    def _subscribed(self, subscriber: _Joined, joined: list[_Joined]) -> None:
+    @staticmethod
+    def _subscribe(subscriber: _Joined, joined: list[_Joined], outcome: AsyncResult) -> None:
+        try:
+            subscriber.session.subscribe(subscriber.event, subscriber.on_event, on_end=subscriber.on_end)
+        except Exception as exc:  # the run's greenlet raises it
+            outcome.set_exception(exc)
+            return
         joined.append(subscriber)
+        outcome.set(None)
         if subscriber.listener.closed:  # the client hung up while its host subscribed
-            gevent.spawn(subscriber.leave)
+            subscriber.leave()
 
     def leave(self, listener: Listener) -> None:
         """The client hung up: its subscribers leave every session (the last one ends the server's)."""

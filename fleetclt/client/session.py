@@ -415,6 +415,7 @@ class HostSession:
             with self._change(event):
                 for attempt in range(2):
                     link = self._ensure_link()
+                    held.clear()  # what came before this subscribe went out is not its own
                     try:
                         sub_id = link.subscribe(event, self.timeouts.call)
                         break
