@@ -1,11 +1,11 @@
 """`subscribe --hosts` through the agent: events of the shared sessions, relayed live to the clients listening.
 
-The agent's sessions outlive every command, and the library has no way to take
-a subscriber back; so the agent subscribes each session to an event once and
-fans what arrives out to the clients listening now. A client that hangs up
-stops listening; events nobody listens to are dropped. A session keeps its
-subscription across reconnects (the library sends it again), so a client's
-stream goes on through a host's reconnect (docs/agent.md).
+The agent's sessions outlive every command: each client subscribes its own
+subscriber to each session, and its hang-up takes them back, so a session ends
+its server subscription once no client listens (nothing accumulates) and the
+next client gets what a new subscription gets. A session keeps a subscription
+across reconnects (the library sends it again), so a client's stream goes on
+through a host's reconnect (docs/agent.md).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
-from gevent.lock import Semaphore
+from gevent.event import AsyncResult
 from gevent.queue import Queue
 
 from ..client.session import HostSession, SubscriptionEnded
@@ -79,71 +79,81 @@ class Listener:
                 self._out.send(line)
 
 
-class _Fan:
-    """One session's subscription to one event, and the clients listening to it now."""
+class _Joined:
+    """One client's subscriber on one session: what it hears, and how it takes itself back."""
 
-    def __init__(self, host_name: str, forget: Callable[[], None]) -> None:
-        self.host_name = host_name
-        self.listeners: set[Listener] = set()
-        self._forget = forget
+    def __init__(self, session: HostSession, event: str, listener: Listener) -> None:
+        self.session, self.event, self.listener = session, event, listener
+        self.over = False
 
-    def event(self, update: CollectionUpdate) -> None:
-        if self.listeners:
-            row = event_row(self.host_name, update)
-            for listener in list(self.listeners):
-                listener.event(row)
+    def on_event(self, update: CollectionUpdate) -> None:
+        self.listener.event(event_row(self.session.name, update))
 
-    def end(self, notice: SubscriptionEnded) -> None:
+    def on_end(self, notice: SubscriptionEnded) -> None:
         if notice.resubscribing:  # the server ended the login: the session subscribes again by itself
             return
-        self._forget()
-        for listener in list(self.listeners):
-            listener.ended(self.host_name, notice)
-        self.listeners.clear()
+        self.over = True
+        self.listener.ended(self.session.name, notice)
+
+    def leave(self) -> None:
+        if not self.over:
+            self.over = True
+            self.session.unsubscribe(self.event, self.on_event)
 
 
 class Subscriptions:
-    """The agent's subscriptions: one per session and event, shared by every client listening to it."""
+    """The agent's subscribers: each client's own on each session, taken back when it hangs up.
+
+    Clients listening to one event on one session share the session's one
+    subscription on the server (HostSession.subscribe); it ends when the last
+    of them leaves, so the next client subscribes afresh and gets what a source
+    sends a new subscription (a file tail's last lines), as a direct run would.
+    """
 
     def __init__(self) -> None:
-        self._fans: dict[tuple[HostSession, str], _Fan] = {}
-        self._subscribing: dict[tuple[HostSession, str], Semaphore] = {}
+        self._joined: dict[Listener, list[_Joined]] = {}
 
     def action(self, event: str, listener: Listener) -> Callable[[HostSession], None]:
-        """What a subscribe run does on each host: join the session's subscription, subscribing it first.
+        """What a subscribe run does on each host: subscribe this client's own subscriber to the session.
 
-        Two clients asking at once wait for one subscription: two on one connection would
-        have the server send every event twice.
+        The subscriber is in place before subscribe() sends anything: a source's first
+        events reach it inside subscribe (a file tail's lines come before the server's
+        answer, and the session holds them). The subscribe runs on in its own greenlet
+        when the client hangs up meanwhile, so it is taken back once it is in.
         """
+        joined = self._joined.setdefault(listener, [])
+
         def join(session: HostSession) -> None:
-            key = (session, event)
-            with self._subscribing.setdefault(key, Semaphore()):
-                fan = self._fans.get(key)
-                if fan is None:
-                    fan = _Fan(session.name, lambda: self._forget(key))
-                    # listening first: a source's first events reach the fan inside subscribe (a
-                    # file tail's lines come before the server's answer, and the session holds them)
-                    fan.listeners.add(listener)
-                    session.subscribe(event, fan.event, on_end=fan.end)  # a refusal raises: that host's failed row
-                    self._fans[key] = fan
-            fan.listeners.add(listener)
-            if listener.closed:  # the client hung up while its host subscribed
-                fan.listeners.discard(listener)
+            subscriber = _Joined(session, event, listener)
+            outcome = AsyncResult()
+            gevent.spawn(self._subscribe, subscriber, joined, outcome)
+            outcome.get()  # a refusal raises: that host's failed row
+
         return join
 
-    def _forget(self, key: tuple[HostSession, str]) -> None:
-        self._fans.pop(key, None)
-        self._subscribing.pop(key, None)
+    @staticmethod
+    def _subscribe(subscriber: _Joined, joined: list[_Joined], outcome: AsyncResult) -> None:
+        try:
+            subscriber.session.subscribe(subscriber.event, subscriber.on_event, on_end=subscriber.on_end)
+        except Exception as exc:  # the run's greenlet raises it
+            outcome.set_exception(exc)
+            return
+        joined.append(subscriber)
+        outcome.set(None)
+        if subscriber.listener.closed:  # the client hung up while its host subscribed
+            subscriber.leave()
 
     def leave(self, listener: Listener) -> None:
-        for fan in self._fans.values():
-            fan.listeners.discard(listener)
+        """The client hung up: its subscribers leave every session (the last one ends the server's)."""
         listener.close()
+        gevent.joinall([gevent.spawn(subscriber.leave) for subscriber in self._joined.pop(listener, [])])
 
     def session_closed(self, session: HostSession) -> None:
         """A session the agent closed (its host changed or left the inventory): its listeners hear an end."""
-        for key in [key for key in self._fans if key[0] is session]:
-            self._fans[key].end(SubscriptionEnded(key[1], None))
+        for joined in list(self._joined.values()):
+            for subscriber in joined:
+                if subscriber.session is session and not subscriber.over:
+                    subscriber.on_end(SubscriptionEnded(subscriber.event, None))
 
 
 def relay_events(fleets: AgentFleet, request: wire.Request, out: Out, until_closed: Callable[[], None]) -> None:

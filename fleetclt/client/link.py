@@ -17,6 +17,7 @@ is often the peer's close (docs/protocol.md §10).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from ..errors import (
     NotSent,
     OutcomeUnknown,
     ProtocolError,
+    RemoteCallError,
     RequestTooLarge,
     SessionError,
     without_host,
@@ -102,6 +104,25 @@ class Link:
     def subscribe(self, name: str, timeout: float | None) -> Any:
         """Subscribe; returns the subscription id (JSON-RPC core.subscribe or DDP sub/ready)."""
         return self._exchange("core.subscribe", self.dialect.subscribe(name), f"subscribe {name}", timeout)
+
+    def unsubscribe(self, sub_id: RequestId, timeout: float | None) -> None:
+        """End the subscription `sub_id`; returns once the server has handled it.
+
+        So its notice (an event source's notify_unsubscribed, DDP nosub) has arrived
+        before this returns, and cannot be taken for the end of a later subscription
+        to the same name. DDP's `unsub` gets no answer: a core.ping sent right behind
+        it does (a refusal too: any answer will do), and the server handles one
+        connection's messages in order (docs/protocol.md §12).
+        """
+        call_id, frame = self.dialect.unsubscribe(sub_id)
+        if call_id is not None:
+            self._exchange("core.unsubscribe", (call_id, frame), "unsubscribe", timeout)
+            return
+        if self.dead.is_set():
+            raise self._not_sent("unsubscribe")
+        self._send(frame)
+        with contextlib.suppress(RemoteCallError):
+            self.call("core.ping", [], timeout)
 
     def logged_in(self) -> None:
         """The login succeeded: the server now takes messages up to 64 KiB on this connection."""

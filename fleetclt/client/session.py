@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -163,6 +164,8 @@ class HostSession:
         self._jobs = JobWatch(name)
         self._subscribers: dict[str, list[Subscriber]] = {}    # accepted by the server; re-sent on reconnect
         self._unanswered: dict[str, list[ProtocolEvent]] = {}  # sent, not answered yet: their events wait here
+        self._sub_ids: dict[str, tuple[Link, Any]] = {}  # the server's id of each subscription, and its link
+        self._changing: dict[str, Event] = {}  # a subscribe or unsubscribe on the wire: others wait for it
         self._keepalive_refused: ConfigError | None = None
         self.boot_id: str | None = None
         self.stats = SessionStats()
@@ -338,13 +341,68 @@ class HostSession:
         a refusal (EACCES for a name the login may not see) raises here, and a
         refused name is never sent again. When the server ends the subscription,
         `on_end` gets a SubscriptionEnded (without one, it is logged).
+        Subscribers of one event share one subscription on the server: a second
+        gets events from now on, not what the server sent the first on subscribing.
         """
         if event == JOB_EVENT:
             self._follow_jobs()
-        elif event not in self._subscribers:
-            self._subscribe_on_server(event, [(callback, on_end)])
-            return
+        else:
+            self._wait_changes(event)
+            if event not in self._subscribers:
+                self._subscribe_on_server(event, [(callback, on_end)])
+                return
         self._subscribers.setdefault(event, []).append((callback, on_end))
+
+    def unsubscribe(self, event: str, callback: EventCallback) -> None:
+        """Take back a subscriber `subscribe` added; the last one leaving ends the subscription on the server.
+
+        Returns once the server has ended it (core.unsubscribe, DDP unsub), and no
+        later connection subscribes it again. Disconnected, or the connection lost
+        on the way, it is just forgotten: the server drops a closed connection's
+        subscriptions. A callback not subscribed (the server ended that subscription
+        meanwhile) is no error. Job events stay on for the session's own job waits.
+        """
+        self._wait_changes(event)
+        subscribers = self._subscribers.get(event, [])
+        index = next((i for i, (subscribed, _) in enumerate(subscribers) if subscribed == callback), None)
+        if index is None:
+            return
+        left = subscribers[:index] + subscribers[index + 1:]  # a new list: the reader may be iterating the old
+        if left:
+            self._subscribers[event] = left
+            return
+        del self._subscribers[event]
+        if event != JOB_EVENT:
+            self._unsubscribe_on_server(event)
+
+    def _unsubscribe_on_server(self, event: str) -> None:
+        on = self._sub_ids.pop(event, None)
+        if on is None or on[0].dead.is_set():
+            return
+        link, sub_id = on
+        with self._change(event):
+            try:
+                link.unsubscribe(sub_id, self.timeouts.call)
+            except FleetError as exc:  # forgotten here all the same; a lost connection took it along
+                log.info("%s: unsubscribing from %s failed: %s", self.name, event, exc)
+
+    def _wait_changes(self, event: str) -> None:
+        """Until no subscribe or unsubscribe of `event` is on the wire: one at a time per name.
+
+        Two at once would subscribe twice (every event would come twice), or take a
+        server's notice ending the old subscription for the end of the new one.
+        """
+        while (busy := self._changing.get(event)) is not None:
+            busy.wait()
+
+    @contextmanager
+    def _change(self, event: str) -> Iterator[None]:
+        done = self._changing[event] = Event()
+        try:
+            yield
+        finally:
+            self._changing.pop(event, None)
+            done.set()
 
     def _subscribe_on_server(self, event: str, subscribers: list[Subscriber]) -> None:
         """core.subscribe, then register `subscribers`; what the server sends before its answer waits.
@@ -354,20 +412,23 @@ class HostSession:
         """
         held = self._unanswered.setdefault(event, [])
         try:
-            for attempt in range(2):
-                link = self._ensure_link()
-                try:
-                    link.subscribe(event, self.timeouts.call)
-                    break
-                except RemoteCallError as exc:
-                    if attempt or not self._session_ended(exc, link):
-                        raise
+            with self._change(event):
+                for attempt in range(2):
+                    link = self._ensure_link()
+                    held.clear()  # what came before this subscribe went out is not its own
+                    try:
+                        sub_id = link.subscribe(event, self.timeouts.call)
+                        break
+                    except RemoteCallError as exc:
+                        if attempt or not self._session_ended(exc, link):
+                            raise
         finally:
             self._unanswered.pop(event, None)
         for notice in held:
             if isinstance(notice, NotifyUnsubscribed) and notice.error is not None:
                 raise notice.error  # refused after all: an argument the event source rejected
         self._subscribers.setdefault(event, []).extend(subscribers)
+        self._sub_ids[event] = (link, sub_id)
         for notice in held:
             self._on_event(notice)
 
@@ -462,6 +523,7 @@ class HostSession:
         """
         resubscribing = error is not None and is_not_authenticated(error)
         subscribers = self._subscribers[collection] if resubscribing else self._subscribers.pop(collection)
+        self._sub_ids.pop(collection, None)
         if resubscribing:
             gevent.spawn(self._resubscribe, collection)
         self._tell_ended(subscribers, SubscriptionEnded(collection, error, resubscribing))
@@ -638,13 +700,21 @@ class HostSession:
                    for event in list(self._subscribers) if event != JOB_EVENT}
         steps.wait()
         for event, outcome in renewed.items():
-            # refused now (roles changed): that subscription is over, and the connection is fine
-            if outcome.exception is not None and event in self._subscribers:
+            if outcome.exception is None:
+                self._renewed(link, event, outcome.value)
+            elif event in self._subscribers:  # refused now (roles changed): over, and the connection is fine
                 self._tell_ended(self._subscribers.pop(event), SubscriptionEnded(event, outcome.exception))
         if watch_jobs:
             self._job_events_on = link
         self._note_boot(link, boot_id.get())
         self.stats.jobs_reattached += self._jobs.reattach(self._call_on(link))
+
+    def _renewed(self, link: Link, event: str, sub_id: Any) -> None:
+        """A subscription sent again on a new connection; its last subscriber may have left meanwhile."""
+        if event in self._subscribers:
+            self._sub_ids[event] = (link, sub_id)
+        else:
+            link.unsubscribe(sub_id, self.timeouts.connect)
 
     def _follow_jobs(self) -> None:
         """Job events from now on, on this connection and every later one (before a job starts)."""

@@ -7,7 +7,7 @@ session drives either one. What differs for the session:
   HandshakeFailed) before sending anything else.
 * A ``ready`` message becomes ``Reply(sub_id, sub_id)``, so a subscription is
   answered like a JSON-RPC ``core.subscribe`` call, and ``nosub`` becomes
-  NotifyUnsubscribed.
+  NotifyUnsubscribed. ``unsub`` gets no answer at all.
 * DDP errors carry no JSON-RPC code; they get the code the new API would use
   (-32001, or -32602 for ``type: VALIDATION``) so the ``is_*`` predicates of
   fleetclt.protocol apply to both dialects.
@@ -70,6 +70,10 @@ class DdpDialect:
         """A ``sub`` frame; the id is also the subscription id."""
         sub_id = self._ids.next()
         return sub_id, ejson.dumps({"msg": "sub", "id": sub_id, "name": name})
+
+    def unsubscribe(self, sub_id: RequestId) -> tuple[None, str]:
+        """An ``unsub`` frame with the subscription's id; the server never answers it (no id to wait for)."""
+        return None, ejson.dumps({"msg": "unsub", "id": sub_id})
 
     def ping(self) -> tuple[RequestId, str]:
         """A DDP ``ping``; see the module docstring for servers that ignore it."""

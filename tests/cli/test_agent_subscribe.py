@@ -123,7 +123,7 @@ def test_through_the_agent_events_stream_live_until_ctrl_c(sim, cli):
     assert (first["host"], first["id"], second["host"], second["id"]) == ("sim002", 1, "sim005", 2)
     assert process.returncode == 130 and out == "" and "Traceback" not in err
     wait_until(lambda: cli.status()["clients"] == 0, timeout=TIMEOUT)
-    again = subscriber(cli, "require", "-n", "1")  # the agent's subscription is shared, not subscribed twice
+    again = subscriber(cli, "require", "-n", "1")  # subscribed afresh: the first one was taken back
     try:
         sim["sim006"].publish(EVENT, "removed", 3)
         out, _ = again.communicate(timeout=TIMEOUT)
@@ -196,3 +196,62 @@ def test_a_source_that_fails_on_one_host_gives_its_row_and_the_others_stream_on(
     assert (failed["host"], failed["status"], failed["error"]["errname"]) == ("sim001", "failed", "EIO")
     assert (later["host"], later["fields"]) == ("sim002", {"data": "later\n"})
     assert process.returncode == 2 and out == "" and err == "", "no host left, one failed"
+
+
+def on_server(host, name: str) -> int:
+    """The subscriptions to `name` the host holds over all its connections."""
+    instance = host.sources._instances.get(name)
+    return len(instance.subscribers) if instance else 0
+
+
+def tail_follower(cli: Cli) -> subprocess.Popen:
+    """`subscribe` to TAIL on two hosts through the agent, returned once both were tried."""
+    process = subprocess.Popen([sys.executable, "-m", "fleetclt.cli", "-i", str(cli.inventory), "--debug",
+                                "subscribe", "--hosts", "sim00[12]", TAIL], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                               env={**cli.env, "FLEETCLT_AGENT": "require"}, preexec_fn=like_a_foreground_job)
+    with gevent.Timeout(TIMEOUT):
+        while "subscribed to" not in (line := process.stderr.readline()):
+            assert line, process.stderr.read()
+    return process
+
+
+def test_every_client_of_a_file_tail_gets_its_lines_as_direct_and_leaves_no_subscription(sim, cli):
+    """common/event_source/manager.py: one instance per source and argument sends its tail as it starts;
+    the last subscriber leaving (core.unsubscribe) cancels it, so the next one starts afresh."""
+    runs = [cli("subscribe", "--hosts", "sim00[12]", "-n", "2", TAIL, agent=mode)
+            for mode in ("off", "require", "require")]
+    direct, first, second = (sorted(_ELAPSED.sub('"elapsed":0', line) for line in run.out.splitlines())
+                             for run in runs)
+    assert [run.code for run in runs] == [0, 0, 0] and len(direct) == 2
+    assert first == direct and second == direct, "the second client gets the tail lines too"
+    assert sorted(orjson.loads(line)["host"] for line in direct) == ["sim001", "sim002"]
+    wait_until(lambda: cli.status()["clients"] == 0, timeout=TIMEOUT)
+    wait_until(lambda: on_server(sim["sim001"], TAIL) + on_server(sim["sim002"], TAIL) == 0, timeout=TIMEOUT)
+
+
+def test_two_clients_listening_at_once_share_it_and_after_both_hang_up_none_is_left(sim, cli):
+    """The agent's session holds one subscription however many clients listen (middlewared sends
+    a connection each source event once per subscription); the last hang-up ends it."""
+    one = tail_follower(cli)
+    try:
+        assert sorted(orjson.loads(one.stdout.readline())["host"] for _ in range(2)) == ["sim001", "sim002"]
+        two = tail_follower(cli)
+        try:
+            assert [on_server(sim[name], TAIL) for name in ("sim001", "sim002")] == [1, 1]
+            sim["sim002"].sources.append("/var/log/middlewared.log", "both\n")
+            for process in (one, two):
+                assert orjson.loads(process.stdout.readline())["fields"] == {"data": "both\n"}
+            one.send_signal(signal.SIGINT)
+            assert one.wait(timeout=TIMEOUT) == 130
+            wait_until(lambda: cli.status()["clients"] == 1, timeout=TIMEOUT)
+            sim["sim001"].sources.append("/var/log/middlewared.log", "still\n")
+            assert orjson.loads(two.stdout.readline())["fields"] == {"data": "still\n"}, "the other listens on"
+            two.send_signal(signal.SIGINT)
+            assert two.wait(timeout=TIMEOUT) == 130
+        finally:
+            two.kill()
+    finally:
+        one.kill()
+    wait_until(lambda: cli.status()["clients"] == 0, timeout=TIMEOUT)
+    wait_until(lambda: on_server(sim["sim001"], TAIL) + on_server(sim["sim002"], TAIL) == 0, timeout=TIMEOUT)

@@ -10,6 +10,7 @@ from gevent.queue import Queue
 from fleetclt.client.session import SubscriptionEnded
 from fleetclt.errors import RemoteCallError, ValidationError
 from fleetclt.sim.failures import ENOTAUTHENTICATED, CallError
+from tests.client.proxied import cut
 from tests.helpers import wait_until
 
 
@@ -98,3 +99,93 @@ def test_a_subscription_the_server_ended_with_the_login_comes_back(host, session
     assert events.get(timeout=10).fields == {"data": "ready\n"}, "subscribed again: the source starts over"
     host.sources.append("/var/log/middlewared.log", "later\n")
     assert events.get(timeout=10).fields == {"data": "later\n"}
+
+
+# -- unsubscribe: common/event_source/manager.py `unsubscribe`, api/base/server/ws_handler/rpc.py and
+# 24.10 main.py `unsubscribe` (core.unsubscribe, DDP unsub), modelled in fleetclt/sim/api_core.py and ddp.py
+
+def on_server(host, name):
+    """How many subscriptions to `name` each open connection of the host holds, plain or source."""
+    instance = host.sources._instances.get(name)
+    sources = [] if instance is None else list(instance.subscribers.values())
+    return [list(conn.subscriptions.values()).count(name) + sources.count(conn) for conn in host.connections]
+
+
+def published_and_flushed(host, session, number):
+    """Publish an event, then a round trip: what the server sent for it has arrived by then."""
+    host.publish("custom.event", "changed", number, {"n": number})
+    assert session.call("core.ping") == "pong"
+
+
+@pytest.mark.parametrize("version", ["25.10.1", "24.10.2"])
+def test_unsubscribe_stops_events_and_a_reconnect_does_not_send_it_again(make_host, proxied, version):
+    """api/base/server/ws_handler/rpc.py `unsubscribe` (24.10: main.py, DDP `unsub`) pops the subscription:
+    `send_event` sends that connection nothing more."""
+    host = make_host(version=version)
+    session, proxy = proxied(host)
+    events = Queue()
+    session.subscribe("custom.event", events.put)
+    published_and_flushed(host, session, 1)
+    assert events.get(timeout=10).id == 1
+    session.unsubscribe("custom.event", events.put)
+    assert on_server(host, "custom.event") == [0]
+    published_and_flushed(host, session, 2)
+    cut(session, proxy)
+    assert session.call("core.ping") == "pong"
+    assert session.stats.connects == 2 and on_server(host, "custom.event") == [0], "not sent again"
+    published_and_flushed(host, session, 3)
+    assert events.empty()
+    assert host.counters.calls_by_method["core.unsubscribe"] == (0 if host.config.legacy_only else 1)
+
+
+@pytest.mark.parametrize("version", ["25.10.1", "24.10.2"])
+def test_two_subscribers_share_one_server_subscription_until_the_last_leaves(make_host, proxied, version):
+    """common/event_source/manager.py `unsubscribe` ends a source subscription with a notice, error null
+    (24.10: DDP nosub): it comes before unsubscribe returns and ends nothing the session still has."""
+    host = make_host(version=version)
+    session, proxy = proxied(host)
+    name = tail("/var/log/middlewared.log", 1)
+    first, second, ends = Queue(), Queue(), Queue()
+    session.subscribe(name, first.put, on_end=ends.put)
+    assert first.get(timeout=10).fields == {"data": "ready\n"}
+    session.subscribe(name, second.put, on_end=ends.put)
+    assert on_server(host, name) == [1]
+    session.unsubscribe(name, first.put)
+    assert on_server(host, name) == [1]
+    host.sources.append("/var/log/middlewared.log", "later\n")
+    assert second.get(timeout=10).fields == {"data": "later\n"}
+    cut(session, proxy)
+    assert session.call("core.ping") == "pong"
+    assert on_server(host, name) == [1], "the one left is sent again, once"
+    assert second.get(timeout=10).fields == {"data": "later\n"}, "a new subscription: the source's tail"
+    session.unsubscribe(name, second.put)
+    assert on_server(host, name) == [0] and not host.sources._instances
+    assert session.call("core.ping") == "pong"
+    assert first.empty() and second.empty() and ends.empty()
+    session.subscribe(name, first.put)  # subscribed afresh: the source starts over
+    assert first.get(timeout=10).fields == {"data": "later\n"}
+
+
+def test_unsubscribing_job_events_keeps_the_sessions_own(host, session_for):
+    session = session_for(host)
+    seen = []
+    session.subscribe("core.get_jobs", seen.append)
+    session.unsubscribe("core.get_jobs", seen.append)
+    assert on_server(host, "core.get_jobs") == [1] and host.counters.calls_by_method["core.unsubscribe"] == 0
+    assert session.call("core.ping") == "pong"
+    assert not seen
+
+
+def test_unsubscribing_while_disconnected_just_forgets_it(host, proxied):
+    session, proxy = proxied(host)
+    events = Queue()
+    session.subscribe("custom.event", events.put)
+    proxy.faults.blackhole = True  # reconnects hang: the session stays without a connection
+    proxy.faults.reset_after = proxy.down_bytes
+    host.publish("custom.event", "changed", 1, {"n": 1})
+    wait_until(lambda: not session.connected)
+    session.unsubscribe("custom.event", events.put)
+    assert host.counters.calls_by_method["core.unsubscribe"] == 0
+    proxy.faults.blackhole, proxy.faults.reset_after = False, None
+    assert session.call("core.ping") == "pong"
+    assert on_server(host, "custom.event") == [0] and events.empty()

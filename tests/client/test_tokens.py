@@ -16,37 +16,12 @@ import pytest
 
 from fleetclt.client.session import Credentials, Timeouts
 from fleetclt.client.throttle import AuthThrottle, MemoryStore, TokenBucket
-from fleetclt.errors import ConnectionLost
 from fleetclt.sim import ManualClock, SimClock
 from tests.client.fake_time import FakeTime
-from tests.faultproxy import FaultProxy
+from tests.client.proxied import cut
 from tests.helpers import wait_until
 
 TTL = 600  # Timeouts.session_token's default
-
-
-@pytest.fixture
-def proxied(session_for):
-    """A session to `host` through a fault proxy, and the proxy."""
-    proxies = []
-
-    def make(host, **kwargs):
-        proxy = FaultProxy((host.address, host.port)).start()
-        proxies.append(proxy)
-        path = "/websocket" if host.config.legacy_only else "/api/current"
-        return session_for(host, uri=proxy.uri(path=path), **kwargs), proxy
-
-    yield make
-    for proxy in proxies:
-        proxy.close()
-
-
-def cut(session, proxy):
-    """Reset the connection as the next reply comes down; the call it carried may have run."""
-    proxy.faults.reset_after = proxy.down_bytes
-    with pytest.raises(ConnectionLost):
-        session.call("core.ping")
-    proxy.faults.reset_after = None
 
 
 def called(host, method):

@@ -82,7 +82,7 @@ def test_a_bad_argument_ends_the_subscription_before_core_subscribe_answers(clie
     assert isinstance(client.reply(msg_id)["result"], str)
 
 
-def test_unsubscribing_a_source_says_so_and_a_plain_event_says_nothing(client):
+def test_unsubscribing_a_source_says_so_and_a_plain_event_says_nothing(host, client):
     """manager.py unsubscribe terminates with error None; rpc.py unsubscribe of a plain name only
     forgets it."""
     client.login()
@@ -94,6 +94,11 @@ def test_unsubscribing_a_source_says_so_and_a_plain_event_says_nothing(client):
     remaining = [m for m in client.inbox if m.get("method") == "notify_unsubscribed"]
     assert remaining == [{"jsonrpc": "2.0", "method": "notify_unsubscribed", "params": {
         "collection": tail("/var/log/middlewared.log"), "error": None}}]
+    host.publish("pool.query", "added", 1, {"id": 1})  # rpc.py `send_event` skips a name no ident has
+    host.sources.append("/var/log/middlewared.log", "later\n")  # the last subscriber left: instance cancelled
+    client.inbox.clear()
+    assert client.result("core.ping") == "pong"
+    assert not host.sources._instances and not [m for m in client.inbox if m.get("method") == "collection_update"]
 
 
 @pytest.mark.parametrize("version", ["25.04.2", "25.10.1", "26.0.0-BETA.2"])
@@ -148,3 +153,27 @@ def test_legacy_dialect_ends_a_source_with_nosub(make_host, client_for):
     name = tail("/var/log/nope.log")
     client.send({"msg": "sub", "id": "s1", "name": name})
     assert client.wait_for(lambda m: m.get("msg") == "nosub") == {"msg": "nosub", "collection": name}
+
+
+def test_legacy_unsub_gets_no_answer_ends_a_source_with_nosub_and_stops_events(make_host, client_for):
+    """24.10 main.py `on_message` handles `unsub` inline (`unsubscribe`, no reply) before it reads
+    the next message; manager.py `unsubscribe` ends a source with `nosub`, no error."""
+    host = make_host(version="24.10.2")
+    client = client_for(host)
+    legacy_login(client)
+    name = tail("/var/log/middlewared.log")
+    client.send({"msg": "sub", "id": "p", "name": "pool.query"})
+    client.send({"msg": "sub", "id": "s", "name": name})
+    client.wait_for(lambda m: m.get("msg") == "added" and m.get("collection") == name)
+    client.send({"msg": "unsub", "id": "p"})
+    client.send({"msg": "unsub", "id": "s"})
+    client.send({"msg": "method", "id": "after", "method": "core.ping", "params": []})
+    client.wait_for(lambda m: m.get("id") == "after")
+    assert [m for m in client.inbox if m.get("msg") not in ("ready", "added")] == [
+        {"msg": "nosub", "collection": name}], "nosub came before the answer to what followed the unsub"
+    host.publish("pool.query", "added", 1, {"id": 1})
+    host.sources.append("/var/log/middlewared.log", "later\n")
+    client.inbox.clear()
+    client.send({"msg": "method", "id": "last", "method": "core.ping", "params": []})
+    assert client.wait_for(lambda m: m.get("id") == "last")["result"] == "pong"
+    assert not client.inbox and not host.sources._instances and not list(host.connections)[0].subscriptions
