@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gevent
@@ -105,6 +105,17 @@ EndCallback = Callable[[SubscriptionEnded], None]
 Subscriber = tuple[EventCallback, EndCallback | None]
 
 
+@dataclass
+class _Subscriptions:
+    """A session's subscriptions by event name. One attribute of the session, not four: a
+    HostSession stays under 30 attributes (docs/performance.md §1)."""
+
+    subscribers: dict[str, list[Subscriber]] = field(default_factory=dict)  # accepted; re-sent on reconnect
+    unanswered: dict[str, list[ProtocolEvent]] = field(default_factory=dict)  # sent, not answered: events wait
+    ids: dict[str, tuple[Link, Any]] = field(default_factory=dict)  # the server's id of each, and its link
+    changing: dict[str, Event] = field(default_factory=dict)  # a (un)subscribe on the wire: others wait for it
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Phase timeouts in seconds; None means no limit (only where that is safe)."""
@@ -162,10 +173,7 @@ class HostSession:
         self._link: Link | None = None
         self._connect_lock = Semaphore()
         self._jobs = JobWatch(name)
-        self._subscribers: dict[str, list[Subscriber]] = {}    # accepted by the server; re-sent on reconnect
-        self._unanswered: dict[str, list[ProtocolEvent]] = {}  # sent, not answered yet: their events wait here
-        self._sub_ids: dict[str, tuple[Link, Any]] = {}  # the server's id of each subscription, and its link
-        self._changing: dict[str, Event] = {}  # a subscribe or unsubscribe on the wire: others wait for it
+        self._subs = _Subscriptions()
         self._keepalive_refused: ConfigError | None = None
         self.boot_id: str | None = None
         self.stats = SessionStats()
@@ -348,10 +356,10 @@ class HostSession:
             self._follow_jobs()
         else:
             self._wait_changes(event)
-            if event not in self._subscribers:
+            if event not in self._subs.subscribers:
                 self._subscribe_on_server(event, [(callback, on_end)])
                 return
-        self._subscribers.setdefault(event, []).append((callback, on_end))
+        self._subs.subscribers.setdefault(event, []).append((callback, on_end))
 
     def unsubscribe(self, event: str, callback: EventCallback) -> None:
         """Take back a subscriber `subscribe` added; the last one leaving ends the subscription on the server.
@@ -363,20 +371,20 @@ class HostSession:
         meanwhile) is no error. Job events stay on for the session's own job waits.
         """
         self._wait_changes(event)
-        subscribers = self._subscribers.get(event, [])
+        subscribers = self._subs.subscribers.get(event, [])
         index = next((i for i, (subscribed, _) in enumerate(subscribers) if subscribed == callback), None)
         if index is None:
             return
         left = subscribers[:index] + subscribers[index + 1:]  # a new list: the reader may be iterating the old
         if left:
-            self._subscribers[event] = left
+            self._subs.subscribers[event] = left
             return
-        del self._subscribers[event]
+        del self._subs.subscribers[event]
         if event != JOB_EVENT:
             self._unsubscribe_on_server(event)
 
     def _unsubscribe_on_server(self, event: str) -> None:
-        on = self._sub_ids.pop(event, None)
+        on = self._subs.ids.pop(event, None)
         if on is None or on[0].dead.is_set():
             return
         link, sub_id = on
@@ -392,16 +400,16 @@ class HostSession:
         Two at once would subscribe twice (every event would come twice), or take a
         server's notice ending the old subscription for the end of the new one.
         """
-        while (busy := self._changing.get(event)) is not None:
+        while (busy := self._subs.changing.get(event)) is not None:
             busy.wait()
 
     @contextmanager
     def _change(self, event: str) -> Iterator[None]:
-        done = self._changing[event] = Event()
+        done = self._subs.changing[event] = Event()
         try:
             yield
         finally:
-            self._changing.pop(event, None)
+            self._subs.changing.pop(event, None)
             done.set()
 
     def _subscribe_on_server(self, event: str, subscribers: list[Subscriber]) -> None:
@@ -410,7 +418,7 @@ class HostSession:
         The server may send a source's first events, or its notify_unsubscribed for
         an argument it rejected, before it answers the subscribe call.
         """
-        held = self._unanswered.setdefault(event, [])
+        held = self._subs.unanswered.setdefault(event, [])
         try:
             with self._change(event):
                 for attempt in range(2):
@@ -423,12 +431,12 @@ class HostSession:
                         if attempt or not self._session_ended(exc, link):
                             raise
         finally:
-            self._unanswered.pop(event, None)
+            self._subs.unanswered.pop(event, None)
         for notice in held:
             if isinstance(notice, NotifyUnsubscribed) and notice.error is not None:
                 raise notice.error  # refused after all: an argument the event source rejected
-        self._subscribers.setdefault(event, []).extend(subscribers)
-        self._sub_ids[event] = (link, sub_id)
+        self._subs.subscribers.setdefault(event, []).extend(subscribers)
+        self._subs.ids[event] = (link, sub_id)
         for notice in held:
             self._on_event(notice)
 
@@ -502,16 +510,16 @@ class HostSession:
         if isinstance(event, CollectionUpdate):
             if event.collection == JOB_EVENT:
                 self._jobs.feed(event)
-            held = self._unanswered.get(event.collection)
+            held = self._subs.unanswered.get(event.collection)
             if held is not None:
                 held.append(event)
-            for callback, _ in self._subscribers.get(event.collection, []):
+            for callback, _ in self._subs.subscribers.get(event.collection, []):
                 self._run_callback(callback, event)
         elif isinstance(event, NotifyUnsubscribed):
-            held = self._unanswered.get(event.collection)
+            held = self._subs.unanswered.get(event.collection)
             if held is not None:
                 held.append(event)
-            elif event.collection in self._subscribers:
+            elif event.collection in self._subs.subscribers:
                 self._on_unsubscribed(event.collection, event.error)
 
     def _on_unsubscribed(self, collection: str, error: RemoteCallError | None) -> None:
@@ -522,22 +530,22 @@ class HostSession:
         ENOTAUTHENTICATED means the server ended our login: log in again and re-subscribe.
         """
         resubscribing = error is not None and is_not_authenticated(error)
-        subscribers = self._subscribers[collection] if resubscribing else self._subscribers.pop(collection)
-        self._sub_ids.pop(collection, None)
+        subscribers = self._subs.subscribers[collection] if resubscribing else self._subs.subscribers.pop(collection)
+        self._subs.ids.pop(collection, None)
         if resubscribing:
             gevent.spawn(self._resubscribe, collection)
         self._tell_ended(subscribers, SubscriptionEnded(collection, error, resubscribing))
 
     def _resubscribe(self, collection: str) -> None:
         """Subscribe again after the server ended our login; a reconnect on the way leaves this one out."""
-        subscribers = self._subscribers.pop(collection, [])
+        subscribers = self._subs.subscribers.pop(collection, [])
         try:
             self._subscribe_on_server(collection, subscribers)
         except RemoteCallError as exc:
             log.warning("%s: subscription to %s not renewed: %s", self.name, collection, exc)
             self._tell_ended(subscribers, SubscriptionEnded(collection, exc))
         except FleetError:  # no connection now: the next one subscribes it with the others
-            self._subscribers.setdefault(collection, []).extend(subscribers)
+            self._subs.subscribers.setdefault(collection, []).extend(subscribers)
 
     def _tell_ended(self, subscribers: list[Subscriber], notice: SubscriptionEnded) -> None:
         if not any(on_end for _, on_end in subscribers):
@@ -697,13 +705,13 @@ class HostSession:
         if watch_jobs:
             self._subscribe_job_events(link, steps)
         renewed = {event: steps.subscribe(event, refusable=True)
-                   for event in list(self._subscribers) if event != JOB_EVENT}
+                   for event in list(self._subs.subscribers) if event != JOB_EVENT}
         steps.wait()
         for event, outcome in renewed.items():
             if outcome.exception is None:
                 self._renewed(link, event, outcome.value)
-            elif event in self._subscribers:  # refused now (roles changed): over, and the connection is fine
-                self._tell_ended(self._subscribers.pop(event), SubscriptionEnded(event, outcome.exception))
+            elif event in self._subs.subscribers:  # refused now (roles changed): over, and the connection is fine
+                self._tell_ended(self._subs.subscribers.pop(event), SubscriptionEnded(event, outcome.exception))
         if watch_jobs:
             self._job_events_on = link
         self._note_boot(link, boot_id.get())
@@ -711,8 +719,8 @@ class HostSession:
 
     def _renewed(self, link: Link, event: str, sub_id: Any) -> None:
         """A subscription sent again on a new connection; its last subscriber may have left meanwhile."""
-        if event in self._subscribers:
-            self._sub_ids[event] = (link, sub_id)
+        if event in self._subs.subscribers:
+            self._subs.ids[event] = (link, sub_id)
         else:
             link.unsubscribe(sub_id, self.timeouts.connect)
 
@@ -762,7 +770,7 @@ class HostSession:
             if link is not None and not link.dead.is_set():
                 failures = 0
                 self._watch(link)
-            elif self._subscribers or self._jobs.waiting:
+            elif self._subs.subscribers or self._jobs.waiting:
                 failures = self._background_reconnect(failures)
             else:
                 self._wake_supervisor.clear()
