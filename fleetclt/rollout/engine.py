@@ -234,7 +234,6 @@ class Rollout:
         if self.journal_failed is not None:
             return
         self.journal_failed = str(exc)
-        log.warning("rollout %s: %s", self.run_id, exc)
         self._wake.set()
         self._notify(lambda observer: observer.halted(self, f"{exc}; nothing more can be recorded"))
         for greenlet in list(self._running.values()):

@@ -164,9 +164,10 @@ class Journal:
         try:
             journal._append({"kind": "header", **header})
         except JournalWriteError as exc:
-            journal.close()
-            with suppress(OSError):
+            with suppress(OSError):  # both while locked: a run id nobody else can have taken meanwhile
                 path.unlink()
+                lock_path(run_id).unlink()
+            journal.close()
             raise ConfigError(f"{exc}; the rollout did not start, no job was submitted") from None
         return journal
 

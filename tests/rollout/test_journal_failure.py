@@ -7,7 +7,6 @@ The simulated hosts count the jobs submitted to them: the truth about what ran.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import gevent
@@ -17,20 +16,9 @@ from fleetclt.rollout.engine import JOURNAL_FAILED, Rollout, run_rollout
 from fleetclt.rollout.journal import Journal, journal_dir
 from fleetclt.rollout.observer import BaseObserver, HostState
 from fleetclt.rollout.plan import RolloutPlan
-from tests.helpers import wait_until
+from tests.helpers import fill_disk, fix_disk, wait_until
 
 SIM_HOSTS = (4, "127.9.12.1")
-
-
-def fill_disk(journal: Path) -> None:
-    """From now on every write to the journal fails with ENOSPC; its lines are kept aside."""
-    os.replace(journal, journal.with_suffix(".kept"))
-    os.symlink("/dev/full", journal)
-
-
-def fix_disk(journal: Path) -> None:
-    journal.unlink()
-    os.replace(journal.with_suffix(".kept"), journal)
 
 
 def started(sim):
