@@ -13,7 +13,7 @@ import gevent
 import pytest
 
 from fleetclt.rollout.engine import JOURNAL_FAILED, Rollout, run_rollout
-from fleetclt.rollout.journal import Journal, journal_dir
+from fleetclt.rollout.journal import Journal, JournalWriteError, journal_dir
 from fleetclt.rollout.observer import BaseObserver, HostState
 from fleetclt.rollout.plan import RolloutPlan
 from tests.helpers import fill_disk, fix_disk, wait_until
@@ -104,3 +104,17 @@ def test_run_rollout_has_no_default_hosts(fleet):
     """The CLI refuses a rollout without --hosts; the library must not update the whole fleet either."""
     with pytest.raises(TypeError, match="hosts"):
         run_rollout(fleet, "update.update", {})  # type: ignore[call-arg]
+
+
+def test_after_a_failed_write_the_journal_writes_nothing_more():
+    """A line may be half on disk after a failure: the process that failed never adds to it; a resume does."""
+    journal = Journal.create({"plan": {}})
+    kept = journal.path.read_bytes()
+    fill_disk(journal.path)
+    with pytest.raises(JournalWriteError, match="No space left on device"):
+        journal.note("stage", stage=0)
+    fix_disk(journal.path)
+    with pytest.raises(JournalWriteError, match=f"cannot write the rollout journal {journal.path}: No space"):
+        journal.note("stage", stage=0)
+    journal.close()
+    assert journal.path.read_bytes() == kept
