@@ -73,3 +73,16 @@ def four_versions(monkeypatch, password_env, base_address, **create):
     """Four simulated hosts, one of each version from 24.10 to 26.0; admin's password in `password_env`."""
     monkeypatch.setenv(password_env, "pw")
     return SimFleet.create(4, base_address=base_address, users={"admin": "pw"}, versions=FOUR_VERSIONS, **create)
+
+
+def fill_disk(path) -> None:
+    """From now on every write to the file at `path` fails with ENOSPC, as on a full disk: it becomes a
+    symlink to /dev/full, which open(O_APPEND) follows. Its content is kept aside for fix_disk()."""
+    os.replace(path, f"{path}.kept")
+    os.symlink("/dev/full", path)
+
+
+def fix_disk(path) -> None:
+    """The disk has room again: the file is back, as fill_disk() found it."""
+    os.unlink(path)
+    os.replace(f"{path}.kept", path)

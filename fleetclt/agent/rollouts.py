@@ -80,7 +80,8 @@ class AgentRun(BaseObserver):
             run_id=rollout.run_id, journal=str(rollout.journal.path), pid=os.getpid(), method=rollout.plan.method,
             stages=[list(stage) for stage in rollout.plan.stages], stall_after=rollout.plan.stall_after,
             stage_index=rollout.stage_index, records=[_record(r) for r in rollout.records.values()],
-            job_progress=dict(rollout.job_progress), halted=rollout.stop_asked or rollout.halted, **extra))
+            job_progress=dict(rollout.job_progress),
+            halted=rollout.stop_asked or rollout.halted or rollout.journal_failed, **extra))
 
     def watch(self, **extra: Any) -> _Viewer:
         """A new viewer: the run as it stands, then its events; an ended run's last event at once."""

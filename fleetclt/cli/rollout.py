@@ -3,7 +3,8 @@
 Ctrl-C once stops starting new jobs and detaches from running ones (they go on
 on their hosts; the journal keeps their ids for --resume), prints how to resume
 and exits 130; twice exits at once. Otherwise exit 0 when every host
-succeeded, 2 otherwise, 1 when nothing ran. Failed hosts are remembered for
+succeeded, 2 otherwise (a journal that could not be written too: one line
+says so last), 1 when nothing ran. Failed hosts are remembered for
 `--hosts @failed`, as after a fan-out.
 
 A running agent drives the rollout on its own sessions when there is one
@@ -36,7 +37,7 @@ from .call_args import add_call_arguments, call_params, parse_arg
 from .fleet import add_concurrency_options, fleet_for, selection
 from .options import warn_plain_api_key, warn_unverified
 from .rollout_remote import RemoteRollout
-from .rollout_report import exit_code, render
+from .rollout_report import exit_code, journal_failed, render
 from .rollout_view import LogView, progress_view
 from .status import ExitStatus
 
@@ -141,6 +142,8 @@ def _follow(driver: Driver, fmt: str) -> int:
     finally:
         handler.cancel()
     render(result, fmt)
+    if journal_failed(result):  # the last word on stderr, whatever the report's format
+        print(f"fleetclt: {result.stop_reason}", file=sys.stderr, flush=True)
     if interrupts[0]:
         print(f"interrupted; resume with: fleetclt rollout --resume {driver.run_id}", file=sys.stderr)
         return ExitStatus.INTERRUPTED

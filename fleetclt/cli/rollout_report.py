@@ -1,16 +1,21 @@
 """A rollout's report on stdout, and its exit code: the same for a run followed live and one read from its journal."""
 from __future__ import annotations
 
-from ..rollout.engine import RolloutResult
+from ..rollout.engine import JOURNAL_FAILED, RolloutResult
 from . import output
 from .status import ExitStatus
 
 
 def exit_code(result: RolloutResult) -> int:
-    """0 when every host succeeded, 130 when the run was interrupted, 2 otherwise."""
+    """0 when every host succeeded and the journal has it all, 130 when the run was interrupted, 2 otherwise."""
     if result.stop_reason.startswith("interrupted"):
         return ExitStatus.INTERRUPTED
-    return ExitStatus.OK if result.ok else ExitStatus.SOME_FAILED
+    return ExitStatus.OK if result.ok and not journal_failed(result) else ExitStatus.SOME_FAILED
+
+
+def journal_failed(result: RolloutResult) -> bool:
+    """The run stopped because its journal could not be written (a full or read-only disk)."""
+    return result.stop_reason.startswith(JOURNAL_FAILED)
 
 
 def render(result: RolloutResult, fmt: str) -> None:

@@ -9,5 +9,5 @@ class ExitStatus(enum.IntEnum):
 
     OK = 0               # everything asked for succeeded
     FAILED = 1           # nothing ran (bad usage, broken inventory, no host matched), or a single-host call failed
-    SOME_FAILED = 2      # a fan-out or rollout ran, and some host was not ok
+    SOME_FAILED = 2      # a fan-out or rollout ran, and some host was not ok (or its journal failed)
     INTERRUPTED = 130    # Ctrl-C (128 + SIGINT)

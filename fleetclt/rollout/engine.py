@@ -24,6 +24,12 @@ call (fleet/upload.py): the token is asked for before the journal entry, the
 job id comes from the upload's answer, and a resume treats that job like any
 other, so a host whose upload began is never sent the file again. The files'
 size and time are journaled; a resume refuses files that changed.
+
+The journal is what a resume trusts, so a run that cannot write it (a full or
+read-only disk) acts no more: no new job starts, and running jobs are left to
+run unwatched (their ends could not be recorded), as after Ctrl-C. A host whose
+`submitting` line failed is never sent its job; one whose job id could not be
+written is found again by a resume, as after a kill (docs/rollouts.md).
 """
 from __future__ import annotations
 
@@ -45,7 +51,17 @@ from ..fleet.fleet import Fleet
 from ..fleet.results import error_dict, status_of
 from ..fleet.upload import send_upload, sources, upload_token
 from ..protocol.jobs import JobRef, same_call
-from .journal import HostRecord, Journal, Replay, digest, hosts_digest, keep_days, prune, stored_plan
+from .journal import (
+    HostRecord,
+    Journal,
+    JournalWriteError,
+    Replay,
+    digest,
+    hosts_digest,
+    keep_days,
+    prune,
+    stored_plan,
+)
 from .observer import ACTIVE, FAILED, UNFINISHED, UNSTARTED, HostState, RolloutObserver
 from .plan import RolloutPlan
 
@@ -54,6 +70,7 @@ log = logging.getLogger(__name__)
 RECONCILE_SLACK = 5.0  # seconds of the host's clock: its steps, and $date's millisecond truncation
 GONE = "not in the inventory any more"
 OUTSIDE = "outside --hosts of this resume"
+JOURNAL_FAILED = "journal write failed"  # how the stop reason of a run that could not journal begins
 
 
 @dataclass
@@ -102,6 +119,7 @@ class Rollout:
         self._stop = Event()    # interrupted: detach from running jobs
         self._wake = Event()    # ends a --pause early: interrupted, or a stop asked
         self.stop_asked: str | None = None  # `fleetclt rollout stop`: no new job, running ones followed
+        self.journal_failed: str | None = None  # a journal write failed: nothing more is started or followed
         self._running: dict[str, gevent.Greenlet] = {}
         self.job_progress: dict[str, dict[str, Any]] = {}
         self.stage_index = 0
@@ -168,17 +186,23 @@ class Rollout:
     def run(self) -> RolloutResult:
         """Run to the end; the run's lock is released on return."""
         try:
-            for index, stage in enumerate(self.plan.stages):
-                if self._stopping():
-                    break
-                self._run_stage(index, [name for name in stage if name not in self.skipped])
-                if self.plan.health and not self._stop.is_set():
-                    self._health_gate(stage)
-                if self.plan.pause and index + 1 < len(self.plan.stages) and not self._stopping():
-                    self._wake.wait(self.plan.pause)
+            try:
+                self._run_stages()
+            except JournalWriteError as exc:
+                self._journal_lost(exc)
             return self._finish()
         finally:
             self.journal.close()
+
+    def _run_stages(self) -> None:
+        for index, stage in enumerate(self.plan.stages):
+            if self._stopping():
+                break
+            self._run_stage(index, [name for name in stage if name not in self.skipped])
+            if self.plan.health and not self._stop.is_set() and self.journal_failed is None:
+                self._health_gate(stage)
+            if self.plan.pause and index + 1 < len(self.plan.stages) and not self._stopping():
+                self._wake.wait(self.plan.pause)
 
     def stop(self) -> None:
         """Ctrl-C once: start nothing new and detach from running jobs (they go on; resume later)."""
@@ -198,12 +222,27 @@ class Rollout:
             self.stop_asked = "stop asked (fleetclt rollout stop" + (" --abort)" if abort else ")")
             self._wake.set()
             self._notify(lambda observer: observer.halted(self, str(self.stop_asked)))
-        self.journal.note("stop_asked", abort=abort)
+        try:
+            self.journal.note("stop_asked", abort=abort)
+        except JournalWriteError as exc:
+            self._journal_lost(exc)
         if abort:
             self._abort_running()
 
+    def _journal_lost(self, exc: JournalWriteError) -> None:
+        """A journal write failed: start nothing more and detach from running jobs, which go on unrecorded."""
+        if self.journal_failed is not None:
+            return
+        self.journal_failed = str(exc)
+        self._wake.set()
+        self._notify(lambda observer: observer.halted(self, f"{exc}; nothing more can be recorded"))
+        for greenlet in list(self._running.values()):
+            if greenlet is not gevent.getcurrent():
+                greenlet.kill(block=False)
+
     def _stopping(self) -> bool:
-        return self._stop.is_set() or self.halted is not None or self.stop_asked is not None
+        return (self._stop.is_set() or self.halted is not None or self.stop_asked is not None
+                or self.journal_failed is not None)
 
     def _notify(self, event: Callable[[RolloutObserver], None]) -> None:
         """Tell every observer; a failing display is logged and never stops the rollout."""
@@ -223,24 +262,34 @@ class Rollout:
         pool = Pool(min(self.plan.window or len(pending), self.fleet.forks))
         for name in pending:
             pool.wait_available()
-            if self._stopping() and self.records[name].state is HostState.WAITING:
+            if self._stopping() and (self.records[name].state is HostState.WAITING or self.journal_failed):
                 continue
             self._running[name] = pool.spawn(self._run_host, self.records[name])
         pool.join()
 
     def _run_host(self, record: HostRecord) -> None:
         try:
+            self._follow_host(record)
+        except JournalWriteError as exc:
+            self._journal_lost(exc)
+            if record.state in ACTIVE:
+                self._notify(lambda observer: observer.host_detached(self, record))
+        finally:
+            self._running.pop(record.host, None)
+
+    def _follow_host(self, record: HostRecord) -> None:
+        try:
             session = self.fleet.connected(record.host)
             ref = self._job_of(session, record)
             result = session.wait_job(ref, on_progress=lambda job: self._on_progress(record, job))
+        except JournalWriteError:
+            raise  # the host's state is not what failed
         except FleetError as exc:
             self._settle(record, HostState(status_of(exc).value), error=error_dict(exc))
         except gevent.GreenletExit:
             self._notify(lambda observer: observer.host_detached(self, record))
         else:
             self._settle(record, HostState.OK, result=result)
-        finally:
-            self._running.pop(record.host, None)
 
     def _job_of(self, session: HostSession, record: HostRecord) -> JobRef:
         """The host's job: the journaled one, the one a killed run sent (reconciled), or a new one."""
@@ -268,7 +317,11 @@ class Rollout:
         token = upload_token(session) if self._uploads else None
         record.state, record.started = HostState.SUBMITTING, time.time()
         record.boot_id, record.host_time = session.boot_id, host_time
-        self.journal.host(record)
+        try:
+            self.journal.host(record)
+        except JournalWriteError:  # not journaled, so not sent: the host is as it was
+            record.state, record.started, record.boot_id, record.host_time = HostState.WAITING, None, None, None
+            raise
         self._notify(lambda observer: observer.host_started(self, record))
         if token is not None:
             return send_upload(session, token, record.boot_id, self._uploads,
@@ -366,16 +419,21 @@ class Rollout:
         """The report's states (the journal keeps the last real ones, for a resume) and the stop reason."""
         interrupted = self._stop.is_set()
         left = [r.host for r in self.records.values() if r.state in UNFINISHED]
+        if self.journal_failed is None:
+            try:
+                self.journal.note("stopped", reason=self._stop_reason(interrupted, left))
+            except JournalWriteError as exc:
+                self._journal_lost(exc)
+        reason = self._stop_reason(interrupted, left)
+        lost = self.journal_failed is not None
         for record in self.records.values():
             why = self.skipped.get(record.host)
             if why == GONE and record.state in UNFINISHED:
                 record.state, record.error = HostState.GONE, {"type": "NotInInventory", "reason": why}
-            elif record.state is HostState.WAITING and (interrupted or self.halted or self.stop_asked or why):
+            elif record.state is HostState.WAITING and (interrupted or self.halted or self.stop_asked or why or lost):
                 record.state = HostState.NOT_STARTED
-            elif record.state in ACTIVE and (interrupted or why):
+            elif record.state in ACTIVE and (interrupted or why or lost):
                 record.state = HostState.DETACHED
-        reason = self._stop_reason(interrupted, left)
-        self.journal.note("stopped", reason=reason)
         result = RolloutResult(self.run_id, self.plan, self.records, reason)
         self._notify(lambda observer: observer.finished(self, result))
         return result
@@ -383,6 +441,10 @@ class Rollout:
     def _stop_reason(self, interrupted: bool, left: list[str]) -> str:
         """Never `completed` while a host of the run is still running or waiting."""
         resume = f"resume with: fleetclt rollout --resume {self.run_id}"
+        if self.journal_failed is not None:
+            running = sum(1 for r in self.records.values() if r.state in ACTIVE)
+            return (f"{JOURNAL_FAILED}: {self.journal_failed}; no new job was started, {running} running "
+                    f"job(s) go on unrecorded; once the disk is fixed, {resume}")
         if interrupted:
             return f"interrupted; {resume}"
         if self.stop_asked and left:  # before a halt: the jobs it aborted count as failed
@@ -493,9 +555,12 @@ def _epoch(value: dt.datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
-def run_rollout(fleet: Fleet, method: str, *params: Any, hosts: str | Iterable[str] = "all",
+def run_rollout(fleet: Fleet, method: str, *params: Any, hosts: str | Iterable[str],
                 observers: Sequence[RolloutObserver] = (), **options: Any) -> RolloutResult:
     """Run `method` as a job on the selected hosts in stages: plan, journal and run in one call.
+
+    `hosts` has no default, as the CLI's --hosts: a forgotten selection must not update every
+    host ("all" says it on purpose).
 
     `options` are RolloutPlan's: batch ("1,10%,100%", 5 or [1, "10%"]), max_fail (2 or "5%"),
     window, pause, health ("system.ready" or ("method", *params)), abort_on_halt, stall_after.

@@ -9,6 +9,10 @@ stopped). Replaying the lines gives the last known state of every host, which
 is what `fleetclt rollout --resume RUN_ID` starts from. A journal is open in
 one process at a time (lock.py). Journals untouched for `$FLEETCLT_JOURNAL_DAYS`
 days (30 by default) are removed when a new rollout starts.
+
+A write that fails (a full disk, a read-only or failing filesystem) raises
+JournalWriteError, and the journal writes nothing more: a line the OS took only
+part of stays the last one, and the next process to open the run ends it first.
 """
 from __future__ import annotations
 
@@ -18,12 +22,12 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FleetError
 from ..local.state import ensure_dir, state_dir
 from ..protocol import ejson
 from ..protocol.redact import redact
@@ -77,6 +81,10 @@ def _state_errors() -> Iterator[None]:
     except OSError as exc:
         raise ConfigError(f"cannot keep rollout journals in {journal_dir()}: {exc.strerror or exc} "
                           f"(set $FLEETCLT_STATE_DIR to a writable directory)") from None
+
+
+class JournalWriteError(FleetError):
+    """A journal line could not be written: the run cannot record what it does, so it must not act."""
 
 
 @dataclass
@@ -144,14 +152,23 @@ class Journal:
     def __init__(self, path: Path, lock: RunLock) -> None:
         self.path, self.lock = path, lock
         self.run_id = path.stem
+        self.failed: str | None = None  # why a write failed: nothing is written after it
 
     @classmethod
     def create(cls, header: dict[str, Any]) -> Journal:
+        """A new run's journal; a header that cannot be written leaves neither journal nor lock behind."""
         run_id = header.setdefault("run_id", new_run_id())
         path = writable_dir() / f"{run_id}.jsonl"
         with _state_errors():
             journal = cls(path, RunLock.acquire(lock_path(run_id), run_id))
+        try:
             journal._append({"kind": "header", **header})
+        except JournalWriteError as exc:
+            with suppress(OSError):  # both while locked: a run id nobody else can have taken meanwhile
+                path.unlink()
+                lock_path(run_id).unlink()
+            journal.close()
+            raise ConfigError(f"{exc}; the rollout did not start, no job was submitted") from None
         return journal
 
     @classmethod
@@ -160,7 +177,13 @@ class Journal:
         path = _existing(run_id)
         with _state_errors():
             journal = cls(path, RunLock.acquire(lock_path(run_id), run_id))
-            return journal, journal.replay()
+        try:
+            with _state_errors():
+                journal._end_last_line()
+                return journal, journal.replay()
+        except BaseException:
+            journal.close()
+            raise
 
     def close(self) -> None:
         """Let another process drive this run."""
@@ -177,12 +200,33 @@ class Journal:
         return _replay(self.path)
 
     def _append(self, record: dict[str, Any]) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._write((ejson.dumps(record) + "\n").encode())
+
+    def _end_last_line(self) -> None:
+        """A line a failed write left unfinished is ended, so the next record starts a line of its own."""
+        with self.path.open("rb") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                return
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) == b"\n":
+                return
+        self._write(b"\n")
+
+    def _write(self, data: bytes) -> None:
+        """All of `data`, fsynced; an OSError (ENOSPC, EROFS, EIO, EFBIG) fails this and every later write."""
+        if self.failed is not None:
+            raise JournalWriteError(self.failed)
         try:
-            os.write(fd, (ejson.dumps(record) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                while data:  # a nearly full disk or a file size limit takes part of it, then fails
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.failed = f"cannot write the rollout journal {self.path}: {exc.strerror or exc}"
+            raise JournalWriteError(self.failed) from None
 
 
 def peek(run_id: str) -> Replay:

@@ -40,9 +40,10 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "ROLL_PW": "pw", "FLEETCLT_STATE_DIR": str(tmp_path / "state")}
 
 
-def fleetclt(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.Popen:
+def fleetclt(env: dict[str, str], *args: str, cwd: Path | None = None, **popen: Any) -> subprocess.Popen:
+    """`popen`: more of Popen's arguments, e.g. a preexec_fn that sets a resource limit."""
     return subprocess.Popen([sys.executable, "-m", "fleetclt.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, cwd=cwd, **popen)
 
 
 def first_line(process: subprocess.Popen) -> tuple[str, str]:

@@ -97,7 +97,8 @@ def test_a_handed_back_job_of_other_arguments_is_busy_and_never_adopted(busy_hos
 
 def test_a_rollout_reports_the_full_lock_queue_busy(busy_host, session_for, fleet_as):
     fill(session_for(busy_host), busy_host)
-    result = run_rollout(fleet_as(busy_host, "ops", OPS_PW), "pool.dataset.lock", "tank/secure", max_fail="100%")
+    result = run_rollout(fleet_as(busy_host, "ops", OPS_PW), "pool.dataset.lock", "tank/secure", hosts="all",
+                         max_fail="100%")
     record = result.hosts["nas01"]
     assert record.state.value == "busy" and "already being performed by another user" in record.error["reason"]
     assert busy_host.counters.jobs_started == 6

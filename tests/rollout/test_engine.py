@@ -20,7 +20,7 @@ def jobs_of(host):
 
 
 def test_stages_run_one_after_another_as_seen_on_the_hosts(sim, fleet):
-    result = run_rollout(fleet, "update.update", {}, batch="1,10%,100%")
+    result = run_rollout(fleet, "update.update", {}, hosts="all", batch="1,10%,100%")
     assert result.ok and result.stop_reason == "completed"
     stages = result.plan.stages
     assert [len(s) for s in stages] == [1, 4, 40]
@@ -35,7 +35,7 @@ def test_stages_run_one_after_another_as_seen_on_the_hosts(sim, fleet):
 def test_budget_halts_and_no_job_starts_afterwards(sim, fleet):
     for name in ("sim002", "sim003", "sim004"):
         sim[name].faults.job_failure = "error"
-    result = run_rollout(fleet, "update.update", {}, batch="1,2", max_fail="1")
+    result = run_rollout(fleet, "update.update", {}, hosts="all", batch="1,2", max_fail="1")
     assert result.stop_reason.startswith("halted: 2 of 3 started hosts failed")
     states = {name: r.state for name, r in result.hosts.items()}
     assert states["sim001"] == "ok" and states["sim002"] == states["sim003"] == "failed"
@@ -46,20 +46,20 @@ def test_budget_halts_and_no_job_starts_afterwards(sim, fleet):
 
 def test_percent_budget_is_cumulative_over_stages(sim, fleet):
     sim["sim003"].faults.job_failure = "error"
-    result = run_rollout(fleet, "service.control", "RESTART", "nfs", batch="2", max_fail="25%")
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", hosts="all", batch="2", max_fail="25%")
     assert result.ok is False and result.stop_reason == "completed", "1 of 45 started stays under 25%"
     sim["sim006"].faults.job_failure = "error"
     sim["sim007"].faults.job_failure = "error"
-    halted = run_rollout(fleet, "service.control", "RESTART", "nfs", batch="2", max_fail="25%")
+    halted = run_rollout(fleet, "service.control", "RESTART", "nfs", hosts="all", batch="2", max_fail="25%")
     assert halted.stop_reason.startswith("halted: 2 of 6 started hosts failed"), "sim003 still fails"
 
 
 def test_a_fully_failed_stage_is_judged_by_the_budget(sim, fleet):
     for name in ("sim001", "sim002"):
         sim[name].faults.job_failure = "error"
-    tolerant = run_rollout(fleet, "service.control", "RESTART", "ssh", batch="2", max_fail="100%")
+    tolerant = run_rollout(fleet, "service.control", "RESTART", "ssh", hosts="all", batch="2", max_fail="100%")
     assert tolerant.stop_reason == "completed" and tolerant.to_dict()["summary"]["ok"] == 43
-    strict = run_rollout(fleet, "service.control", "RESTART", "ssh", batch="2")
+    strict = run_rollout(fleet, "service.control", "RESTART", "ssh", hosts="all", batch="2")
     assert strict.stop_reason.startswith("halted") and strict.to_dict()["summary"]["not_started"] == 43
 
 
@@ -190,7 +190,7 @@ def test_a_thread_mode_fleet_runs_the_whole_rollout_in_its_hub_thread(simulated_
             seen.append((record.host, threading.current_thread().name))
 
     with Fleet(inventory, hub="thread") as fleet:
-        result = run_rollout(fleet, "update.update", {}, batch=[1, "50%"], observers=[Record()])
+        result = run_rollout(fleet, "update.update", {}, hosts="all", batch=[1, "50%"], observers=[Record()])
     assert result.ok and [len(stage) for stage in result.plan.stages] == [1, 3, 2]
     assert sorted(seen) == [(host.name, "fleetclt-hub") for host in sim.hosts]
     assert [h.counters.jobs_started for h in sim.hosts] == [1] * 6

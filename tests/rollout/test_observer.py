@@ -77,7 +77,7 @@ def test_events_of_a_real_rollout_come_in_lifecycle_order(sim_and_fleet):
     sim["sim007"].faults.job_failure = "error"
     sim["sim003"].faults.not_ready = True
     recorder = Recorder()
-    result = run_rollout(fleet, "update.update", {}, batch="1,25%,100%", max_fail=5, health="system.ready",
+    result = run_rollout(fleet, "update.update", {}, hosts="all", batch="1,25%,100%", max_fail=5, health="system.ready",
                          observers=[recorder])
     events = recorder.events
     assert recorder.names().count("finished") == 1 and events[-1] == ("finished", result)
@@ -108,7 +108,7 @@ def test_halted_comes_once_and_no_host_starts_after_it(sim_and_fleet):
     sim, fleet = sim_and_fleet
     sim["sim002"].faults.job_failure = "error"
     recorder = Recorder()
-    result = run_rollout(fleet, "update.update", {}, batch="1,2", observers=[recorder])
+    result = run_rollout(fleet, "update.update", {}, hosts="all", batch="1,2", observers=[recorder])
     (halted,) = recorder.at("halted")
     assert result.stop_reason == f"halted: {recorder.events[halted][1]}"
     assert halted > recorder.at("host_finished", "sim002")[0]
@@ -121,7 +121,7 @@ def test_a_failing_observer_is_logged_and_the_rollout_goes_on(sim_and_fleet, cap
     sim, fleet = sim_and_fleet
     recorder = Recorder()
     with caplog.at_level(logging.ERROR, logger="fleetclt.rollout.engine"):
-        result = run_rollout(fleet, "update.update", {}, batch="10", observers=[Broken(), recorder])
+        result = run_rollout(fleet, "update.update", {}, hosts="all", batch="10", observers=[Broken(), recorder])
     assert result.ok and [h.counters.jobs_started for h in sim.hosts] == [1] * 20
     assert recorder.names().count("host_finished") == 20 and recorder.names()[-1] == "finished"
     failures = [r for r in caplog.records if "observer" in r.getMessage() and r.exc_info]

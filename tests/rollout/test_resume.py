@@ -41,7 +41,7 @@ def resume(fleet, run_id, **options):
 
 def halted_after_sim002(sim, fleet):
     sim["sim002"].faults.job_failure = "error"
-    result = run_rollout(fleet, "service.control", "RESTART", "nfs", batch="1")
+    result = run_rollout(fleet, "service.control", "RESTART", "nfs", hosts="all", batch="1")
     assert result.stop_reason.startswith("halted: 1 of 2 started hosts failed")
     return result.run_id
 
@@ -119,7 +119,7 @@ def test_job_arguments_are_journaled_redacted_and_given_again_on_resume(sim, fle
     for host in sim.hosts:
         sim[host.name].data.dataset("tank/secure")["locked"] = True
     sim["sim002"].faults.job_failure = "error"
-    result = run_rollout(fleet, "pool.dataset.unlock", "tank/secure", UNLOCK, batch="1")
+    result = run_rollout(fleet, "pool.dataset.unlock", "tank/secure", UNLOCK, hosts="all", batch="1")
     assert result.stop_reason.startswith("halted")
     text = (journal_dir() / f"{result.run_id}.jsonl").read_text()
     assert "hunter2" not in text and '"passphrase":"********"' in text
