@@ -65,7 +65,8 @@ def session_for():
     sessions = []
 
     def make(host, password="fleetclt-sim", username="admin", uri=None, **kwargs):
-        kwargs.setdefault("timeouts", Timeouts(connect=5, call=10))
+        # the first session token at once (a session's default waits 10 s for it: client/tokens.py)
+        kwargs.setdefault("timeouts", Timeouts(connect=5, call=10, session_token_after=0))
         creds = kwargs.pop("credentials", Credentials(username, Secret(password) if password else None))
         session = HostSession(host.name, uri or host.uri, creds, **kwargs)
         sessions.append(session)

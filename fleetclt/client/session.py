@@ -131,6 +131,7 @@ class Timeouts:
     ping: float = 10.0
     silence: float | None = 5.0      # calls in flight and nothing received this long: a websocket ping checks
     session_token: int | None = 600  # ttl of the token reconnects log in with (client/tokens.py); None: none
+    session_token_after: float = 10.0  # a session's first token is asked for this long after its first login
 
 
 @dataclass
@@ -189,7 +190,7 @@ class HostSession:
         self._version: tuple[str | None, Version] | None = None  # (boot id, version) it was asked under
         self._login_due: float | None = None  # while a connect waits for the budget: when its token comes
         self._tokens = SessionTokens(name, self.timeouts.session_token if will_log_in(self._credentials) else None,
-                                     self._token_made)
+                                     self._token_made, first_after=self.timeouts.session_token_after)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self.connected else "idle"
@@ -583,7 +584,7 @@ class HostSession:
                 self._start_supervisor()
                 self._wake_supervisor.set()  # it asks for the session token once the caller's call is out
                 if self._supervisor is None:
-                    gevent.spawn(self._tokens.ask, self._link)
+                    gevent.spawn(self._tokens.ask_if_due, self._link)
             return self._link
 
     def _reconnect(self, until: float | None) -> Link:
@@ -888,6 +889,7 @@ class HostSession:
                 self._auth_failure = exc
                 raise
         link.logged_in()
+        self._tokens.logged_in(first=not self.stats.logins)
         self.stats.logins += 1
 
     def _token_made(self) -> None:

@@ -16,7 +16,11 @@ log see the credential itself once per session. What the design rests on
 - tokens die with the middleware: a connect that finds a new boot id logs in
   with the credential without trying the token;
 - a STIG host (assurance level 2) makes no multi-use tokens (EOPNOTSUPP): the
-  session stops asking, quietly.
+  session stops asking, quietly;
+- a token only pays for a session that lives on: the first one is asked for
+  `first_after` seconds (10 by default) after the session's first login, so a
+  one-shot command (`fleetclt call` without the agent) never asks, and no host
+  audits a token nobody will use. After a reconnect's login, at once.
 The request goes out from the session's background greenlet once the caller's
 first call is on the wire, outside the call window, and nobody waits for it.
 """
@@ -69,9 +73,10 @@ class SessionTokens:
     the connection's reader; none blocks.
     """
 
-    def __init__(self, host: str, ttl: int | None, on_made: Callable[[], None],
+    def __init__(self, host: str, ttl: int | None, on_made: Callable[[], None], *, first_after: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._host, self._ttl, self._on_made, self._clock = host, ttl, on_made, clock
+        self._first_after = first_after
         self._held: _Held | None = None
         self._asking: float | None = None  # since when a request is out
         self._retry_at = 0.0                # with no token held: when to ask (now, unless a send just failed)
@@ -107,11 +112,14 @@ class SessionTokens:
             return None  # idle: the token lapses (see the module's docstring)
         return max(0.0, self._held.asked_at + self._lifetime() / 2 - now)
 
+    def logged_in(self, first: bool) -> None:
+        """A login on a new connection: the next token is due now, or `first_after` from the first."""
+        self._retry_at = self._clock() + (self._first_after if first else 0.0)
+
     def used(self, link: Link) -> None:
         """A caller's call goes out on `link`: the session is in use, so its token is kept fresh."""
         self._used = True
-        held = self._held
-        if held is not None and self._asking is None and self._clock() - held.asked_at >= self._lifetime() / 2:
+        if self._asking is None and not self._refused and self.due_in(link) == 0.0:
             self.ask(link)
 
     def ask(self, link: Link) -> None:

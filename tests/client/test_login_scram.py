@@ -39,6 +39,9 @@ def scram_host(make_host, version="26.0.0-BETA.3", **config):
 
 
 def key_session(session_for, host, key=KEY, username="admin", **kwargs):
+    """No session token: a reconnect logs in with SCRAM again, whenever the cut comes (with tokens
+    it would depend on whether the token's answer came first; tokens: test_tokens.py)."""
+    kwargs.setdefault("timeouts", Timeouts(connect=5, call=10, session_token=None))
     return session_for(host, credentials=Credentials(username, api_key=Secret(key)), **kwargs)
 
 

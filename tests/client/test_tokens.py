@@ -108,7 +108,7 @@ def test_a_used_connection_renews_its_token_before_it_expires(make_host, proxied
     """Nobody logs in with a held token, so the server's ttl runs from its making: while the
     session makes calls, a new one is asked for half-way."""
     host = make_host(clock=SimClock(speed=1))
-    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, session_token=2))
+    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, session_token=2, session_token_after=0))
     session.connect()
     wait_until(lambda: session.call("core.ping") == "pong" and session.stats.tokens == 3)  # renewed twice
     cut(session, proxy)
@@ -121,7 +121,7 @@ def test_an_idle_connection_lets_its_token_lapse_and_renews_it_when_used_again(m
     none, however many keepalives go by past half the token's ttl; its next call asks for one.
     The session's token clock is moved by hand; the keepalive runs on real time."""
     host = make_host()
-    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, keepalive=0.1))
+    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, keepalive=0.1, session_token_after=0))
     now = [0.0]
     session._tokens._clock = lambda: now[0]
     session.connect()
@@ -139,7 +139,8 @@ def test_a_token_older_than_its_ttl_is_not_tried(make_host, proxied):
     """No keepalive, no renewal (26.0's nginx allows that): a token past its ttl is dropped unsent.
     Both clocks are moved by hand: the server's (ManualClock) and the session's token clock."""
     host = make_host(version="26.0.0-BETA.3", clock=ManualClock())
-    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, keepalive=None, silence=None))
+    session, proxy = proxied(host, timeouts=Timeouts(connect=5, call=10, keepalive=None, silence=None,
+                                                     session_token_after=0))
     now = [0.0]
     session._tokens._clock = lambda: now[0]
     session.connect()
@@ -202,3 +203,18 @@ def test_the_token_is_never_shown(host, session_for):
     wait_until(lambda: session.stats.tokens == 1)
     held = session._tokens._held
     assert held is not None and held.value.reveal() not in repr(held) + repr(session._tokens) + repr(session)
+
+
+def test_a_session_asks_for_its_first_token_only_once_it_has_lived_a_while(make_host, session_for):
+    """Every generate_token is audited (plugins/auth.py, 25.04+), and a token pays only for a
+    session that reconnects: a session closed within `session_token_after` of its first login
+    (a one-shot `fleetclt call`) asked for none; one that lives on gets one then."""
+    host = make_host()
+    short = session_for(host, timeouts=Timeouts(connect=5, call=10, session_token_after=3600))
+    assert short.call("core.ping") == "pong" and short.call("system.info")["hostname"] == "nas01"
+    short.close()
+    assert called(host, "auth.generate_token") == 0 and short.stats.tokens == 0
+    lasting = session_for(host, timeouts=Timeouts(connect=5, call=10, session_token_after=0.2))
+    assert lasting.call("core.ping") == "pong"
+    wait_until(lambda: lasting.stats.tokens == 1)
+    assert called(host, "auth.generate_token") == 1
