@@ -25,6 +25,7 @@ from .. import __version__
 from ..agent import wire
 from ..errors import ConfigError, FleetError, OutcomeUnknown
 from ..fleet.results import FleetResult, HostResult, ResultCallback, Status
+from ..inventory import vault
 from ..inventory.load import DEFAULT_PATH, ENV_VAR, load_inventory
 from ..local.state import AgentFiles, agent_files, ensure_dir, state_dir
 
@@ -350,9 +351,9 @@ def start_agent(path: str, idle: float) -> int:
     ensure_dir(state_dir())
     log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle),
-                                    path],
+        process = subprocess.Popen([sys.executable, "-m", "fleetclt.agent", "--idle", repr(idle), path],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_fd,
+                                   env={**os.environ, **vault.child_environment()},
                                    start_new_session=True, close_fds=True)
     finally:
         os.close(log_fd)

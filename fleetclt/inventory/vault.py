@@ -31,6 +31,12 @@ def use_password_file(path: str) -> None:
     _chosen["path"] = path
 
 
+def child_environment() -> dict[str, str]:
+    """What a child process (the agent) needs in its environment to decrypt as this one does:
+    the --vault-password-file path as $ANSIBLE_VAULT_PASSWORD_FILE (a path, not the password)."""
+    return {PASSWORD_FILE_ENV: os.path.abspath(_chosen["path"])} if _chosen["path"] else {}
+
+
 def _vault_module(where: Location) -> Any:
     try:
         return importlib.import_module("ansible.parsing.vault")

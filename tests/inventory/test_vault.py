@@ -150,6 +150,28 @@ def test_cli_logs_in_with_a_vaulted_password(make_host, tmp_path, password_file)
     assert PASSWORD not in run.stdout + run.stderr and VAULT_PASSWORD not in run.stdout + run.stderr
 
 
+@needs_ansible
+def test_an_agent_started_with_a_vault_password_file_decrypts_too(make_host, tmp_path, password_file):
+    """The agent is another process: --vault-password-file reaches it (as the path, in its
+    environment), so the vaulted host logs in through it as it does directly."""
+    nas = make_host(users={"admin": PASSWORD})
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(inventory_text(nas.uri, nas.uri))
+    env = {**os.environ, "VAULT_TEST_PW": PASSWORD, "FLEETCLT_STATE_DIR": str(tmp_path / "state"),
+           "FLEETCLT_AGENT": "auto"}
+    env.pop(vault.PASSWORD_FILE_ENV, None)
+
+    def fleetclt(*args):
+        return subprocess.run([sys.executable, "-m", "fleetclt.cli", "-i", str(inventory), *args],
+                              capture_output=True, text=True, env=env, timeout=120)
+    try:
+        run = fleetclt("--vault-password-file", password_file, "call", "--hosts", "all", "-o", "json", "auth.me")
+        assert run.returncode == 0 and "started an agent" in run.stderr, run.stderr
+        assert json.loads(run.stdout)["hosts"]["vaulted"]["result"]["pw_name"] == "admin"
+    finally:
+        assert fleetclt("agent", "stop").returncode == 0
+
+
 @pytest.mark.usefixtures("without_ansible")
 def test_the_fleet_goes_on_when_one_host_cannot_decrypt(make_host, password_file, monkeypatch):
     """The refusal comes before any connection: the vaulted host's server sees no login at all."""
