@@ -184,15 +184,8 @@ class Link:
         call_id, frame = self.dialect.request(method, params)
         if self.dead.is_set() or self._closed_while_idle():
             return False
-        self._pending[call_id] = PendingCall(self, call_id, settle, background=True)
         self._background += 1
-        try:
-            self._send(frame, call_id, method)
-        except NotSent:
-            self._background -= 1
-            return False
-        return True
-
+        return self._start(call_id, frame, settle, method, background=True) is not None
 
     def start_subscribe(self, name: str, settle: Settle) -> PendingCall | None:
         """`subscribe` without waiting, as `start_call`: the subscription id goes to `settle`."""
@@ -203,12 +196,16 @@ class Link:
     def _take_slot(self) -> bool:
         return not self.dead.is_set() and not self._closed_while_idle() and self._window.acquire(blocking=False)
 
-    def _start(self, call_id: RequestId, frame: str, settle: Settle, what: str) -> PendingCall | None:
-        pending = self._pending[call_id] = PendingCall(self, call_id, settle)
+    def _start(self, call_id: RequestId, frame: str, settle: Settle, what: str,
+               background: bool = False) -> PendingCall | None:
+        pending = self._pending[call_id] = PendingCall(self, call_id, settle, background)
         try:
             self._send(frame, call_id, what)
         except NotSent:  # nothing left, nothing settled: the caller takes the slow path
-            self._window.release()
+            if background:
+                self._background -= 1
+            else:
+                self._window.release()
             return None
         return pending
 
@@ -428,4 +425,3 @@ class _Probe:
 
     def set_exception(self, error: BaseException) -> None:
         self._pending.pop(self._call_id, None)
-

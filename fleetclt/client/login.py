@@ -172,9 +172,10 @@ def log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float, 
 
 def _log_in(link: Link, creds: Credentials, budget: LoginBudget, timeout: float, route: ScramRoute) -> bool:
     if creds.api_key is not None:
-        if _logged_in_with_scram(link, creds, budget, timeout, route):
+        material = api_key_material(creds.api_key)  # once: a {file:} key is read at each reveal
+        if _logged_in_with_scram(link, creds, material, budget, timeout, route):
             return True
-        attempt = _api_key_attempt(creds)
+        attempt = _api_key_attempt(creds, material)
     elif creds.password is not None:
         attempt = _password_attempt(creds, link.dialect.has_login_ex)
     else:
@@ -259,13 +260,11 @@ def _principal(creds: Credentials) -> str | None:
     return scram_principal(creds.username, api_key_material(creds.api_key))
 
 
-def _logged_in_with_scram(link: Link, creds: Credentials, budget: LoginBudget, timeout: float,
-                          route: ScramRoute) -> bool:
+def _logged_in_with_scram(link: Link, creds: Credentials, material: str | PrecomputedKey, budget: LoginBudget,
+                          timeout: float, route: ScramRoute) -> bool:
     """True once logged in with SCRAM; False when the key goes plain instead, which is checked
     here to be allowed: refused (before it is sent) where the server could revoke it, and
     always for precomputed material, which only SCRAM can use."""
-    assert creds.api_key is not None
-    material = api_key_material(creds.api_key)
     principal = scram_principal(creds.username, material)
     if principal is not None and route.offers.may_use_scram(route.endpoint) and link.dialect.has_login_ex:
         if route.offers.scram is None:
@@ -330,10 +329,8 @@ def _password_attempt(creds: Credentials, continues: bool) -> _Attempt:
                     [creds.username, secret] + ([code] if code else []))
 
 
-def _api_key_attempt(creds: Credentials) -> _Attempt:
+def _api_key_attempt(creds: Credentials, key: str | PrecomputedKey) -> _Attempt:
     """API_KEY_PLAIN needs the key's owner; without one, the key-only login (deprecated) finds it."""
-    assert creds.api_key is not None
-    key = api_key_material(creds.api_key)
     assert isinstance(key, str)  # precomputed material never goes plain (_logged_in_with_scram)
     if not creds.username:
         _warn_key_only_login()
